@@ -1,0 +1,170 @@
+//! Settings for `slipway up` and the offline commands, layered: defaults < `slipway.toml` < environment
+//! < flags. Flags and environment come through clap (`#[arg(env = …)]`), so a value clap has came from
+//! one of those two and wins over the file.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+pub const DEFAULT_DATA_DIR: &str = ".slipway";
+pub const CONFIG_FILE: &str = "slipway.toml";
+
+/// Where Slipway keeps its state; shared by `up` and the offline maintenance commands.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServerArgs {
+    /// Directory for the embedded database and the platform repository [default: ./.slipway]
+    #[arg(long, env = "SLIPWAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of the embedded SQLite database
+    #[arg(
+        long,
+        env = "SLIPWAY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Configuration file [default: ./slipway.toml when it exists]
+    #[arg(long, env = "SLIPWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `slipway.toml`. Every key is optional; unknown keys are an error so typos don't pass silently.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    /// Log filter, e.g. `info` or `slipway=debug,info` (overridden by `SLIPWAY_LOG`).
+    pub log: Option<String>,
+}
+
+/// The settings in force after layering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub log: Option<String>,
+    /// Which file, if any, contributed.
+    pub config_file: Option<PathBuf>,
+}
+
+impl FileConfig {
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from(CONFIG_FILE);
+                if !p.exists() {
+                    return Ok((FileConfig::default(), None));
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        let cfg: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        Ok((cfg, Some(path)))
+    }
+}
+
+/// Layers flags/env (`args`, `listen`) over the file over the defaults.
+pub fn resolve(args: &ServerArgs, listen: Option<&str>) -> anyhow::Result<Settings> {
+    let (file, config_file) = FileConfig::load(args.config.as_deref())?;
+    let listen_text = listen
+        .map(str::to_string)
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen: SocketAddr = listen_text.parse().with_context(|| {
+        format!("--listen {listen_text:?} is not an address:port such as 127.0.0.1:7700")
+    })?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    if data_dir.as_os_str().is_empty() {
+        bail!("the data directory must not be empty");
+    }
+    let database_url = match args.database_url.clone().or(file.database_url) {
+        Some(url) => url,
+        None => sqlite_url(&data_dir.join("slipway.db")),
+    };
+    Ok(Settings {
+        listen,
+        data_dir,
+        database_url,
+        log: file.log,
+        config_file,
+    })
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layering_defaults_file_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("s.toml");
+        std::fs::write(
+            &cfg,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n",
+        )
+        .unwrap();
+
+        let none = ServerArgs::default();
+        // No file in the cwd of the test runner is assumed; pass one explicitly.
+        let s = resolve(
+            &ServerArgs {
+                config: Some(cfg.clone()),
+                ..none.clone()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/from-file"));
+        assert_eq!(s.database_url, "sqlite:///tmp/from-file/slipway.db");
+
+        let s = resolve(
+            &ServerArgs {
+                config: Some(cfg.clone()),
+                data_dir: Some("/tmp/from-flag".into()),
+                database_url: Some("postgres://x@h/db".into()),
+            },
+            Some("127.0.0.1:9100"),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/from-flag"));
+        assert_eq!(s.database_url, "postgres://x@h/db");
+    }
+
+    #[test]
+    fn bad_file_and_listen_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("s.toml");
+        std::fs::write(&cfg, "lisen = \"x\"\n").unwrap();
+        let err = resolve(
+            &ServerArgs {
+                config: Some(cfg),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        let err = resolve(&ServerArgs::default(), Some("nope")).unwrap_err();
+        assert!(err.to_string().contains("--listen"));
+    }
+}

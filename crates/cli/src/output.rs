@@ -1,0 +1,155 @@
+//! Human tables and machine JSON for the CLI's results.
+
+use crate::Format;
+use serde_json::Value;
+
+fn s(v: &Value, key: &str) -> String {
+    match &v[key] {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Prints rows as aligned columns.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+pub fn message(format: Format, v: &Value, text: &str) {
+    match format {
+        Format::Json => json(v),
+        Format::Table => println!("{text}"),
+    }
+}
+
+pub fn service_detail(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    println!("name:        {}", s(v, "name"));
+    println!("team:        {}", s(v, "team"));
+    println!("repo_url:    {}", s(v, "repo_url"));
+    println!("template:    {}", s(v, "template"));
+    if !v["description"].is_null() {
+        println!("description: {}", s(v, "description"));
+    }
+    println!("registered:  {}", s(v, "created_at"));
+    match &v["latest_deployment"] {
+        Value::Object(_) => {
+            let d = &v["latest_deployment"];
+            println!(
+                "deployment:  {} {} ({})",
+                s(d, "id"),
+                s(d, "status"),
+                s(d, "environment")
+            );
+        }
+        _ => println!("deployment:  never deployed"),
+    }
+    if let Some(arts) = v["artifacts"].as_array() {
+        println!("artifacts:");
+        let rows: Vec<Vec<String>> = arts
+            .iter()
+            .map(|a| {
+                vec![
+                    s(a, "scope"),
+                    s(a, "path"),
+                    s(a, "size"),
+                    s(a, "sha256").chars().take(12).collect(),
+                ]
+            })
+            .collect();
+        table(&["SCOPE", "PATH", "BYTES", "SHA256"], &rows);
+    }
+}
+
+pub fn service_list(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    let rows: Vec<Vec<String>> = v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    vec![
+                        s(i, "name"),
+                        s(i, "team"),
+                        s(i, "template"),
+                        s(i, "repo_url"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["NAME", "TEAM", "TEMPLATE", "REPO"], &rows);
+    eprintln!("{} of {} services", rows.len(), s(v, "total"));
+}
+
+pub fn deployment(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    table(
+        &["ID", "SERVICE", "ENV", "REF", "STATUS", "CREATED"],
+        &[vec![
+            s(v, "id"),
+            s(v, "service"),
+            s(v, "environment"),
+            s(v, "ref"),
+            s(v, "status"),
+            s(v, "created_at"),
+        ]],
+    );
+}
+
+pub fn deployment_list(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    let rows: Vec<Vec<String>> = v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|d| {
+                    vec![
+                        s(d, "id"),
+                        s(d, "service"),
+                        s(d, "environment"),
+                        s(d, "ref"),
+                        s(d, "status"),
+                        s(d, "created_at"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["ID", "SERVICE", "ENV", "REF", "STATUS", "CREATED"], &rows);
+}

@@ -1,0 +1,144 @@
+//! `slipway up` and the offline maintenance commands that work on a data directory.
+
+use crate::config::Settings;
+use anyhow::{bail, Context};
+use slipway_platform_repo::PlatformRepo;
+use slipway_server::{reconcile, AppState};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Holds the data directory's lock: one Slipway process per data directory.
+pub struct DataDirLock(#[allow(dead_code)] File);
+
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let path = dir.join("slipway.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DataDirLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another Slipway process is using the data directory {}; stop it first or choose another --data-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&settings.data_dir)?;
+    settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
+    if let Some(f) = &settings.config_file {
+        tracing::info!(file = %f.display(), "configuration file loaded");
+    }
+    let store = slipway_store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                slipway_store::redact_url(&settings.database_url)
+            )
+        })?;
+    tracing::info!(
+        backend = store.backend(),
+        "database ready (migrations applied)"
+    );
+    let repo_path = settings.data_dir.join("platform-repo");
+    let repo = Arc::new(PlatformRepo::open(&repo_path).await.with_context(|| {
+        format!(
+            "cannot open the platform repository {}",
+            repo_path.display()
+        )
+    })?);
+    let report = reconcile::reconcile(store.as_ref(), &repo)
+        .await
+        .context("cannot reconcile the platform repository with the database")?;
+    if report != reconcile::ReconcileReport::default() {
+        tracing::warn!(?report, "platform repository repaired from the database");
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let crash_point = std::env::var("SLIPWAY_CRASH_POINT")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let state = AppState::new(store, repo.clone(), crash_point);
+    let shutdown = shutdown_signal()?;
+    eprintln!(
+        "Slipway {} listening on http://{addr}  (API /api/v1, seed API /platform, docs /docs)\n  data: {}  database: {}",
+        env!("CARGO_PKG_VERSION"),
+        settings.data_dir.display(),
+        slipway_store::redact_url(&settings.database_url),
+    );
+    slipway_server::serve(listener, state, shutdown).await?;
+    tracing::info!("shutting down: flushing the platform repository");
+    repo.flush().await?;
+    eprintln!("Slipway stopped.");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives right after start-up is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("signal received, finishing in-flight requests");
+    })
+}
+
+/// `slipway platform-repo rebuild`: recreates the platform repository from the database as one commit.
+pub async fn rebuild_platform_repo(mut settings: Settings) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&settings.data_dir)?;
+    settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
+    let store = slipway_store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                slipway_store::redact_url(&settings.database_url)
+            )
+        })?;
+    let files: Vec<(String, Vec<u8>)> = store
+        .all_platform_artifacts()
+        .await?
+        .into_iter()
+        .map(|a| (a.path, a.content))
+        .collect();
+    let n = files.len();
+    let repo_path = settings.data_dir.join("platform-repo");
+    let repo = PlatformRepo::rebuild(
+        &repo_path,
+        files,
+        "rebuild the platform repository from the database\n",
+        chrono_now(),
+    )
+    .await?;
+    repo.flush().await?;
+    println!("rebuilt {} with {n} files", repo_path.display());
+    Ok(())
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

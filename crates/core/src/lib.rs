@@ -1,0 +1,10 @@
+//! Slipway's domain: names and the rules they follow, catalog records, the deployment state machine.
+//! No I/O lives here.
+
+pub mod deployment;
+pub mod model;
+pub mod validate;
+
+pub use deployment::{DeploymentStatus, SeedDeploymentStatus};
+pub use model::*;
+pub use validate::{FieldError, ValidationErrors};

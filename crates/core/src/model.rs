@@ -1,0 +1,263 @@
+//! Catalog records as the store keeps them and the API shows them.
+
+use crate::deployment::DeploymentStatus;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A team owns services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Team {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A registered service: who owns it and where its code lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Service {
+    pub name: String,
+    pub team: String,
+    pub repo_url: String,
+    /// Golden-path template the service was registered with (`default` when none was chosen).
+    pub template: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A deployment environment (`dev` always exists).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Environment {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where an artifact belongs: the platform repository, or the service's own repository.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactScope {
+    Platform,
+    Service,
+}
+
+impl ArtifactScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Platform => "platform",
+            Self::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for ArtifactScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ArtifactScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "platform" => Ok(Self::Platform),
+            "service" => Ok(Self::Service),
+            _ => Err(format!(
+                "unknown scope {s:?}; expected \"platform\" or \"service\""
+            )),
+        }
+    }
+}
+
+/// A generated file. The database holds its content and is the source of truth; the platform
+/// repository is a projection of the `platform` scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Owning service; `None` for platform-wide files such as the shared Terraform modules.
+    pub service: Option<String>,
+    pub scope: ArtifactScope,
+    /// Path inside its repository, `/`-separated, relative.
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Lowercase hex SHA-256 of `content`.
+    pub sha256: String,
+    /// `<generator>@<version>` of what produced it, e.g. `slipway-golden-paths/default@1`.
+    pub generator: String,
+}
+
+/// An artifact without its content, as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtifactInfo {
+    pub scope: ArtifactScope,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub generator: String,
+}
+
+impl Artifact {
+    pub fn info(&self) -> ArtifactInfo {
+        ArtifactInfo {
+            scope: self.scope,
+            path: self.path.clone(),
+            sha256: self.sha256.clone(),
+            size: self.content.len() as u64,
+            generator: self.generator.clone(),
+        }
+    }
+}
+
+/// One deployment of one service to one environment. Its `id` is seed 000's `build_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Deployment {
+    pub id: String,
+    pub service: String,
+    pub environment: String,
+    /// Git ref requested (branch, tag or SHA); `None` means the repository's default branch.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub status: DeploymentStatus,
+    /// The status the deployment had before it was destroyed, kept for the seed-000 view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_before_destroy: Option<DeploymentStatus>,
+    /// Who or what asked for it (`api`, `platform-api`, `cli`, …).
+    pub trigger: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub object_kind: String,
+    pub object_name: String,
+    pub remote_addr: Option<String>,
+    pub result: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// An audit entry before the store numbers and timestamps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    pub actor: String,
+    pub action: String,
+    pub object_kind: String,
+    pub object_name: String,
+    pub remote_addr: Option<String>,
+    pub result: String,
+    pub detail: serde_json::Value,
+}
+
+/// Who made a change and from where, for the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub remote_addr: Option<String>,
+}
+
+impl Actor {
+    pub fn audit(
+        &self,
+        action: &str,
+        object_kind: &str,
+        object_name: &str,
+        detail: serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            actor: self.name.clone(),
+            action: action.to_string(),
+            object_kind: object_kind.to_string(),
+            object_name: object_name.to_string(),
+            remote_addr: self.remote_addr.clone(),
+            result: "success".to_string(),
+            detail,
+        }
+    }
+}
+
+/// A service registration as the store receives it: the row and every artifact it produced.
+#[derive(Debug, Clone)]
+pub struct NewService {
+    pub name: String,
+    pub team: String,
+    pub repo_url: String,
+    pub template: String,
+    pub description: Option<String>,
+    pub artifacts: Vec<Artifact>,
+    /// Platform-wide files (shared modules) to insert or update alongside.
+    pub platform_files: Vec<Artifact>,
+}
+
+/// Changes to a service; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUpdate {
+    pub team: Option<String>,
+    pub repo_url: Option<String>,
+    pub description: Option<Option<String>>,
+    /// Regenerated artifacts, replacing all of the service's artifacts.
+    pub artifacts: Option<Vec<Artifact>>,
+}
+
+/// A new deployment request.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub service: String,
+    pub environment: String,
+    pub git_ref: Option<String>,
+    pub trigger: String,
+}
+
+/// Filters and paging for the service list.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceQuery {
+    pub team: Option<String>,
+    /// Substring of the name.
+    pub search: Option<String>,
+    pub template: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Filters and paging for the deployment list.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentQuery {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub status: Option<DeploymentStatus>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Filters and paging for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub object_kind: Option<String>,
+    pub object_name: Option<String>,
+    pub action: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// One page of a list, with the total that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}

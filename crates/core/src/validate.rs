@@ -1,0 +1,333 @@
+//! Input rules shared by the API, the CLI and the portal. Every name becomes a DNS-1123 label here,
+//! before it can touch a path, a template or a command.
+
+use serde::Serialize;
+use std::fmt;
+
+/// One field that failed validation, with a message that says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// JSON pointer-ish name of the field, e.g. `service_name`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// All the field errors of one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    pub fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+    pub fn check(&mut self, r: Result<(), FieldError>) {
+        if let Err(e) = r {
+            self.0.push(e);
+        }
+    }
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Longest DNS-1123 label.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Checks that `value` is a DNS-1123 label: 1–63 characters of `a-z`, `0-9` and `-`, starting with a
+/// letter and ending with a letter or digit. (Kubernetes allows a leading digit; we don't, because the
+/// name also becomes a Terraform identifier, an IAM role name and a hostname label.)
+pub fn dns_label(field: &str, value: &str) -> Result<(), FieldError> {
+    let fail = |why: &str| {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{why}; use 1-{MAX_NAME_LEN} lowercase letters, digits and '-', starting with a letter and ending with a letter or digit (e.g. \"payments-api\")"
+            ),
+        ))
+    };
+    if value.is_empty() {
+        return fail("must not be empty");
+    }
+    if value.len() > MAX_NAME_LEN {
+        return fail(&format!(
+            "is {} characters long, the limit is {MAX_NAME_LEN}",
+            value.len()
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        let shown = if c.is_ascii_graphic() {
+            format!("'{c}'")
+        } else {
+            format!("U+{:04X}", c as u32)
+        };
+        if c.is_ascii_uppercase() {
+            return fail(&format!("contains the uppercase letter {shown}"));
+        }
+        return fail(&format!(
+            "contains the character {shown}, which is not allowed"
+        ));
+    }
+    let first = value.as_bytes()[0];
+    if !first.is_ascii_lowercase() {
+        return fail("must start with a lowercase letter");
+    }
+    if value.ends_with('-') {
+        return fail("must not end with '-'");
+    }
+    Ok(())
+}
+
+/// Checks a repository URL: `https://host/path`, `ssh://[user@]host[:port]/path` or scp-like
+/// `git@host:path`; no credentials, no whitespace or control characters, no query or fragment.
+pub fn repo_url(field: &str, value: &str) -> Result<(), FieldError> {
+    let fail = |why: &str| {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{why}; use an https://, ssh:// or git@host:path URL without credentials (e.g. \"https://github.com/org/payments\")"
+            ),
+        ))
+    };
+    if value.is_empty() {
+        return fail("must not be empty");
+    }
+    if value.len() > 2048 {
+        return fail("is longer than 2048 characters");
+    }
+    if value.chars().any(|c| {
+        c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`')
+    }) {
+        return fail(
+            "contains whitespace, quotes, angle brackets, backslashes or control characters",
+        );
+    }
+    if value.starts_with('-') {
+        return fail("must not start with '-'");
+    }
+    if value.contains(['?', '#']) {
+        return fail("must not contain a query string or fragment");
+    }
+    let (host_part, path) = if let Some(rest) = value.strip_prefix("https://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.contains('@') {
+            return fail("carries credentials (user or token before '@')");
+        }
+        (authority, path)
+    } else if let Some(rest) = value.strip_prefix("ssh://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = match authority.rsplit_once('@') {
+            Some((user, host)) => {
+                if user.contains(':') {
+                    return fail("carries credentials (a password before '@')");
+                }
+                if !valid_user(user) {
+                    return fail("has an invalid user name before '@'");
+                }
+                host
+            }
+            None => authority,
+        };
+        (host, path)
+    } else if let Some(rest) = value.strip_prefix("git@") {
+        match rest.split_once(':') {
+            Some((host, path)) => {
+                if host.contains('@') || host.contains('/') {
+                    return fail("is not of the form git@host:path");
+                }
+                (host, path)
+            }
+            None => return fail("is not of the form git@host:path"),
+        }
+    } else if value.contains("://") {
+        return fail("uses a scheme other than https:// or ssh://");
+    } else {
+        return fail("is not a URL");
+    };
+    let host = host_part
+        .rsplit_once(':')
+        .filter(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host_part, |(h, _)| h);
+    if host.is_empty()
+        || !host.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b == b'.'
+                || b == b'-'
+                || b == b'['
+                || b == b']'
+                || b == b':'
+        })
+    {
+        return fail("has no valid host name");
+    }
+    let path = path.trim_end_matches('/');
+    if path.is_empty() {
+        return fail("has no repository path");
+    }
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return fail("contains '.' or '..' path segments");
+    }
+    Ok(())
+}
+
+fn valid_user(user: &str) -> bool {
+    !user.is_empty()
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Free text fields (descriptions): bounded, no control characters but newlines and tabs.
+pub fn free_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A git ref a user asks to deploy: a branch, tag or commit name that git itself would accept and
+/// that can never be read as an option.
+pub fn git_ref(field: &str, value: &str) -> Result<(), FieldError> {
+    let bad = value.is_empty()
+        || value.len() > 255
+        || value.starts_with('-')
+        || value.starts_with('/')
+        || value.ends_with('/')
+        || value.ends_with('.')
+        || value.ends_with(".lock")
+        || value.contains("..")
+        || value.contains("@{")
+        || value.contains("//")
+        || value.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+        });
+    if bad {
+        Err(FieldError::new(
+            field,
+            "is not a valid git branch, tag or commit name (e.g. \"main\", \"v1.2.0\" or a commit SHA)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        for ok in ["payments", "a", "core-platform", "a1", &"a".repeat(63)] {
+            assert!(dns_label("f", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "Payments",
+            "pay ments",
+            "pay\"ments",
+            "pay\nments",
+            "<script>",
+            "-a",
+            "a-",
+            "1abc",
+            &"a".repeat(64),
+            "a_b",
+            "a.b",
+            "é",
+        ] {
+            let e = dns_label("service_name", bad).unwrap_err();
+            assert_eq!(e.field, "service_name");
+        }
+    }
+
+    #[test]
+    fn repo_urls() {
+        for ok in [
+            "https://github.com/org/payments",
+            "https://github.com/org/payments.git",
+            "https://git.example.com:8443/a/b",
+            "ssh://git@github.com/org/payments.git",
+            "ssh://github.com:22/org/payments",
+            "git@github.com:org/payments.git",
+        ] {
+            assert!(repo_url("repo_url", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "http://github.com/org/p",
+            "ftp://x/y",
+            "file:///etc/passwd",
+            "https://user:pass@github.com/org/p",
+            "https://token@github.com/org/p",
+            "ssh://git:pw@github.com/org/p",
+            "https://github.com",
+            "https://github.com/",
+            "https://github.com/org/p?x=1",
+            "https://github.com/org/../p",
+            "git@github.com",
+            "/local/path",
+            "--upload-pack=x",
+            "https://github.com/org/p q",
+            "https://github.com/org/p\n",
+            "https://exa_mple.com/a",
+        ] {
+            assert!(repo_url("repo_url", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refs() {
+        for ok in ["main", "v1.2.0", "feature/x", "0123abcd"] {
+            assert!(git_ref("ref", ok).is_ok());
+        }
+        for bad in ["", "-x", "a..b", "a b", "a~1", "x.lock", "/a", "a/"] {
+            assert!(git_ref("ref", bad).is_err(), "{bad}");
+        }
+    }
+}

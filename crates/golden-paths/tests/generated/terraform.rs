@@ -1,0 +1,550 @@
+//! The Terraform files: valid HCL, `terraform fmt` clean, modules wired to what they declare,
+//! and IAM policies without wildcards.
+
+use crate::common::{all_files, describe, file, optional_checker, run, sample, text, write_tree};
+use hcl::{Block, Body, Expression};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+const TERRAFORM_HINT: &str = "a terraform binary (>= 1.5) on PATH or in /usr/local/bin";
+
+/// Every generated `.tf` file, parsed, by path.
+fn terraform_files() -> BTreeMap<String, Body> {
+    let rendered = sample();
+    let files: BTreeMap<_, _> = all_files(&rendered)
+        .filter(|a| a.path.ends_with(".tf"))
+        .map(|a| {
+            let body =
+                hcl::parse(text(a)).unwrap_or_else(|e| panic!("{} is not valid HCL: {e}", a.path));
+            (a.path.clone(), body)
+        })
+        .collect();
+    assert_eq!(
+        files.len(),
+        11,
+        "2 environment files and 3 x 3 module files"
+    );
+    files
+}
+
+fn blocks<'a>(body: &'a Body, ident: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+    body.blocks().filter(move |b| b.identifier() == ident)
+}
+
+fn labels(block: &Block) -> Vec<&str> {
+    block.labels().iter().map(|l| l.as_str()).collect()
+}
+
+fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+/// An expression's HCL text on one line, for comparisons (no string compared here has spaces).
+fn compact(expr: &Expression) -> String {
+    expr.to_string().split_whitespace().collect()
+}
+
+fn object_field<'a>(expr: &'a Expression, key: &str) -> Option<&'a Expression> {
+    let Expression::Object(object) = expr else {
+        panic!("expected an object, found {expr}");
+    };
+    object
+        .iter()
+        .find(|(k, _)| k.to_string() == key)
+        .map(|(_, v)| v)
+}
+
+fn string_list(expr: &Expression) -> Vec<&Expression> {
+    match expr {
+        Expression::Array(items) => items.iter().collect(),
+        other => panic!("expected a list, found {other}"),
+    }
+}
+
+/// Files grouped by directory: one Terraform module per directory.
+fn modules(files: &BTreeMap<String, Body>) -> BTreeMap<&str, Vec<&Body>> {
+    let mut dirs: BTreeMap<&str, Vec<&Body>> = BTreeMap::new();
+    for (path, body) in files {
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        dirs.entry(dir).or_default().push(body);
+    }
+    dirs
+}
+
+#[test]
+fn every_tf_file_parses_as_hcl() {
+    terraform_files();
+}
+
+#[test]
+fn terraform_fmt_leaves_every_file_unchanged() {
+    let Some(terraform) = optional_checker("terraform", TERRAFORM_HINT, &["/usr/local/bin"]) else {
+        return;
+    };
+    let fmt_check = |dir: &std::path::Path| {
+        run(Command::new(&terraform)
+            .args(["fmt", "-check", "-diff", "-recursive", "-no-color"])
+            .arg(dir)
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1"))
+    };
+
+    // The checker must be able to fail: a misaligned file is reported.
+    let control = tempfile::tempdir().unwrap();
+    std::fs::write(
+        control.path().join("main.tf"),
+        "locals {\n  a = 1\n  bbb = 2\n}\n",
+    )
+    .unwrap();
+    assert!(
+        !fmt_check(control.path()).status.success(),
+        "terraform fmt -check accepted a misformatted file"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(&sample(), dir.path());
+    let output = fmt_check(&dir.path().join("terraform"));
+    assert!(
+        output.status.success(),
+        "terraform fmt would change generated files:\n{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn no_wildcard_appears_in_any_iam_policy() {
+    let files = terraform_files();
+    for path in files.keys() {
+        // No policy may be written as a JSON string where the checks below cannot see it.
+        let source = file(&sample(), path).to_string();
+        assert!(!source.contains("\"*\""), "{path} contains a bare \"*\"");
+        assert!(
+            !source.contains("\"Action\"") && !source.contains("Action ="),
+            "{path} writes a policy by hand instead of with aws_iam_policy_document"
+        );
+        assert!(
+            !source.contains("aws_iam_role_policy_attachment"),
+            "{path} attaches a managed policy"
+        );
+    }
+
+    let mut statements = 0;
+    for (path, body) in &files {
+        for data in blocks(body, "data") {
+            if labels(data)[0] != "aws_iam_policy_document" {
+                continue;
+            }
+            for statement in blocks(data.body(), "statement") {
+                statements += 1;
+                let where_ = format!("{path}: {:?}", labels(data));
+                for forbidden in ["not_actions", "not_resources", "not_principals"] {
+                    assert!(
+                        attr(statement.body(), forbidden).is_none(),
+                        "{where_} uses {forbidden}"
+                    );
+                }
+                assert_eq!(
+                    attr(statement.body(), "effect"),
+                    Some(&Expression::from("Allow")),
+                    "{where_}: statements must say effect = \"Allow\" explicitly"
+                );
+                let actions = attr(statement.body(), "actions")
+                    .unwrap_or_else(|| panic!("{where_} has no explicit actions"));
+                for action in string_list(actions) {
+                    let Expression::String(action) = action else {
+                        panic!("{where_}: action {action} is not a literal");
+                    };
+                    assert!(
+                        !action.contains('*') && !action.contains('?'),
+                        "{where_}: wildcard action {action}"
+                    );
+                    assert!(action.contains(':'), "{where_}: malformed action {action}");
+                }
+                if let Some(resources) = attr(statement.body(), "resources") {
+                    for resource in string_list(resources) {
+                        check_resource(&where_, resource);
+                    }
+                } else {
+                    // Only a trust policy may leave resources out: it has principals.
+                    assert!(
+                        blocks(statement.body(), "principals").next().is_some(),
+                        "{where_}: a permission statement without resources means all resources"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        statements, 3,
+        "the trust statement and the two permission statements"
+    );
+}
+
+/// A resource is one named ARN: a variable holding a single ARN, or the service's log group
+/// ARN followed by `:*`, which covers that group's streams and nothing else.
+fn check_resource(where_: &str, resource: &Expression) {
+    let rendered = resource.to_string();
+    let allowed = ["var.ecr_repository_arn", "\"${var.log_group_arn}:*\""];
+    assert!(
+        allowed.contains(&rendered.as_str()),
+        "{where_}: resource {rendered} is not one of the service's own ARNs"
+    );
+}
+
+#[test]
+fn the_role_trusts_only_the_service_account_through_pod_identity() {
+    let files = terraform_files();
+    let iam = &files["terraform/modules/iam/main.tf"];
+    let trust = blocks(iam, "data")
+        .find(|b| labels(b) == ["aws_iam_policy_document", "assume_role"])
+        .expect("trust policy document");
+    let statement = blocks(trust.body(), "statement").next().unwrap();
+    let principals = blocks(statement.body(), "principals").next().unwrap();
+    assert_eq!(
+        attr(principals.body(), "type"),
+        Some(&Expression::from("Service"))
+    );
+    assert_eq!(
+        attr(principals.body(), "identifiers").map(compact),
+        Some(r#"["pods.eks.amazonaws.com"]"#.to_string())
+    );
+    let conditions: BTreeMap<String, String> = blocks(statement.body(), "condition")
+        .map(|c| {
+            assert_eq!(
+                attr(c.body(), "test"),
+                Some(&Expression::from("StringEquals"))
+            );
+            (
+                compact(attr(c.body(), "variable").unwrap()),
+                compact(attr(c.body(), "values").unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conditions,
+        BTreeMap::from([
+            (
+                r#""aws:RequestTag/eks-cluster-name""#.to_string(),
+                "[var.eks_cluster_name]".to_string()
+            ),
+            (
+                r#""aws:RequestTag/kubernetes-namespace""#.to_string(),
+                "[var.kubernetes_namespace]".to_string()
+            ),
+            (
+                r#""aws:RequestTag/kubernetes-service-account""#.to_string(),
+                "[var.kubernetes_service_account]".to_string()
+            ),
+        ])
+    );
+}
+
+#[test]
+fn the_environment_pins_the_aws_provider_and_wires_its_own_names() {
+    let files = terraform_files();
+    let main = &files["terraform/envs/dev/payments/main.tf"];
+    let terraform = blocks(main, "terraform").next().unwrap();
+    assert!(attr(terraform.body(), "required_version").is_some());
+    let providers = blocks(terraform.body(), "required_providers")
+        .next()
+        .unwrap();
+    let aws = attr(providers.body(), "aws").unwrap();
+    assert_eq!(
+        object_field(aws, "version"),
+        Some(&Expression::from("~> 5.0"))
+    );
+    assert_eq!(
+        object_field(aws, "source"),
+        Some(&Expression::from("hashicorp/aws"))
+    );
+
+    let locals = blocks(main, "locals").next().unwrap();
+    for (key, value) in [
+        ("service_name", "payments"),
+        ("team", "core-platform"),
+        ("environment", "dev"),
+        ("repository", "https://github.com/org/payments"),
+    ] {
+        assert_eq!(
+            attr(locals.body(), key),
+            Some(&Expression::from(value)),
+            "{key}"
+        );
+    }
+    let sources: BTreeSet<String> = blocks(main, "module")
+        .map(|m| attr(m.body(), "source").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sources,
+        BTreeSet::from([
+            r#""../../../modules/ecr""#.to_string(),
+            r#""../../../modules/iam""#.to_string(),
+            r#""../../../modules/service""#.to_string(),
+        ])
+    );
+    for module in blocks(main, "module") {
+        for key in ["service_name", "team", "environment"] {
+            assert_eq!(
+                attr(module.body(), key).map(ToString::to_string),
+                Some(format!("local.{key}")),
+                "module {:?} must get the service's {key}",
+                labels(module)
+            );
+        }
+    }
+}
+
+/// Declarations of one Terraform module (one directory).
+#[derive(Default)]
+struct Declared {
+    /// Variable name -> whether it has a default.
+    variables: BTreeMap<String, bool>,
+    outputs: BTreeSet<String>,
+    locals: BTreeSet<String>,
+    /// `type.name` of resources, `data.type.name` of data sources.
+    objects: BTreeSet<String>,
+    /// Module call name -> source directory, resolved against the calling directory.
+    modules: BTreeMap<String, String>,
+}
+
+fn declarations(dir: &str, bodies: &[&Body]) -> Declared {
+    let mut declared = Declared::default();
+    for body in bodies {
+        for block in body.blocks() {
+            let l = labels(block);
+            match block.identifier() {
+                "variable" => {
+                    let has_default = attr(block.body(), "default").is_some();
+                    declared.variables.insert(l[0].to_string(), has_default);
+                }
+                "output" => {
+                    declared.outputs.insert(l[0].to_string());
+                }
+                "locals" => declared
+                    .locals
+                    .extend(block.body().attributes().map(|a| a.key().to_string())),
+                "resource" => {
+                    declared.objects.insert(format!("{}.{}", l[0], l[1]));
+                }
+                "data" => {
+                    declared.objects.insert(format!("data.{}.{}", l[0], l[1]));
+                }
+                "module" => {
+                    let Some(Expression::String(source)) = attr(block.body(), "source") else {
+                        panic!("module {l:?} in {dir} has no literal source");
+                    };
+                    declared
+                        .modules
+                        .insert(l[0].to_string(), resolve(dir, source));
+                }
+                _ => {}
+            }
+        }
+    }
+    declared
+}
+
+fn resolve(dir: &str, relative: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').collect();
+    for part in relative.split('/') {
+        match part {
+            ".." => {
+                parts.pop().expect("module source escapes the repository");
+            }
+            "." => {}
+            part => parts.push(part),
+        }
+    }
+    parts.join("/")
+}
+
+/// Every attribute expression in a body, recursively, rendered back to HCL text (so that
+/// comments are not searched).
+fn expressions(body: &Body, out: &mut Vec<String>) {
+    for attribute in body.attributes() {
+        out.push(attribute.expr().to_string());
+    }
+    for block in body.blocks() {
+        expressions(block.body(), out);
+    }
+}
+
+/// References such as `var.x`, `local.y`, `module.m.out`, `data.t.n.attr` and `t.n.attr` in an
+/// expression's text, split on dots.
+fn references(expression: &str) -> Vec<Vec<&str>> {
+    expression
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .filter(|run| run.contains('.') && !run.starts_with('.'))
+        .map(|run| run.split('.').collect::<Vec<_>>())
+        .filter(|parts| parts.len() >= 2 && parts.iter().all(|p| !p.is_empty()))
+        .filter(|parts| {
+            parts[0]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase())
+        })
+        .collect()
+}
+
+#[test]
+fn every_reference_and_module_input_resolves() {
+    let files = terraform_files();
+    let dirs = modules(&files);
+    let declared: BTreeMap<&str, Declared> = dirs
+        .iter()
+        .map(|(dir, bodies)| (*dir, declarations(dir, bodies)))
+        .collect();
+
+    let mut checked = 0;
+    for (dir, bodies) in &dirs {
+        let here = &declared[dir];
+        let mut exprs = Vec::new();
+        for body in bodies {
+            expressions(body, &mut exprs);
+        }
+        for expr in &exprs {
+            for parts in references(expr) {
+                let ok = match parts[0] {
+                    "var" => here.variables.contains_key(parts[1]),
+                    "local" => here.locals.contains(parts[1]),
+                    "module" => here.modules.get(parts[1]).is_some_and(|source| {
+                        parts.len() >= 3 && declared[source.as_str()].outputs.contains(parts[2])
+                    }),
+                    "data" => {
+                        parts.len() >= 3
+                            && here
+                                .objects
+                                .contains(&format!("data.{}.{}", parts[1], parts[2]))
+                    }
+                    kind if kind.starts_with("aws_") => {
+                        here.objects.contains(&format!("{}.{}", parts[0], parts[1]))
+                    }
+                    // Literal text inside strings, such as "pods.eks.amazonaws.com".
+                    _ => continue,
+                };
+                assert!(
+                    ok,
+                    "{dir}: unresolved reference {} in {expr}",
+                    parts.join(".")
+                );
+                checked += 1;
+            }
+        }
+
+        // Module calls pass only declared inputs, and every required one.
+        for body in bodies {
+            for call in blocks(body, "module") {
+                let name = labels(call)[0];
+                let target = &declared[here.modules[name].as_str()];
+                let passed: BTreeSet<&str> = call
+                    .body()
+                    .attributes()
+                    .map(|a| a.key())
+                    .filter(|k| *k != "source")
+                    .collect();
+                for input in &passed {
+                    assert!(
+                        target.variables.contains_key(*input),
+                        "{dir}: module {name} has no variable {input}"
+                    );
+                }
+                for (variable, has_default) in &target.variables {
+                    assert!(
+                        *has_default || passed.contains(variable.as_str()),
+                        "{dir}: module {name} needs {variable}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} references were checked");
+}
+
+#[test]
+fn modules_set_the_platform_defaults() {
+    let files = terraform_files();
+    let resource = |path: &str, kind: &str| -> Body {
+        blocks(&files[path], "resource")
+            .find(|b| labels(b)[0] == kind)
+            .unwrap_or_else(|| panic!("{path} has no {kind}"))
+            .body()
+            .clone()
+    };
+    let literal = |body: &Body, key: &str| attr(body, key).map(ToString::to_string);
+
+    let ecr = resource("terraform/modules/ecr/main.tf", "aws_ecr_repository");
+    assert_eq!(
+        literal(&ecr, "image_tag_mutability").as_deref(),
+        Some("\"IMMUTABLE\"")
+    );
+    let scanning = blocks(&ecr, "image_scanning_configuration").next().unwrap();
+    assert_eq!(
+        literal(scanning.body(), "scan_on_push").as_deref(),
+        Some("true")
+    );
+    let encryption = blocks(&ecr, "encryption_configuration").next().unwrap();
+    assert_eq!(
+        literal(encryption.body(), "encryption_type").as_deref(),
+        Some("\"KMS\"")
+    );
+    assert_eq!(
+        literal(encryption.body(), "kms_key").as_deref(),
+        Some("var.kms_key_arn")
+    );
+    resource("terraform/modules/ecr/main.tf", "aws_ecr_lifecycle_policy");
+
+    let logs = resource(
+        "terraform/modules/service/main.tf",
+        "aws_cloudwatch_log_group",
+    );
+    assert_eq!(
+        literal(&logs, "name").as_deref(),
+        Some("\"/slipway/${var.environment}/${var.service_name}\"")
+    );
+    assert_eq!(
+        literal(&logs, "kms_key_id").as_deref(),
+        Some("var.kms_key_arn")
+    );
+    assert_eq!(
+        literal(&logs, "retention_in_days").as_deref(),
+        Some("var.log_retention_days")
+    );
+
+    // Everything that can carry tags carries the ownership tags.
+    for module in ["ecr", "iam", "service"] {
+        let path = format!("terraform/modules/{module}/main.tf");
+        let body = &files[&path];
+        let tags = blocks(body, "locals")
+            .find_map(|l| attr(l.body(), "tags"))
+            .unwrap_or_else(|| panic!("{path} has no local.tags"))
+            .to_string();
+        for tag in ["Service", "Team", "Environment", "ManagedBy"] {
+            assert!(tags.contains(tag), "{path}: local.tags lacks {tag}");
+        }
+        for block in blocks(body, "resource") {
+            let kind = labels(block)[0];
+            if ["aws_ecr_lifecycle_policy", "aws_iam_role_policy"].contains(&kind) {
+                continue;
+            }
+            assert_eq!(
+                literal(block.body(), "tags").as_deref(),
+                Some("local.tags"),
+                "{path}: {kind} is not tagged"
+            );
+        }
+    }
+}
+
+#[test]
+fn reference_scanner_finds_references() {
+    assert_eq!(
+        references(r#""${var.a}:*" == module.m.out ? "pods.eks.amazonaws.com" : local.b"#),
+        vec![
+            vec!["var", "a"],
+            vec!["module", "m", "out"],
+            vec!["pods", "eks", "amazonaws", "com"],
+            vec!["local", "b"],
+        ]
+    );
+}

@@ -1,0 +1,114 @@
+//! The canonical API under `/api/v1`, one module per resource, plus Slipway's own `/health` and `/ready`.
+
+pub mod audit;
+pub mod deployments;
+pub mod environments;
+pub mod services;
+pub mod teams;
+
+use crate::error::{ApiError, Problem};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(teams::router())
+        .merge(environments::router())
+        .merge(services::router())
+        .merge(deployments::router())
+        .merge(audit::router())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see /docs for the API".into())
+}
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Liveness {
+    #[schema(example = "ok")]
+    pub status: String,
+    pub version: String,
+}
+
+/// The Slipway process is alive.
+#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = Liveness)))]
+pub async fn health() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+}
+
+/// Slipway can serve: its database answers.
+#[utoipa::path(get, path = "/ready", tag = "system", responses(
+    (status = 200, body = Readiness),
+    (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(Json(Readiness {
+            status: "ready".into(),
+            database: state.store.backend().into(),
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::Unavailable("the database does not answer".into()))
+        }
+    }
+}
+
+/// Paging parameters shared by list routes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip.
+    pub offset: Option<u64>,
+}
+
+impl Paging {
+    pub fn resolve(self) -> Result<(u32, u64), ApiError> {
+        let limit = self.limit.unwrap_or(slipway_store::DEFAULT_LIMIT);
+        if limit == 0 || limit > slipway_store::MAX_LIMIT {
+            return Err(ApiError::field(
+                "limit",
+                format!("must be between 1 and {}", slipway_store::MAX_LIMIT),
+            ));
+        }
+        Ok((limit, self.offset.unwrap_or(0)))
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PageOf<T> {
+    pub items: Vec<T>,
+    /// How many items match the filters in all.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+pub fn created<T: Serialize>(body: T) -> (StatusCode, Json<T>) {
+    (StatusCode::CREATED, Json(body))
+}

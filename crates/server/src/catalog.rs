@@ -1,0 +1,229 @@
+//! Catalog service functions: each validates, renders, writes the store in one transaction and then
+//! projects the change into the platform repository before returning. Handlers call exactly one of these.
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use slipway_core::{
+    validate, Actor, Artifact, ArtifactScope, NewService, Service, ServiceUpdate, ValidationErrors,
+};
+use slipway_golden_paths::{render_registration, Rendered, ServiceSpec};
+use slipway_platform_repo::Change;
+
+/// The environment whose Terraform instantiation is generated at registration.
+pub const REGISTRATION_ENV: &str = "dev";
+/// Templates that exist today; the golden-paths issue adds more.
+pub const TEMPLATES: &[&str] = &["default"];
+
+/// A registration request after parsing, before validation.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub name: String,
+    pub team: String,
+    pub repo_url: String,
+    pub template: Option<String>,
+    pub description: Option<String>,
+    /// Field names as the caller knows them (the seed API says `service_name`/`team_name`).
+    pub fields: RegistrationFields,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrationFields {
+    pub name: &'static str,
+    pub team: &'static str,
+    pub repo_url: &'static str,
+}
+
+pub const SEED_FIELDS: RegistrationFields = RegistrationFields {
+    name: "service_name",
+    team: "team_name",
+    repo_url: "repo_url",
+};
+pub const API_FIELDS: RegistrationFields = RegistrationFields {
+    name: "name",
+    team: "team",
+    repo_url: "repo_url",
+};
+
+/// What a registration produced.
+pub struct Registered {
+    pub service: Service,
+    pub artifacts: Vec<Artifact>,
+}
+
+fn render(name: &str, team: &str, repo_url: &str) -> ApiResult<Rendered> {
+    render_registration(&ServiceSpec {
+        name,
+        team,
+        repo_url,
+        environment: REGISTRATION_ENV,
+    })
+    .map_err(ApiError::internal)
+}
+
+pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> ApiResult<Registered> {
+    let mut errors = ValidationErrors::default();
+    errors.check(validate::dns_label(reg.fields.name, &reg.name));
+    errors.check(validate::dns_label(reg.fields.team, &reg.team));
+    errors.check(validate::repo_url(reg.fields.repo_url, &reg.repo_url));
+    if let Some(t) = &reg.template {
+        if !TEMPLATES.contains(&t.as_str()) {
+            errors.push(slipway_core::FieldError::new(
+                "template",
+                format!(
+                    "unknown template {t:?}; available: {}",
+                    TEMPLATES.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(d) = &reg.description {
+        errors.check(validate::free_text("description", d, 1000));
+    }
+    errors.into_result()?;
+
+    let rendered = render(&reg.name, &reg.team, &reg.repo_url)?;
+    let service = state
+        .store
+        .register_service(
+            NewService {
+                name: reg.name.clone(),
+                team: reg.team.clone(),
+                repo_url: reg.repo_url.clone(),
+                template: reg.template.clone().unwrap_or_else(|| "default".into()),
+                description: reg.description.clone(),
+                artifacts: rendered.artifacts.clone(),
+                platform_files: rendered.platform_files.clone(),
+            },
+            actor,
+        )
+        .await?;
+    state.crash_point_reached("after-db-commit");
+
+    let mut writes = platform_writes(&rendered.platform_files);
+    writes.extend(platform_writes(&rendered.artifacts));
+    project(
+        state,
+        writes,
+        vec![],
+        format!(
+            "register {}\n\nteam: {}\nrepo: {}\nby: {}\n",
+            service.name, service.team, service.repo_url, actor.name
+        ),
+    )
+    .await?;
+    Ok(Registered {
+        service,
+        artifacts: rendered.artifacts,
+    })
+}
+
+/// Changes to a service through the canonical API.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    pub team: Option<String>,
+    pub repo_url: Option<String>,
+    pub description: Option<Option<String>>,
+}
+
+pub async fn update(
+    state: &AppState,
+    name: &str,
+    patch: Patch,
+    actor: &Actor,
+) -> ApiResult<Service> {
+    let mut errors = ValidationErrors::default();
+    if let Some(t) = &patch.team {
+        errors.check(validate::dns_label("team", t));
+    }
+    if let Some(u) = &patch.repo_url {
+        errors.check(validate::repo_url("repo_url", u));
+    }
+    if let Some(Some(d)) = &patch.description {
+        errors.check(validate::free_text("description", d, 1000));
+    }
+    errors.into_result()?;
+
+    let current = state.store.get_service(name).await?;
+    let team = patch.team.clone().unwrap_or_else(|| current.team.clone());
+    let repo_url = patch
+        .repo_url
+        .clone()
+        .unwrap_or_else(|| current.repo_url.clone());
+    let regenerate = team != current.team || repo_url != current.repo_url;
+    let rendered = if regenerate {
+        Some(render(name, &team, &repo_url)?)
+    } else {
+        None
+    };
+    let service = state
+        .store
+        .update_service(
+            name,
+            ServiceUpdate {
+                team: patch.team,
+                repo_url: patch.repo_url,
+                description: patch.description,
+                artifacts: rendered.as_ref().map(|r| r.artifacts.clone()),
+            },
+            actor,
+        )
+        .await?;
+    if let Some(r) = rendered {
+        project(
+            state,
+            platform_writes(&r.artifacts),
+            vec![],
+            format!(
+                "update {name}\n\nteam: {team}\nrepo: {repo_url}\nby: {}\n",
+                actor.name
+            ),
+        )
+        .await?;
+    }
+    Ok(service)
+}
+
+pub async fn delete(state: &AppState, name: &str, actor: &Actor) -> ApiResult<()> {
+    let artifacts = state
+        .store
+        .list_artifacts(name, Some(ArtifactScope::Platform))
+        .await?;
+    state.store.delete_service(name, actor).await?;
+    let deletes = artifacts.into_iter().map(|a| a.path).collect();
+    project(
+        state,
+        vec![],
+        deletes,
+        format!("delete {name}\n\nby: {}\n", actor.name),
+    )
+    .await
+}
+
+fn platform_writes(artifacts: &[Artifact]) -> Vec<(String, Vec<u8>)> {
+    artifacts
+        .iter()
+        .filter(|a| a.scope == ArtifactScope::Platform)
+        .map(|a| (a.path.clone(), a.content.clone()))
+        .collect()
+}
+
+/// Writes a committed catalog change into the platform repository. The database already holds it,
+/// so a failure here is repaired by the reconciler; the caller still learns about it.
+async fn project(
+    state: &AppState,
+    writes: Vec<(String, Vec<u8>)>,
+    deletes: Vec<String>,
+    message: String,
+) -> ApiResult<()> {
+    let change = Change {
+        writes,
+        deletes,
+        message,
+        time_unix: chrono::Utc::now().timestamp(),
+    };
+    state.repo.commit(change).await.map(|_| ()).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "the change is saved but the platform repository could not be updated (it is repaired at the next start): {e}"
+        ))
+    })
+}

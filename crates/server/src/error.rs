@@ -1,0 +1,182 @@
+//! One error type for every handler, rendered as RFC 9457 `application/problem+json`.
+//! Client errors say which field is wrong and what to fix; server errors carry only an opaque
+//! request id (the cause goes to the log).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use slipway_core::{FieldError, ValidationErrors};
+use slipway_store::StoreError;
+
+/// The problem document (RFC 9457) with Slipway's `errors` extension for field errors.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Field-level errors, when the request body or query was invalid.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Present on server errors: quote it when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400/422: the request is wrong; each entry names a field.
+    Invalid {
+        status: StatusCode,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    NotFound(String),
+    Conflict(String),
+    /// 409 for a state that forbids the change (e.g. deleting `dev`).
+    Refused(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    /// 500: logged with its cause, shown with a request id only.
+    Internal(anyhow::Error),
+    Unavailable(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(errors: ValidationErrors) -> Self {
+        let detail = errors.to_string();
+        ApiError::Invalid {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail,
+            errors: errors.0,
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::invalid(ValidationErrors(vec![FieldError::new(field, message)]))
+    }
+
+    pub fn bad_request(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        ApiError::Invalid {
+            status: StatusCode::BAD_REQUEST,
+            detail: detail.into(),
+            errors,
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Invalid { status, .. } if *status == StatusCode::BAD_REQUEST => {
+                (*status, "bad-request", "The request could not be read")
+            }
+            ApiError::Invalid { status, .. } => {
+                (*status, "invalid-request", "The request has invalid fields")
+            }
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Already exists"),
+            ApiError::Refused(_) => (
+                StatusCode::CONFLICT,
+                "refused",
+                "Not allowed in the current state",
+            ),
+            ApiError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let (status, kind, title) = self.parts();
+        let mut request_id = None;
+        let (detail, errors) = match self {
+            ApiError::Invalid { detail, errors, .. } => (detail.clone(), errors.clone()),
+            ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::Refused(d)
+            | ApiError::PayloadTooLarge(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::Unavailable(d) => (d.clone(), vec![]),
+            ApiError::Internal(e) => {
+                let id = uuid::Uuid::now_v7().to_string();
+                tracing::error!(request_id = %id, error = ?e, "internal error");
+                request_id = Some(id.clone());
+                (
+                    format!("Something went wrong on the server; quote request id {id} when reporting it."),
+                    vec![],
+                )
+            }
+        };
+        Problem {
+            kind: format!("https://slipway.dev/problems/{kind}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+            errors,
+            request_id,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        problem_response(problem)
+    }
+}
+
+pub fn problem_response(problem: Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { kind, name } => ApiError::Conflict(format!(
+                "a {kind} named {name:?} already exists; choose another name"
+            )),
+            StoreError::NotFound { kind, name } => {
+                ApiError::NotFound(format!("no {kind} named {name:?}"))
+            }
+            StoreError::Refused(msg) => ApiError::Refused(msg),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::invalid(e)
+    }
+}

@@ -1,0 +1,133 @@
+//! Extractors that turn every malformed request into a problem document naming the field.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use serde::de::DeserializeOwned;
+use slipway_core::FieldError;
+
+/// A JSON body. Unknown fields, missing fields and wrong types become 422 with the field's name;
+/// malformed JSON 400; a body over the limit 413; a missing `Content-Type: application/json` 415.
+pub struct ValidJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ValidJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with the header Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!(
+                    "the request body is larger than {} bytes; send a smaller body",
+                    crate::BODY_LIMIT
+                ))
+            } else {
+                ApiError::bad_request(
+                    format!("could not read the request body: {rejection}"),
+                    vec![],
+                )
+            }
+        })?;
+        parse_json(&bytes).map(ValidJson)
+    }
+}
+
+/// Parses a JSON document into `T`, mapping serde's complaint to the field it is about.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            use serde_json::error::Category;
+            match inner.classify() {
+                Category::Syntax | Category::Eof | Category::Io => Err(ApiError::bad_request(
+                    format!("the body is not valid JSON: {inner}"),
+                    vec![],
+                )),
+                Category::Data => {
+                    let msg = inner.to_string();
+                    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                    // serde_path_to_error's path ends at an unknown field, and at the parent of a missing one.
+                    let field = match backticked(&msg, "missing field `") {
+                        Some(f) if path != "." => format!("{path}.{f}"),
+                        Some(f) => f,
+                        None if path != "." => path.clone(),
+                        None => backticked(&msg, "unknown field `")
+                            .unwrap_or_else(|| "body".to_string()),
+                    };
+                    let message = if msg.starts_with("unknown field") {
+                        format!("{msg}; remove it")
+                    } else if msg.starts_with("missing field") {
+                        format!("{msg}; it is required")
+                    } else {
+                        msg
+                    };
+                    let errors = vec![FieldError::new(field, message)];
+                    Err(ApiError::invalid(slipway_core::ValidationErrors(errors)))
+                }
+            }
+        }
+    }
+}
+
+fn backticked(msg: &str, prefix: &str) -> Option<String> {
+    let rest = msg.strip_prefix(prefix)?;
+    rest.split('`').next().map(str::to_string)
+}
+
+/// Query parameters with the same error mapping as [`ValidJson`].
+pub struct ValidQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ValidQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize::<_, T>(de)
+            .map(ValidQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let msg = err.into_inner().to_string();
+                let field = backticked(&msg, "unknown field `")
+                    .or_else(|| backticked(&msg, "missing field `"))
+                    .unwrap_or_else(|| {
+                        if path == "." {
+                            "query".to_string()
+                        } else {
+                            path
+                        }
+                    });
+                ApiError::bad_request(
+                    format!("invalid query parameter {field}: {msg}"),
+                    vec![FieldError::new(field, msg)],
+                )
+            })
+    }
+}

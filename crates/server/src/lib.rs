@@ -1,0 +1,112 @@
+//! Slipway's HTTP server: the canonical `/api/v1`, the seed-000 compatible `/platform` facade, the
+//! operator dashboard, OpenAPI and Swagger UI. One router, started on a given listener so tests can
+//! bind port 0.
+
+pub mod api;
+pub mod catalog;
+pub mod dashboard;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod platform;
+pub mod reconcile;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::Router;
+use slipway_core::Actor;
+use slipway_platform_repo::PlatformRepo;
+use slipway_store::Store;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted (1 MiB); larger bodies get 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<StateInner>);
+
+pub struct StateInner {
+    pub store: Arc<dyn Store>,
+    pub repo: Arc<PlatformRepo>,
+    /// Test hook: the named point at which the process aborts (see `docs/operations.md`).
+    pub crash_point: Option<String>,
+}
+
+impl Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        repo: Arc<PlatformRepo>,
+        crash_point: Option<String>,
+    ) -> Self {
+        AppState(Arc::new(StateInner {
+            store,
+            repo,
+            crash_point,
+        }))
+    }
+
+    /// Aborts the process when the operator asked to crash here (used by the crash-recovery test).
+    pub fn crash_point_reached(&self, point: &str) {
+        if self.crash_point.as_deref() == Some(point) {
+            eprintln!("slipway: crash point {point:?} reached; aborting as requested by SLIPWAY_CRASH_POINT");
+            std::process::abort();
+        }
+    }
+}
+
+/// The caller of a request, for the audit log. Identity arrives with the security issue; until then
+/// every caller is `anonymous`, identified by address.
+pub struct RequestActor(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestActor {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let remote_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(RequestActor(Actor {
+            name: "anonymous".to_string(),
+            remote_addr,
+        }))
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(platform::router())
+        .merge(api::router())
+        .merge(dashboard::router())
+        .merge(openapi::router())
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(api::panic_response))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,219 @@
+//! A real Slipway server on port 0 against a temp data dir, for integration tests.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use slipway_platform_repo::PlatformRepo;
+use slipway_server::AppState;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+pub struct TestServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// SQLite in a temp dir, or PostgreSQL when `url` is given.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    pub async fn start_with(database_url: Option<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = database_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("slipway.db").display()));
+        let store = slipway_store::connect(&url).await.unwrap();
+        let repo = Arc::new(
+            PlatformRepo::open(&dir.path().join("platform-repo"))
+                .await
+                .unwrap(),
+        );
+        let state = AppState::new(store, repo, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            slipway_server::serve(listener, st, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            url: format!("http://{addr}"),
+            dir,
+            http: reqwest::Client::new(),
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn repo_path(&self) -> PathBuf {
+        self.dir.path().join("platform-repo")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(res).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        status_json(res).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        status_json(res).await
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ct, res.text().await.unwrap())
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .patch(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(res).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        status_json(res).await
+    }
+
+    /// Runs git in the platform repository.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(self.repo_path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn commit_count(&self) -> usize {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(self.repo_path())
+            .args(["rev-list", "--count", "HEAD"])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return 0; // no commit yet
+        }
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Every file in the work tree, relative, sorted (`.git` excluded).
+    pub fn worktree_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&self.repo_path(), &self.repo_path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == ".git") {
+            continue;
+        }
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(
+                p.strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+            );
+        }
+    }
+}
+
+pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, v)
+}

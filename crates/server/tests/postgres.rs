@@ -1,0 +1,109 @@
+//! The API on PostgreSQL (run when `TEST_DATABASE_URL` is set; `.ci/run` sets it): the seed flows and
+//! the concurrency guarantees that depend on the database.
+
+mod common;
+
+use common::TestServer;
+use serde_json::json;
+use slipway_test_support::PgDb;
+
+async fn server() -> Option<(PgDb, TestServer)> {
+    let db = PgDb::create().await?;
+    let s = TestServer::start_with(Some(db.url.clone())).await;
+    Some((db, s))
+}
+
+#[tokio::test]
+async fn seed_flow_on_postgres() {
+    let Some((_db, s)) = server().await else {
+        return;
+    };
+    assert_eq!(s.get("/ready").await.1["database"], "postgres");
+    let (st, body) = s
+        .post("/platform/services", json!({"service_name": "payments", "team_name": "core", "repo_url": "https://github.com/org/payments"}))
+        .await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["status"], "REGISTERED");
+    assert_eq!(s.commit_count(), 1);
+    let (st, d) = s
+        .post("/platform/deployments", json!({"service_name": "payments"}))
+        .await;
+    assert_eq!(st, 202);
+    let (_, got) = s
+        .get(&format!(
+            "/platform/deployments/{}",
+            d["build_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(got["status"], "QUEUED");
+    let (_, h) = s.get("/platform/services/payments/health").await;
+    assert_eq!(h["deployment_status"], "QUEUED");
+    assert_eq!(h["pod_count"], serde_json::Value::Null);
+    let (st, _) = s
+        .post("/platform/services", json!({"service_name": "payments", "team_name": "x", "repo_url": "https://github.com/org/x"}))
+        .await;
+    assert_eq!(st, 409);
+    assert_eq!(s.delete("/api/v1/services/payments").await.0, 204);
+    assert_eq!(s.commit_count(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_registrations_on_postgres() {
+    let Some((_db, s)) = server().await else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let http = s.http.clone();
+        let url = format!("{}/platform/services", s.url);
+        // 50 distinct names, and 50 attempts at one name.
+        let name = if i < 50 {
+            format!("svc-{i}")
+        } else {
+            "contested".to_string()
+        };
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .json(&json!({"service_name": name, "team_name": "shared-team", "repo_url": "https://github.com/org/x"}))
+                .send()
+                .await
+                .unwrap();
+            (i, res.status().as_u16())
+        }));
+    }
+    let mut distinct = 0;
+    let mut contested = Vec::new();
+    for t in tasks {
+        let (i, code) = t.await.unwrap();
+        if i < 50 {
+            assert_eq!(code, 201);
+            distinct += 1;
+        } else {
+            contested.push(code);
+        }
+    }
+    assert_eq!(distinct, 50);
+    assert_eq!(
+        contested.iter().filter(|c| **c == 201).count(),
+        1,
+        "{contested:?}"
+    );
+    assert_eq!(
+        contested.iter().filter(|c| **c == 409).count(),
+        49,
+        "{contested:?}"
+    );
+    assert_eq!(
+        s.get("/platform/services")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        51
+    );
+    assert_eq!(s.commit_count(), 51);
+    s.stop().await;
+}

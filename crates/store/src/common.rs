@@ -1,0 +1,432 @@
+//! What the two backends share: row shapes, filters, timestamps and audit details. SQL that differs
+//! between SQLite and PostgreSQL stays in each backend's module.
+
+use crate::{effective_limit, Result, StoreError};
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::json;
+use slipway_core::{
+    Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment, DeploymentQuery,
+    DeploymentStatus, Environment, NewService, Service, ServiceQuery, ServiceUpdate, Team,
+};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+/// The current time at the precision both backends keep (microseconds), so that a record returned by a
+/// write equals what a later read returns.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// How the `artifacts` table keys a platform-wide file's owner: `''` for none.
+pub(crate) fn owner_key(service: Option<&str>) -> &str {
+    service.unwrap_or("")
+}
+
+/// `NotFound` for `''`: the owner key of platform-wide files names no service.
+pub(crate) fn require_service_name(service: &str) -> Result<()> {
+    if service.is_empty() {
+        return Err(StoreError::NotFound {
+            kind: "service",
+            name: String::new(),
+        });
+    }
+    Ok(())
+}
+
+/// `LIMIT` and `OFFSET` as the databases take them.
+pub(crate) fn limit_offset(limit: u32, offset: u64) -> (i64, i64) {
+    (
+        i64::from(effective_limit(limit)),
+        i64::try_from(offset).unwrap_or(i64::MAX),
+    )
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching `needle` anywhere, with the user's `%`, `_` and `\` taken
+/// literally.
+pub(crate) fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One condition of a list query's `WHERE` clause.
+pub(crate) enum Condition {
+    /// `column = value`
+    Equals(&'static str, String),
+    /// `column` contains `value`, case-insensitively (see [`contains_pattern`]).
+    Contains(&'static str, String),
+}
+
+pub(crate) fn service_conditions(q: &ServiceQuery) -> Vec<Condition> {
+    let mut conds = Vec::new();
+    if let Some(team) = &q.team {
+        conds.push(Condition::Equals("team", team.clone()));
+    }
+    if let Some(template) = &q.template {
+        conds.push(Condition::Equals("template", template.clone()));
+    }
+    if let Some(search) = q.search.as_deref().filter(|s| !s.is_empty()) {
+        conds.push(Condition::Contains("name", contains_pattern(search)));
+    }
+    conds
+}
+
+pub(crate) fn deployment_conditions(q: &DeploymentQuery) -> Vec<Condition> {
+    let mut conds = Vec::new();
+    if let Some(service) = &q.service {
+        conds.push(Condition::Equals("service", service.clone()));
+    }
+    if let Some(environment) = &q.environment {
+        conds.push(Condition::Equals("environment", environment.clone()));
+    }
+    if let Some(status) = q.status {
+        conds.push(Condition::Equals("status", status.as_str().to_string()));
+    }
+    conds
+}
+
+pub(crate) fn audit_conditions(q: &AuditQuery) -> Vec<Condition> {
+    let mut conds = Vec::new();
+    if let Some(kind) = &q.object_kind {
+        conds.push(Condition::Equals("object_kind", kind.clone()));
+    }
+    if let Some(name) = &q.object_name {
+        conds.push(Condition::Equals("object_name", name.clone()));
+    }
+    if let Some(action) = &q.action {
+        conds.push(Condition::Equals("action", action.clone()));
+    }
+    conds
+}
+
+/// Appends ` WHERE …` for `conds` (nothing when empty). `case_insensitive_like` is the operator that
+/// matches a `LIKE` pattern ignoring case: `LIKE` on SQLite, `ILIKE` on PostgreSQL.
+pub(crate) fn push_where<'a, DB>(
+    qb: &mut QueryBuilder<'a, DB>,
+    conds: &[Condition],
+    case_insensitive_like: &str,
+) where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+{
+    for (i, cond) in conds.iter().enumerate() {
+        qb.push(if i == 0 { " WHERE " } else { " AND " });
+        match cond {
+            Condition::Equals(column, value) => {
+                qb.push(*column).push(" = ").push_bind(value.clone());
+            }
+            Condition::Contains(column, pattern) => {
+                qb.push(*column)
+                    .push(" ")
+                    .push(case_insensitive_like)
+                    .push(" ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\'");
+            }
+        }
+    }
+}
+
+/// Platform-wide files in one fixed order, so that concurrent registrations updating the same files
+/// lock their rows in the same order (no deadlock on PostgreSQL).
+pub(crate) fn sorted_files(files: &[Artifact]) -> Vec<&Artifact> {
+    let mut sorted: Vec<&Artifact> = files.iter().collect();
+    sorted.sort_by(|a, b| (a.scope, &a.path).cmp(&(b.scope, &b.path)));
+    sorted
+}
+
+/// A service as registered, before it is written.
+pub(crate) fn new_service_record(new: &NewService, at: DateTime<Utc>) -> Service {
+    Service {
+        name: new.name.clone(),
+        team: new.team.clone(),
+        repo_url: new.repo_url.clone(),
+        template: new.template.clone(),
+        description: new.description.clone(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub(crate) fn register_detail(new: &NewService) -> serde_json::Value {
+    json!({
+        "team": new.team,
+        "repo_url": new.repo_url,
+        "template": new.template,
+        "artifacts": new.artifacts.len(),
+        "platform_files": new.platform_files.len(),
+    })
+}
+
+/// Applies `update` to `service` and returns the audit detail: the fields changed with their new
+/// values, and the number of artifacts when they are replaced.
+pub(crate) fn apply_update(
+    service: &mut Service,
+    update: &ServiceUpdate,
+    at: DateTime<Utc>,
+) -> serde_json::Value {
+    let mut detail = serde_json::Map::new();
+    if let Some(team) = &update.team {
+        service.team = team.clone();
+        detail.insert("team".into(), json!(team));
+    }
+    if let Some(repo_url) = &update.repo_url {
+        service.repo_url = repo_url.clone();
+        detail.insert("repo_url".into(), json!(repo_url));
+    }
+    if let Some(description) = &update.description {
+        service.description = description.clone();
+        detail.insert("description".into(), json!(description));
+    }
+    if let Some(artifacts) = &update.artifacts {
+        detail.insert("artifacts".into(), json!(artifacts.len()));
+    }
+    service.updated_at = at;
+    serde_json::Value::Object(detail)
+}
+
+/// Why an environment cannot be deleted, if it cannot.
+pub(crate) fn environment_delete_refusal(name: &str, deployments: i64) -> Option<String> {
+    if name == "dev" {
+        return Some(
+            "environment \"dev\" cannot be deleted: it is the default environment every service deploys to".into(),
+        );
+    }
+    (deployments > 0).then(|| {
+        format!(
+            "environment {name:?} cannot be deleted: {deployments} deployment(s) refer to it; \
+             delete the services deployed there (which removes their deployments) first"
+        )
+    })
+}
+
+fn decode_error(message: String) -> sqlx::Error {
+    sqlx::Error::Decode(message.into())
+}
+
+fn parse_status(s: &str) -> Result<DeploymentStatus, sqlx::Error> {
+    s.parse().map_err(decode_error)
+}
+
+fn parse_scope(s: &str) -> Result<ArtifactScope, sqlx::Error> {
+    s.parse().map_err(decode_error)
+}
+
+fn to_u64(n: i64) -> u64 {
+    // Counts and sizes are never negative.
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub(crate) fn total(count: i64) -> u64 {
+    to_u64(count)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TeamRow {
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<TeamRow> for Team {
+    fn from(r: TeamRow) -> Self {
+        Team {
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EnvironmentRow {
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<EnvironmentRow> for Environment {
+    fn from(r: EnvironmentRow) -> Self {
+        Environment {
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ServiceRow {
+    name: String,
+    team: String,
+    repo_url: String,
+    template: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ServiceRow> for Service {
+    fn from(r: ServiceRow) -> Self {
+        Service {
+            name: r.name,
+            team: r.team,
+            repo_url: r.repo_url,
+            template: r.template,
+            description: r.description,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ArtifactRow {
+    service_name: String,
+    scope: String,
+    path: String,
+    content: Vec<u8>,
+    sha256: String,
+    generator: String,
+}
+
+impl TryFrom<ArtifactRow> for Artifact {
+    type Error = sqlx::Error;
+    fn try_from(r: ArtifactRow) -> Result<Self, sqlx::Error> {
+        Ok(Artifact {
+            service: (!r.service_name.is_empty()).then_some(r.service_name),
+            scope: parse_scope(&r.scope)?,
+            path: r.path,
+            content: r.content,
+            sha256: r.sha256,
+            generator: r.generator,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ArtifactInfoRow {
+    scope: String,
+    path: String,
+    sha256: String,
+    size: i64,
+    generator: String,
+}
+
+impl TryFrom<ArtifactInfoRow> for ArtifactInfo {
+    type Error = sqlx::Error;
+    fn try_from(r: ArtifactInfoRow) -> Result<Self, sqlx::Error> {
+        Ok(ArtifactInfo {
+            scope: parse_scope(&r.scope)?,
+            path: r.path,
+            sha256: r.sha256,
+            size: to_u64(r.size),
+            generator: r.generator,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeploymentRow {
+    id: String,
+    service: String,
+    environment: String,
+    git_ref: Option<String>,
+    status: String,
+    status_before_destroy: Option<String>,
+    trigger: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<DeploymentRow> for Deployment {
+    type Error = sqlx::Error;
+    fn try_from(r: DeploymentRow) -> Result<Self, sqlx::Error> {
+        Ok(Deployment {
+            id: r.id,
+            service: r.service,
+            environment: r.environment,
+            git_ref: r.git_ref,
+            status: parse_status(&r.status)?,
+            status_before_destroy: r
+                .status_before_destroy
+                .as_deref()
+                .map(parse_status)
+                .transpose()?,
+            trigger: r.trigger,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    object_kind: String,
+    object_name: String,
+    remote_addr: Option<String>,
+    result: String,
+    detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = sqlx::Error;
+    fn try_from(r: AuditRow) -> Result<Self, sqlx::Error> {
+        Ok(AuditEvent {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            object_kind: r.object_kind,
+            object_name: r.object_name,
+            remote_addr: r.remote_addr,
+            result: r.result,
+            detail: serde_json::from_str(&r.detail)
+                .map_err(|e| decode_error(format!("audit detail: {e}")))?,
+        })
+    }
+}
+
+/// Converts rows into records, failing on the first that does not decode.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>>
+where
+    T: TryFrom<R, Error = sqlx::Error>,
+{
+    Ok(rows
+        .into_iter()
+        .map(T::try_from)
+        .collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_pattern_escapes_wildcards() {
+        assert_eq!(contains_pattern("api"), "%api%");
+        assert_eq!(contains_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
+    }
+
+    #[test]
+    fn limit_offset_applies_defaults_and_caps() {
+        assert_eq!(limit_offset(0, 0), (50, 0));
+        assert_eq!(limit_offset(5000, 7), (1000, 7));
+        assert_eq!(limit_offset(3, u64::MAX), (3, i64::MAX));
+    }
+
+    #[test]
+    fn dev_and_used_environments_are_refused() {
+        assert!(environment_delete_refusal("dev", 0).is_some());
+        assert!(
+            environment_delete_refusal("staging", 2).is_some_and(|m| m.contains("2 deployment"))
+        );
+        assert!(environment_delete_refusal("staging", 0).is_none());
+    }
+}

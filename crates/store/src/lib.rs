@@ -1,0 +1,158 @@
+//! The catalog store: one [`Store`] trait, implemented on SQLite (embedded default) and PostgreSQL
+//! (multi-replica installs). Both pass the same conformance suite (`tests/conformance.rs`).
+
+use async_trait::async_trait;
+use slipway_core::{
+    Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
+    DeploymentQuery, Environment, NewDeployment, NewService, Page, Service, ServiceQuery,
+    ServiceUpdate, Team,
+};
+use std::sync::Arc;
+
+mod common;
+pub mod postgres;
+pub mod sqlite;
+
+/// What can go wrong in the store. `Conflict`, `NotFound` and `Refused` are the caller's fault and carry
+/// a message safe to show; `Database` is ours and is logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {name:?} already exists")]
+    Conflict { kind: &'static str, name: String },
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    /// The request is well-formed but the current state forbids it (e.g. deleting `dev`).
+    #[error("{0}")]
+    Refused(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything Slipway keeps durably. Every mutating method writes its audit event in the same
+/// transaction as the change.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Round-trips to the database (for `/ready`).
+    async fn ping(&self) -> Result<()>;
+
+    // Teams
+    /// Creates a team; `Conflict` if it exists.
+    async fn create_team(&self, name: &str, actor: &Actor) -> Result<Team>;
+    async fn get_team(&self, name: &str) -> Result<Team>;
+    async fn list_teams(&self) -> Result<Vec<Team>>;
+
+    // Services
+    /// Registers a service in one transaction: creates its team if missing, inserts the service row
+    /// (`Conflict` if the name is taken), its artifacts, inserts or updates the platform-wide files
+    /// given, and the audit event. Nothing is written when it fails.
+    async fn register_service(&self, new: NewService, actor: &Actor) -> Result<Service>;
+    async fn get_service(&self, name: &str) -> Result<Service>;
+    /// Sorted by name. `limit` 0 means the default (50); it is capped at 1000.
+    async fn list_services(&self, query: &ServiceQuery) -> Result<Page<Service>>;
+    /// Applies the changes given; a new team is created if missing. When `artifacts` is given, the
+    /// service's artifacts are replaced by them.
+    async fn update_service(
+        &self,
+        name: &str,
+        update: ServiceUpdate,
+        actor: &Actor,
+    ) -> Result<Service>;
+    /// Deletes the service with its artifacts and deployments.
+    async fn delete_service(&self, name: &str, actor: &Actor) -> Result<()>;
+
+    // Environments
+    async fn create_environment(&self, name: &str, actor: &Actor) -> Result<Environment>;
+    async fn get_environment(&self, name: &str) -> Result<Environment>;
+    /// Sorted by creation, `dev` first.
+    async fn list_environments(&self) -> Result<Vec<Environment>>;
+    /// `Refused` for `dev` and for an environment that has deployments.
+    async fn delete_environment(&self, name: &str, actor: &Actor) -> Result<()>;
+
+    // Artifacts
+    /// A service's artifacts without content, sorted by scope then path. `NotFound` for an unknown service.
+    async fn list_artifacts(
+        &self,
+        service: &str,
+        scope: Option<ArtifactScope>,
+    ) -> Result<Vec<ArtifactInfo>>;
+    /// One artifact with its content.
+    async fn get_artifact(
+        &self,
+        service: &str,
+        scope: ArtifactScope,
+        path: &str,
+    ) -> Result<Artifact>;
+    /// A service's artifacts with content, sorted by scope then path.
+    async fn service_artifacts(
+        &self,
+        service: &str,
+        scope: Option<ArtifactScope>,
+    ) -> Result<Vec<Artifact>>;
+    /// Platform-wide files (service `None`), sorted by path.
+    async fn platform_files(&self) -> Result<Vec<Artifact>>;
+    /// Every `platform`-scope artifact: platform-wide files first, then each service's in registration
+    /// order (then path). What the platform repository must contain.
+    async fn all_platform_artifacts(&self) -> Result<Vec<Artifact>>;
+
+    // Deployments
+    /// `NotFound` for an unknown service or environment. Status starts as `QUEUED`; the id is a UUIDv7.
+    async fn create_deployment(&self, new: NewDeployment, actor: &Actor) -> Result<Deployment>;
+    async fn get_deployment(&self, id: &str) -> Result<Deployment>;
+    /// Newest first.
+    async fn list_deployments(&self, query: &DeploymentQuery) -> Result<Page<Deployment>>;
+    /// The newest deployment of a service (in one environment, or any).
+    async fn latest_deployment(
+        &self,
+        service: &str,
+        environment: Option<&str>,
+    ) -> Result<Option<Deployment>>;
+
+    // Audit
+    /// Newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>>;
+}
+
+/// Opens the store a URL names and runs its migrations: `sqlite://PATH` (created if missing) or
+/// `postgres://…` / `postgresql://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..s], &url[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Default and maximum page sizes.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 1000;
+
+pub fn effective_limit(limit: u32) -> u32 {
+    match limit {
+        0 => DEFAULT_LIMIT,
+        l => l.min(MAX_LIMIT),
+    }
+}

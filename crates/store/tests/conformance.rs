@@ -1,0 +1,1319 @@
+//! The conformance suite: every test runs against SQLite (a temp file) and, when `TEST_DATABASE_URL`
+//! names a PostgreSQL server, against a fresh database of its own there.
+//!
+//! `cargo test -p slipway-store sqlite::` or `postgres::` runs one backend.
+
+use sha2::{Digest, Sha256};
+use slipway_core::{
+    Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentStatus, NewDeployment,
+    NewService, ServiceQuery, ServiceUpdate,
+};
+use slipway_store::{Store, StoreError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+// ---------------------------------------------------------------------------------------------------
+// Backends
+
+/// A store on a SQLite file in a temp dir removed on drop.
+struct SqliteDb {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteDb {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("slipway.db").display());
+        let store = slipway_store::connect(&url)
+            .await
+            .expect("open sqlite store");
+        assert_eq!(store.backend(), "sqlite");
+        Self { store, _dir: dir }
+    }
+}
+
+/// A store on a fresh database of its own on the server `TEST_DATABASE_URL` names.
+async fn postgres_store() -> Option<(slipway_test_support::PgDb, Arc<dyn Store>)> {
+    let db = slipway_test_support::PgDb::create().await?;
+    let store = slipway_store::connect(&db.url)
+        .await
+        .expect("open postgres store");
+    assert_eq!(store.backend(), "postgres");
+    Some((db, store))
+}
+
+/// Stamps out `sqlite::<name>` and `postgres::<name>` for each test function `<name>(Arc<dyn Store>)`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = super::SqliteDb::new().await;
+                    super::$name(db.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some((_db, store)) = super::postgres_store().await else { return };
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    dev_environment_exists_by_default,
+    environments_lifecycle,
+    teams,
+    register_get_and_round_trip,
+    duplicate_registration_conflicts,
+    failed_registration_writes_nothing,
+    list_services_filters_search_and_paging,
+    search_escapes_like_wildcards,
+    concurrent_distinct_registrations,
+    concurrent_same_name_registrations,
+    artifacts_listing_and_lookup,
+    platform_files_are_upserted,
+    all_platform_artifacts_order,
+    update_service,
+    delete_service_removes_artifacts_and_deployments,
+    deployments,
+    audit_log,
+);
+
+// ---------------------------------------------------------------------------------------------------
+// Fixtures
+
+fn alice() -> Actor {
+    Actor {
+        name: "alice".into(),
+        remote_addr: Some("192.0.2.7".into()),
+    }
+}
+
+fn artifact(scope: ArtifactScope, path: &str, content: &str) -> Artifact {
+    Artifact {
+        service: None,
+        scope,
+        path: path.into(),
+        content: content.as_bytes().to_vec(),
+        sha256: format!("{:x}", Sha256::digest(content.as_bytes())),
+        generator: "slipway-golden-paths/default@1".into(),
+    }
+}
+
+fn service(name: &str, team: &str) -> NewService {
+    NewService {
+        name: name.into(),
+        team: team.into(),
+        repo_url: format!("https://git.example.com/{team}/{name}.git"),
+        template: "default".into(),
+        description: Some(format!("the {name} service")),
+        artifacts: vec![
+            artifact(
+                ArtifactScope::Service,
+                "Jenkinsfile",
+                &format!("pipeline {{ // {name} }}"),
+            ),
+            artifact(
+                ArtifactScope::Platform,
+                &format!("services/{name}/main.tf"),
+                &format!("module \"{name}\" {{}}"),
+            ),
+            artifact(ArtifactScope::Service, "Dockerfile", "FROM scratch\n"),
+            artifact(
+                ArtifactScope::Platform,
+                &format!("services/{name}/k8s.yaml"),
+                "kind: Deployment\n",
+            ),
+        ],
+        platform_files: vec![artifact(
+            ArtifactScope::Platform,
+            "modules/service/main.tf",
+            "# shared module v1\n",
+        )],
+    }
+}
+
+fn bare_service(name: &str, team: &str) -> NewService {
+    NewService {
+        artifacts: vec![],
+        platform_files: vec![],
+        ..service(name, team)
+    }
+}
+
+fn deployment(service: &str, environment: &str) -> NewDeployment {
+    NewDeployment {
+        service: service.into(),
+        environment: environment.into(),
+        git_ref: Some("main".into()),
+        trigger: "api".into(),
+    }
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|i| name(i).to_string()).collect()
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, expected_kind: &str) {
+    match result {
+        Err(StoreError::NotFound { kind, .. }) if kind == expected_kind => {}
+        other => panic!("expected NotFound {{ kind: {expected_kind:?} }}, got {other:?}"),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, expected_kind: &str) {
+    match result {
+        Err(StoreError::Conflict { kind, .. }) if kind == expected_kind => {}
+        other => panic!("expected Conflict {{ kind: {expected_kind:?} }}, got {other:?}"),
+    }
+}
+
+async fn audit_actions(store: &Arc<dyn Store>, query: AuditQuery) -> Vec<String> {
+    let page = store
+        .list_audit(&AuditQuery {
+            limit: 1000,
+            ..query
+        })
+        .await
+        .expect("list audit");
+    names(&page.items, |e| &e.action)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Environments and teams
+
+async fn dev_environment_exists_by_default(store: Arc<dyn Store>) {
+    store.ping().await.expect("ping");
+    let envs = store.list_environments().await.expect("list environments");
+    assert_eq!(names(&envs, |e| &e.name), ["dev"]);
+    let dev = store.get_environment("dev").await.expect("get dev");
+    assert_eq!(dev, envs[0]);
+    assert!(store.list_teams().await.expect("list teams").is_empty());
+    assert_eq!(
+        store
+            .list_services(&ServiceQuery::default())
+            .await
+            .expect("list")
+            .total,
+        0
+    );
+}
+
+async fn environments_lifecycle(store: Arc<dyn Store>) {
+    let actor = alice();
+    let staging = store
+        .create_environment("staging", &actor)
+        .await
+        .expect("create staging");
+    assert_eq!(staging.name, "staging");
+    // Created later than dev but named before it: dev still comes first.
+    store
+        .create_environment("a-test", &actor)
+        .await
+        .expect("create a-test");
+    store
+        .create_environment("prod", &actor)
+        .await
+        .expect("create prod");
+    assert_conflict(
+        store.create_environment("staging", &actor).await,
+        "environment",
+    );
+
+    let envs = store.list_environments().await.expect("list");
+    assert_eq!(
+        names(&envs, |e| &e.name),
+        ["dev", "staging", "a-test", "prod"]
+    );
+    assert_eq!(
+        store.get_environment("staging").await.expect("get"),
+        staging
+    );
+    assert_not_found(store.get_environment("nope").await, "environment");
+
+    store
+        .delete_environment("a-test", &actor)
+        .await
+        .expect("delete a-test");
+    assert_not_found(store.get_environment("a-test").await, "environment");
+    assert_not_found(
+        store.delete_environment("a-test", &actor).await,
+        "environment",
+    );
+
+    match store.delete_environment("dev", &actor).await {
+        Err(StoreError::Refused(why)) => assert!(why.contains("dev"), "{why}"),
+        other => panic!("deleting dev: expected Refused, got {other:?}"),
+    }
+
+    store
+        .register_service(bare_service("api", "core"), &actor)
+        .await
+        .expect("register");
+    store
+        .create_deployment(deployment("api", "prod"), &actor)
+        .await
+        .expect("deploy");
+    match store.delete_environment("prod", &actor).await {
+        Err(StoreError::Refused(why)) => assert!(why.contains("1 deployment"), "{why}"),
+        other => panic!("deleting an environment in use: expected Refused, got {other:?}"),
+    }
+    assert!(store.get_environment("prod").await.is_ok());
+    // Once the deployments are gone (with their service), it can go.
+    store
+        .delete_service("api", &actor)
+        .await
+        .expect("delete service");
+    store
+        .delete_environment("prod", &actor)
+        .await
+        .expect("delete prod");
+
+    let q = AuditQuery {
+        object_kind: Some("environment".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        audit_actions(&store, q).await,
+        [
+            "environment.delete",
+            "environment.delete",
+            "environment.create",
+            "environment.create",
+            "environment.create"
+        ]
+    );
+}
+
+async fn teams(store: Arc<dyn Store>) {
+    let actor = alice();
+    let payments = store.create_team("payments", &actor).await.expect("create");
+    store.create_team("core", &actor).await.expect("create");
+    assert_conflict(store.create_team("payments", &actor).await, "team");
+    assert_eq!(store.get_team("payments").await.expect("get"), payments);
+    assert_not_found(store.get_team("nope").await, "team");
+    assert_eq!(
+        names(&store.list_teams().await.expect("list"), |t| &t.name),
+        ["core", "payments"]
+    );
+    let q = AuditQuery {
+        object_kind: Some("team".into()),
+        object_name: Some("payments".into()),
+        ..Default::default()
+    };
+    assert_eq!(audit_actions(&store, q).await, ["team.create"]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Services
+
+async fn register_get_and_round_trip(store: Arc<dyn Store>) {
+    let actor = alice();
+    let registered = store
+        .register_service(service("billing-api", "payments"), &actor)
+        .await
+        .expect("register");
+    assert_eq!(registered.name, "billing-api");
+    assert_eq!(registered.team, "payments");
+    assert_eq!(registered.template, "default");
+    assert_eq!(
+        registered.description.as_deref(),
+        Some("the billing-api service")
+    );
+    assert_eq!(registered.created_at, registered.updated_at);
+    // What the write returned is exactly what a read returns, timestamps included.
+    assert_eq!(
+        store.get_service("billing-api").await.expect("get"),
+        registered
+    );
+    let page = store
+        .list_services(&ServiceQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0], registered);
+    assert_not_found(store.get_service("nope").await, "service");
+
+    // The team was created with it.
+    let team = store.get_team("payments").await.expect("team auto-created");
+    assert_eq!(team.created_at, registered.created_at);
+
+    let audit = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("audit");
+    assert_eq!(
+        names(&audit.items, |e| &e.action),
+        ["service.register", "team.create"]
+    );
+    let event = &audit.items[0];
+    assert_eq!(
+        (event.object_kind.as_str(), event.object_name.as_str()),
+        ("service", "billing-api")
+    );
+    assert_eq!(event.actor, "alice");
+    assert_eq!(event.remote_addr.as_deref(), Some("192.0.2.7"));
+    assert_eq!(event.result, "success");
+    assert_eq!(event.at, registered.created_at);
+    assert_eq!(event.detail["team"], "payments");
+    assert_eq!(event.detail["artifacts"], 4);
+
+    // A second service of an existing team does not recreate it.
+    store
+        .register_service(bare_service("billing-worker", "payments"), &actor)
+        .await
+        .expect("register");
+    let q = AuditQuery {
+        action: Some("team.create".into()),
+        ..Default::default()
+    };
+    assert_eq!(audit_actions(&store, q).await.len(), 1);
+    assert_eq!(store.list_teams().await.expect("teams").len(), 1);
+}
+
+async fn duplicate_registration_conflicts(store: Arc<dyn Store>) {
+    let actor = alice();
+    let first = store
+        .register_service(service("api", "core"), &actor)
+        .await
+        .expect("register");
+    let err = store
+        .register_service(service("api", "core"), &actor)
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(&err, StoreError::Conflict { kind: "service", name } if name == "api"),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "service \"api\" already exists");
+    assert_eq!(store.get_service("api").await.expect("get"), first);
+}
+
+async fn failed_registration_writes_nothing(store: Arc<dyn Store>) {
+    let actor = alice();
+    store
+        .register_service(service("api", "core"), &actor)
+        .await
+        .expect("register");
+    let audit_before = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("audit")
+        .total;
+    let platform_before = store.platform_files().await.expect("platform files");
+
+    let mut again = service("api", "newteam");
+    again
+        .artifacts
+        .push(artifact(ArtifactScope::Service, "extra.txt", "extra"));
+    again.platform_files = vec![
+        artifact(
+            ArtifactScope::Platform,
+            "modules/service/main.tf",
+            "# shared module v2\n",
+        ),
+        artifact(ArtifactScope::Platform, "modules/new/main.tf", "# new\n"),
+    ];
+    assert_conflict(store.register_service(again, &actor).await, "service");
+
+    assert_not_found(store.get_team("newteam").await, "team");
+    assert_eq!(
+        store
+            .list_audit(&AuditQuery::default())
+            .await
+            .expect("audit")
+            .total,
+        audit_before
+    );
+    assert_eq!(
+        store.platform_files().await.expect("platform files"),
+        platform_before
+    );
+    assert_eq!(
+        store
+            .list_artifacts("api", None)
+            .await
+            .expect("artifacts")
+            .len(),
+        4
+    );
+    assert_eq!(store.get_service("api").await.expect("get").team, "core");
+}
+
+async fn list_services_filters_search_and_paging(store: Arc<dyn Store>) {
+    let actor = alice();
+    let mut all = Vec::new();
+    for i in 0..12 {
+        let name = format!("svc-{i:02}-{}", if i % 3 == 0 { "api" } else { "worker" });
+        let team = if i % 2 == 0 { "even" } else { "odd" };
+        let mut new = bare_service(&name, team);
+        if i >= 9 {
+            new.template = "python".into();
+        }
+        all.push(
+            store
+                .register_service(new, &actor)
+                .await
+                .expect("register")
+                .name,
+        );
+    }
+    let list = |q: ServiceQuery| {
+        let store = store.clone();
+        async move { store.list_services(&q).await.expect("list") }
+    };
+
+    let page = list(ServiceQuery::default()).await;
+    assert_eq!(page.total, 12);
+    assert_eq!(names(&page.items, |s| &s.name), all, "sorted by name");
+
+    let page = list(ServiceQuery {
+        team: Some("even".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page.total, 6);
+    assert!(page.items.iter().all(|s| s.team == "even"));
+    let page = list(ServiceQuery {
+        team: Some("eve".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page.total, 0, "team is an exact match");
+
+    let page = list(ServiceQuery {
+        template: Some("python".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        names(&page.items, |s| &s.name),
+        ["svc-09-api", "svc-10-worker", "svc-11-worker"]
+    );
+
+    let page = list(ServiceQuery {
+        search: Some("API".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        names(&page.items, |s| &s.name),
+        ["svc-00-api", "svc-03-api", "svc-06-api", "svc-09-api"]
+    );
+    let page = list(ServiceQuery {
+        search: Some("1-w".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        names(&page.items, |s| &s.name),
+        ["svc-01-worker", "svc-11-worker"]
+    );
+
+    let q = ServiceQuery {
+        search: Some("api".into()),
+        team: Some("odd".into()),
+        ..Default::default()
+    };
+    let page = list(q).await;
+    assert_eq!(
+        (page.total, names(&page.items, |s| &s.name)),
+        (2, vec!["svc-03-api".into(), "svc-09-api".into()])
+    );
+
+    // Paging: the total counts every match, the page holds the slice.
+    let page = list(ServiceQuery {
+        limit: 5,
+        offset: 0,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (page.total, names(&page.items, |s| &s.name)),
+        (12, all[0..5].to_vec())
+    );
+    let page = list(ServiceQuery {
+        limit: 5,
+        offset: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (page.total, names(&page.items, |s| &s.name)),
+        (12, all[10..].to_vec())
+    );
+    let page = list(ServiceQuery {
+        limit: 5,
+        offset: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((page.total, page.items.len()), (12, 0));
+    let page = list(ServiceQuery {
+        team: Some("odd".into()),
+        limit: 2,
+        offset: 2,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (page.total, names(&page.items, |s| &s.name)),
+        (6, vec!["svc-05-worker".into(), "svc-07-worker".into()])
+    );
+    let page = list(ServiceQuery {
+        offset: u64::MAX,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((page.total, page.items.len()), (12, 0));
+}
+
+async fn search_escapes_like_wildcards(store: Arc<dyn Store>) {
+    // The store does not validate names (the caller does), so it can hold these.
+    let actor = alice();
+    for name in ["a_b", "axb", "a%b", "a\\b", "plain"] {
+        store
+            .register_service(bare_service(name, "t"), &actor)
+            .await
+            .expect("register");
+    }
+    let search = |s: &str| {
+        let (store, q) = (
+            store.clone(),
+            ServiceQuery {
+                search: Some(s.into()),
+                ..Default::default()
+            },
+        );
+        async move {
+            names(&store.list_services(&q).await.expect("list").items, |s| {
+                &s.name
+            })
+        }
+    };
+    assert_eq!(search("_").await, ["a_b"]);
+    assert_eq!(search("a_b").await, ["a_b"]);
+    assert_eq!(search("%").await, ["a%b"]);
+    assert_eq!(search("\\").await, ["a\\b"]);
+    assert_eq!(
+        search("").await.len(),
+        5,
+        "an empty search matches everything"
+    );
+}
+
+async fn concurrent_distinct_registrations(store: Arc<dyn Store>) {
+    let mut tasks = JoinSet::new();
+    for i in 0..50 {
+        let store = store.clone();
+        // Every registration names the same new team: its concurrent auto-creation must not fail.
+        tasks.spawn(async move {
+            store
+                .register_service(service(&format!("svc-{i:02}"), "shared"), &alice())
+                .await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("register");
+    }
+    let page = store
+        .list_services(&ServiceQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.total, 50);
+    assert_eq!(page.items.len(), 50);
+    assert_eq!(
+        names(&store.list_teams().await.expect("teams"), |t| &t.name),
+        ["shared"]
+    );
+    let q = AuditQuery {
+        action: Some("team.create".into()),
+        ..Default::default()
+    };
+    assert_eq!(audit_actions(&store, q).await.len(), 1);
+    let q = AuditQuery {
+        action: Some("service.register".into()),
+        ..Default::default()
+    };
+    assert_eq!(audit_actions(&store, q).await.len(), 50);
+    assert_eq!(
+        store.platform_files().await.expect("platform files").len(),
+        1
+    );
+    // Each service's platform artifacts, plus the one shared module.
+    assert_eq!(
+        store.all_platform_artifacts().await.expect("all").len(),
+        101
+    );
+}
+
+async fn concurrent_same_name_registrations(store: Arc<dyn Store>) {
+    let mut tasks = JoinSet::new();
+    for i in 0..50 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .register_service(service("contested", &format!("team-{i:02}")), &alice())
+                .await
+        });
+    }
+    let (mut winners, mut conflicts) = (Vec::new(), 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            Ok(service) => winners.push(service),
+            Err(StoreError::Conflict {
+                kind: "service", ..
+            }) => conflicts += 1,
+            Err(other) => panic!("a losing registration must get Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!((winners.len(), conflicts), (1, 49));
+    let winner = &winners[0];
+    assert_eq!(store.get_service("contested").await.expect("get"), *winner);
+    // The losers' teams were rolled back with them.
+    assert_eq!(
+        names(&store.list_teams().await.expect("teams"), |t| &t.name),
+        [winner.team.as_str()]
+    );
+    let q = AuditQuery {
+        action: Some("service.register".into()),
+        ..Default::default()
+    };
+    assert_eq!(audit_actions(&store, q).await.len(), 1);
+    assert_eq!(
+        store
+            .list_artifacts("contested", None)
+            .await
+            .expect("artifacts")
+            .len(),
+        4
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Artifacts
+
+async fn artifacts_listing_and_lookup(store: Arc<dyn Store>) {
+    let actor = alice();
+    let new = service("api", "core");
+    store
+        .register_service(new.clone(), &actor)
+        .await
+        .expect("register");
+    store
+        .register_service(bare_service("empty", "core"), &actor)
+        .await
+        .expect("register");
+
+    let infos = store.list_artifacts("api", None).await.expect("list");
+    let listed: Vec<(ArtifactScope, &str)> =
+        infos.iter().map(|a| (a.scope, a.path.as_str())).collect();
+    assert_eq!(
+        listed,
+        [
+            (ArtifactScope::Platform, "services/api/k8s.yaml"),
+            (ArtifactScope::Platform, "services/api/main.tf"),
+            (ArtifactScope::Service, "Dockerfile"),
+            (ArtifactScope::Service, "Jenkinsfile"),
+        ]
+    );
+    let dockerfile = new
+        .artifacts
+        .iter()
+        .find(|a| a.path == "Dockerfile")
+        .expect("fixture");
+    assert_eq!(infos[2], dockerfile.info());
+
+    let service_only = store
+        .list_artifacts("api", Some(ArtifactScope::Service))
+        .await
+        .expect("list");
+    assert_eq!(
+        names(&service_only, |a| &a.path),
+        ["Dockerfile", "Jenkinsfile"]
+    );
+    let platform_only = store
+        .service_artifacts("api", Some(ArtifactScope::Platform))
+        .await
+        .expect("list");
+    assert_eq!(
+        names(&platform_only, |a| &a.path),
+        ["services/api/k8s.yaml", "services/api/main.tf"]
+    );
+    assert!(platform_only
+        .iter()
+        .all(|a| a.service.as_deref() == Some("api")));
+    let with_content = store.service_artifacts("api", None).await.expect("list");
+    assert_eq!(
+        with_content.iter().map(Artifact::info).collect::<Vec<_>>(),
+        infos
+    );
+
+    let got = store
+        .get_artifact("api", ArtifactScope::Service, "Dockerfile")
+        .await
+        .expect("get");
+    assert_eq!(
+        got,
+        Artifact {
+            service: Some("api".into()),
+            ..dockerfile.clone()
+        }
+    );
+    assert_not_found(
+        store
+            .get_artifact("api", ArtifactScope::Platform, "Dockerfile")
+            .await,
+        "artifact",
+    );
+    assert_not_found(
+        store
+            .get_artifact("api", ArtifactScope::Service, "nope")
+            .await,
+        "artifact",
+    );
+    assert_not_found(
+        store
+            .get_artifact("nope", ArtifactScope::Service, "Dockerfile")
+            .await,
+        "artifact",
+    );
+
+    assert!(store
+        .list_artifacts("empty", None)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .service_artifacts("empty", Some(ArtifactScope::Platform))
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .list_artifacts("api", Some(ArtifactScope::Service))
+        .await
+        .is_ok());
+    assert_not_found(store.list_artifacts("nope", None).await, "service");
+    assert_not_found(store.service_artifacts("nope", None).await, "service");
+}
+
+async fn platform_files_are_upserted(store: Arc<dyn Store>) {
+    let actor = alice();
+    store
+        .register_service(service("one", "core"), &actor)
+        .await
+        .expect("register");
+    let files = store.platform_files().await.expect("platform files");
+    assert_eq!(
+        files,
+        [artifact(
+            ArtifactScope::Platform,
+            "modules/service/main.tf",
+            "# shared module v1\n"
+        )]
+    );
+
+    let mut two = service("two", "core");
+    let mut v2 = artifact(
+        ArtifactScope::Platform,
+        "modules/service/main.tf",
+        "# shared module v2\n",
+    );
+    v2.generator = "slipway-golden-paths/default@2".into();
+    let extra = artifact(
+        ArtifactScope::Platform,
+        "modules/network/main.tf",
+        "# network\n",
+    );
+    two.platform_files = vec![v2.clone(), extra.clone()];
+    store.register_service(two, &actor).await.expect("register");
+    assert_eq!(
+        store.platform_files().await.expect("platform files"),
+        [extra.clone(), v2.clone()],
+        "sorted by path"
+    );
+
+    // The same content again changes nothing.
+    let mut three = service("three", "core");
+    three.platform_files = vec![v2.clone()];
+    store
+        .register_service(three, &actor)
+        .await
+        .expect("register");
+    assert_eq!(
+        store.platform_files().await.expect("platform files"),
+        [extra, v2]
+    );
+    // Platform-wide files belong to no service.
+    assert_not_found(store.list_artifacts("", None).await, "service");
+}
+
+async fn all_platform_artifacts_order(store: Arc<dyn Store>) {
+    let actor = alice();
+    // Registered in this order, which is not name order.
+    store
+        .register_service(service("zeta", "core"), &actor)
+        .await
+        .expect("register");
+    store
+        .register_service(service("alpha", "core"), &actor)
+        .await
+        .expect("register");
+    store
+        .register_service(bare_service("nothing", "core"), &actor)
+        .await
+        .expect("register");
+
+    let all = store.all_platform_artifacts().await.expect("all");
+    let listed: Vec<(Option<&str>, &str)> = all
+        .iter()
+        .map(|a| (a.service.as_deref(), a.path.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (None, "modules/service/main.tf"),
+            (Some("zeta"), "services/zeta/k8s.yaml"),
+            (Some("zeta"), "services/zeta/main.tf"),
+            (Some("alpha"), "services/alpha/k8s.yaml"),
+            (Some("alpha"), "services/alpha/main.tf"),
+        ]
+    );
+    assert!(all.iter().all(|a| a.scope == ArtifactScope::Platform));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Updates and deletion
+
+async fn update_service(store: Arc<dyn Store>) {
+    let actor = alice();
+    let before = store
+        .register_service(service("api", "core"), &actor)
+        .await
+        .expect("register");
+
+    let update = ServiceUpdate {
+        team: Some("platform".into()),
+        repo_url: Some("https://git.example.com/platform/api.git".into()),
+        description: Some(None),
+        artifacts: Some(vec![artifact(
+            ArtifactScope::Service,
+            "Dockerfile",
+            "FROM alpine\n",
+        )]),
+    };
+    let after = store
+        .update_service("api", update, &actor)
+        .await
+        .expect("update");
+    assert_eq!(after.name, "api");
+    assert_eq!(after.team, "platform");
+    assert_eq!(after.repo_url, "https://git.example.com/platform/api.git");
+    assert_eq!(after.description, None);
+    assert_eq!(after.template, before.template);
+    assert_eq!(after.created_at, before.created_at);
+    assert!(after.updated_at >= before.updated_at);
+    assert_eq!(store.get_service("api").await.expect("get"), after);
+    store.get_team("platform").await.expect("new team created");
+
+    let infos = store.list_artifacts("api", None).await.expect("artifacts");
+    assert_eq!(names(&infos, |a| &a.path), ["Dockerfile"]);
+    let got = store
+        .get_artifact("api", ArtifactScope::Service, "Dockerfile")
+        .await
+        .expect("get");
+    assert_eq!(got.content, b"FROM alpine\n");
+
+    // Only what is given changes.
+    let update = ServiceUpdate {
+        description: Some(Some("described".into())),
+        ..Default::default()
+    };
+    let again = store
+        .update_service("api", update, &actor)
+        .await
+        .expect("update");
+    assert_eq!(
+        (again.team.as_str(), again.description.as_deref()),
+        ("platform", Some("described"))
+    );
+    assert_eq!(
+        store
+            .list_artifacts("api", None)
+            .await
+            .expect("artifacts")
+            .len(),
+        1
+    );
+    // An existing team is fine too.
+    let update = ServiceUpdate {
+        team: Some("core".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .update_service("api", update, &actor)
+            .await
+            .expect("update")
+            .team,
+        "core"
+    );
+
+    assert_not_found(
+        store
+            .update_service("nope", ServiceUpdate::default(), &actor)
+            .await,
+        "service",
+    );
+    let q = AuditQuery {
+        object_kind: Some("service".into()),
+        object_name: Some("api".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        audit_actions(&store, q).await,
+        [
+            "service.update",
+            "service.update",
+            "service.update",
+            "service.register"
+        ]
+    );
+    let q = AuditQuery {
+        action: Some("service.update".into()),
+        limit: 1,
+        offset: 2,
+        ..Default::default()
+    };
+    let first_update = &store.list_audit(&q).await.expect("audit").items[0];
+    assert_eq!(first_update.detail["team"], "platform");
+    assert_eq!(first_update.detail["artifacts"], 1);
+    assert_eq!(first_update.detail["description"], serde_json::Value::Null);
+}
+
+async fn delete_service_removes_artifacts_and_deployments(store: Arc<dyn Store>) {
+    let actor = alice();
+    store
+        .register_service(service("api", "core"), &actor)
+        .await
+        .expect("register");
+    store
+        .register_service(service("web", "core"), &actor)
+        .await
+        .expect("register");
+    let gone = store
+        .create_deployment(deployment("api", "dev"), &actor)
+        .await
+        .expect("deploy");
+    let kept = store
+        .create_deployment(deployment("web", "dev"), &actor)
+        .await
+        .expect("deploy");
+
+    store.delete_service("api", &actor).await.expect("delete");
+    assert_not_found(store.get_service("api").await, "service");
+    assert_not_found(store.list_artifacts("api", None).await, "service");
+    assert_not_found(
+        store
+            .get_artifact("api", ArtifactScope::Service, "Dockerfile")
+            .await,
+        "artifact",
+    );
+    assert_not_found(store.get_deployment(&gone.id).await, "deployment");
+    assert_eq!(
+        store.latest_deployment("api", None).await.expect("latest"),
+        None
+    );
+    assert_not_found(store.delete_service("api", &actor).await, "service");
+
+    // Other services, their deployments and platform-wide files stay.
+    assert_eq!(store.get_deployment(&kept.id).await.expect("get"), kept);
+    assert_eq!(
+        store
+            .list_artifacts("web", None)
+            .await
+            .expect("artifacts")
+            .len(),
+        4
+    );
+    assert_eq!(
+        store.platform_files().await.expect("platform files").len(),
+        1
+    );
+    let all = store.all_platform_artifacts().await.expect("all");
+    assert!(all.iter().all(|a| a.service.as_deref() != Some("api")));
+    store.get_team("core").await.expect("the team stays");
+
+    let q = AuditQuery {
+        action: Some("service.delete".into()),
+        ..Default::default()
+    };
+    let events = store.list_audit(&q).await.expect("audit").items;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].object_name, "api");
+    assert_eq!(events[0].detail["deployments"], 1);
+    assert_eq!(events[0].detail["artifacts"], 4);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Deployments
+
+async fn deployments(store: Arc<dyn Store>) {
+    let actor = alice();
+    store.create_environment("prod", &actor).await.expect("env");
+    store
+        .register_service(bare_service("api", "core"), &actor)
+        .await
+        .expect("register");
+    store
+        .register_service(bare_service("web", "core"), &actor)
+        .await
+        .expect("register");
+
+    let first = store
+        .create_deployment(deployment("api", "dev"), &actor)
+        .await
+        .expect("deploy");
+    assert_eq!(first.status, DeploymentStatus::Queued);
+    assert_eq!(first.status_before_destroy, None);
+    assert_eq!(
+        (first.service.as_str(), first.environment.as_str()),
+        ("api", "dev")
+    );
+    assert_eq!(
+        (first.git_ref.as_deref(), first.trigger.as_str()),
+        (Some("main"), "api")
+    );
+    assert_eq!(first.created_at, first.updated_at);
+    let id = uuid::Uuid::parse_str(&first.id).expect("uuid id");
+    assert_eq!(id.get_version_num(), 7);
+    assert_eq!(store.get_deployment(&first.id).await.expect("get"), first);
+    assert_not_found(store.get_deployment("nope").await, "deployment");
+
+    assert_not_found(
+        store
+            .create_deployment(deployment("nope", "dev"), &actor)
+            .await,
+        "service",
+    );
+    assert_not_found(
+        store
+            .create_deployment(deployment("api", "nope"), &actor)
+            .await,
+        "environment",
+    );
+
+    let mut created = vec![first.clone()];
+    for (service, env) in [
+        ("api", "prod"),
+        ("web", "dev"),
+        ("api", "dev"),
+        ("web", "prod"),
+        ("api", "prod"),
+    ] {
+        let mut new = deployment(service, env);
+        new.git_ref = None;
+        new.trigger = "cli".into();
+        created.push(store.create_deployment(new, &actor).await.expect("deploy"));
+    }
+    let newest_first: Vec<String> = created.iter().rev().map(|d| d.id.clone()).collect();
+
+    let page = store
+        .list_deployments(&DeploymentQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(page.total, 6);
+    assert_eq!(names(&page.items, |d| &d.id), newest_first);
+    assert_eq!(page.items.last(), Some(&first));
+
+    let q = DeploymentQuery {
+        service: Some("api".into()),
+        ..Default::default()
+    };
+    let page = store.list_deployments(&q).await.expect("list");
+    assert_eq!(page.total, 4);
+    assert!(page.items.iter().all(|d| d.service == "api"));
+    let q = DeploymentQuery {
+        service: Some("api".into()),
+        environment: Some("prod".into()),
+        ..Default::default()
+    };
+    let page = store.list_deployments(&q).await.expect("list");
+    assert_eq!(
+        names(&page.items, |d| &d.id),
+        [created[5].id.clone(), created[1].id.clone()]
+    );
+    let q = DeploymentQuery {
+        environment: Some("dev".into()),
+        limit: 2,
+        offset: 1,
+        ..Default::default()
+    };
+    let page = store.list_deployments(&q).await.expect("list");
+    assert_eq!(
+        (page.total, names(&page.items, |d| &d.id)),
+        (3, vec![created[2].id.clone(), created[0].id.clone()])
+    );
+    let q = DeploymentQuery {
+        status: Some(DeploymentStatus::Queued),
+        ..Default::default()
+    };
+    assert_eq!(store.list_deployments(&q).await.expect("list").total, 6);
+    let q = DeploymentQuery {
+        status: Some(DeploymentStatus::Failed),
+        ..Default::default()
+    };
+    let page = store.list_deployments(&q).await.expect("list");
+    assert_eq!((page.total, page.items.len()), (0, 0));
+
+    assert_eq!(
+        store.latest_deployment("api", None).await.expect("latest"),
+        Some(created[5].clone())
+    );
+    assert_eq!(
+        store
+            .latest_deployment("api", Some("dev"))
+            .await
+            .expect("latest"),
+        Some(created[3].clone())
+    );
+    assert_eq!(
+        store
+            .latest_deployment("web", Some("prod"))
+            .await
+            .expect("latest"),
+        Some(created[4].clone())
+    );
+    assert_eq!(
+        store
+            .latest_deployment("web", Some("staging"))
+            .await
+            .expect("latest"),
+        None
+    );
+    assert_eq!(
+        store.latest_deployment("nope", None).await.expect("latest"),
+        None
+    );
+
+    let q = AuditQuery {
+        object_kind: Some("deployment".into()),
+        object_name: Some(first.id.clone()),
+        ..Default::default()
+    };
+    let events = store.list_audit(&q).await.expect("audit").items;
+    assert_eq!(names(&events, |e| &e.action), ["deployment.create"]);
+    assert_eq!(events[0].detail["service"], "api");
+    assert_eq!(events[0].detail["environment"], "dev");
+    assert_eq!(events[0].detail["ref"], "main");
+    let q = AuditQuery {
+        action: Some("deployment.create".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_audit(&q).await.expect("audit").total,
+        6,
+        "failed creations are not audited"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Audit
+
+async fn audit_log(store: Arc<dyn Store>) {
+    let bob = Actor {
+        name: "bob".into(),
+        remote_addr: None,
+    };
+    store.create_team("core", &bob).await.expect("team");
+    store.create_environment("prod", &bob).await.expect("env");
+    store
+        .register_service(bare_service("api", "core"), &bob)
+        .await
+        .expect("register");
+    store
+        .update_service("api", ServiceUpdate::default(), &bob)
+        .await
+        .expect("update");
+    let deployed = store
+        .create_deployment(deployment("api", "prod"), &bob)
+        .await
+        .expect("deploy");
+    store.delete_service("api", &bob).await.expect("delete");
+    store.create_environment("tmp", &bob).await.expect("env");
+    store.delete_environment("tmp", &bob).await.expect("env");
+
+    let page = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("audit");
+    assert_eq!(page.total, 8);
+    assert_eq!(
+        names(&page.items, |e| &e.action),
+        [
+            "environment.delete",
+            "environment.create",
+            "service.delete",
+            "deployment.create",
+            "service.update",
+            "service.register",
+            "environment.create",
+            "team.create",
+        ]
+    );
+    let ids: Vec<i64> = page.items.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert!(page.items.windows(2).all(|w| w[0].at >= w[1].at));
+    assert!(page
+        .items
+        .iter()
+        .all(|e| e.actor == "bob" && e.remote_addr.is_none() && e.result == "success"));
+    assert_eq!(page.items[3].object_name, deployed.id);
+    assert_eq!(page.items[3].at, deployed.created_at);
+
+    let q = AuditQuery {
+        object_kind: Some("service".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        audit_actions(&store, q).await,
+        ["service.delete", "service.update", "service.register"]
+    );
+    let q = AuditQuery {
+        object_kind: Some("environment".into()),
+        object_name: Some("prod".into()),
+        ..Default::default()
+    };
+    assert_eq!(audit_actions(&store, q).await, ["environment.create"]);
+    let q = AuditQuery {
+        action: Some("environment.create".into()),
+        ..Default::default()
+    };
+    let page = store.list_audit(&q).await.expect("audit");
+    let objects: BTreeSet<&str> = page.items.iter().map(|e| e.object_name.as_str()).collect();
+    assert_eq!(objects, BTreeSet::from(["prod", "tmp"]));
+
+    let q = AuditQuery {
+        limit: 3,
+        offset: 3,
+        ..Default::default()
+    };
+    let page = store.list_audit(&q).await.expect("audit");
+    assert_eq!(page.total, 8);
+    assert_eq!(
+        names(&page.items, |e| &e.action),
+        ["deployment.create", "service.update", "service.register"]
+    );
+}

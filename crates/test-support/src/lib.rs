@@ -1,0 +1,75 @@
+//! Fixtures shared by the test suites of several crates.
+
+use sqlx::{Connection, Executor, PgConnection};
+
+/// A fresh PostgreSQL database on the server `TEST_DATABASE_URL` names, dropped (best effort) on drop,
+/// so every test is isolated and tests run in parallel.
+pub struct PgDb {
+    admin_url: String,
+    name: String,
+    /// URL of the fresh database.
+    pub url: String,
+}
+
+impl PgDb {
+    /// `None` (after printing why) when `TEST_DATABASE_URL` is unset: the caller skips its test.
+    pub async fn create() -> Option<PgDb> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("skipped: set TEST_DATABASE_URL=postgres://… to run the PostgreSQL tests");
+            return None;
+        };
+        let name = format!("slipway_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        Some(PgDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop may run inside a test's runtime, which cannot be blocked on: use a thread of our own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&url).await?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await?;
+                admin.close().await
+            })
+            .map_err(std::io::Error::other)
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// `url` with its database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{server}/{database}{query}")
+}
