@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Foundation figures (issue 3), on demand: `bash bench/run.sh`. Prints, on this machine:
 #  - idle resident memory of `slipway up` after start (target < 40 MB);
-#  - registration latency p50/p99 with 100 and with 10,000 services registered (target: p99 ratio <= 1.5);
+#  - registration latency p50/p99 with 100 and with 10,000 services registered (target: p99 ratio <= 1.5).
+#    Two servers run side by side, one holding 100 services and one 10,000, and the measured
+#    registrations alternate between them, so machine noise hits both alike;
 #  - /platform/services/{name}/health throughput at concurrency 32, SQLite (target >= 5,000 req/s).
-# Everything runs on loopback and stops by itself. Set SEED=1000 for a quicker, smaller run.
+# Everything runs on loopback and stops by itself. SEED=1000 gives a quicker, smaller run;
+# KEEP=1 keeps the data directories for a look afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-10000}
@@ -14,38 +17,51 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 BIN="$target_dir/release/slipway"
 BENCH="$target_dir/release/slipway-bench"
 work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
+start() { # name port -> starts a server, waits until ready
+  SLIPWAY_LOG=warn "$BIN" up --data-dir "$work/$1" --listen "127.0.0.1:$2" 2>"$work/$1.log" &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$2/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "server $1 did not start" >&2; cat "$work/$1.log" >&2; exit 1
+}
+
 port=$((20000 + RANDOM % 20000))
-url="http://127.0.0.1:$port"
-SLIPWAY_LOG=warn "$BIN" up --data-dir "$work/data" --listen "127.0.0.1:$port" 2>"$work/server.log" &
-pid=$!
-for _ in $(seq 1 100); do curl -fsS "$url/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fsS "$url/ready" >/dev/null
+small="http://127.0.0.1:$port"
+large="http://127.0.0.1:$((port + 1))"
+start small "$port"
 sleep 3
 echo "== idle memory after start"
-"$BENCH" rss "$pid"
+"$BENCH" rss "${pids[0]}"
 
-echo "== registration latency with 100 services registered"
-"$BENCH" register "$url" 100 --prefix seed --concurrency 4 >/dev/null
-"$BENCH" register "$url" "$MEASURE" --prefix at100 | tee "$work/r100"
+start large $((port + 1))
+echo "== registering 100 services on A and $SEED on B"
+"$BENCH" register "$small" 100 --prefix seed --concurrency 4 >/dev/null
+"$BENCH" register "$large" "$SEED" --prefix seed --concurrency 4 | sed 's/^/B bulk: /'
+sleep 5 # let background maintenance (index sync, repack) settle after the bulk load
 
-echo "== registration latency with $SEED services registered"
-"$BENCH" register "$url" $((SEED - 100 - MEASURE)) --prefix grow --concurrency 4 >/dev/null
-"$BENCH" register "$url" "$MEASURE" --prefix at10k | tee "$work/r10k"
-p100=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' "$work/r100")
-p10k=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' "$work/r10k")
-python3 -c "print('p99 ratio (10k/100) = %.2f  (target <= 1.5)' % ($p10k / $p100))"
+echo "== registration latency, alternating: A has 100 services, B has $SEED"
+"$BENCH" register-pair "$small" "$large" "$MEASURE" --prefix measured | tee "$work/pair"
+python3 - "$work/pair" <<'PY'
+import re, sys
+ratio = float(re.search(r"p99_ratio_b_over_a=([0-9.]+)", open(sys.argv[1]).read()).group(1))
+print("p99 ratio (B / A) = %.2f  (target <= 1.5): %s" % (ratio, "met" if ratio <= 1.5 else "NOT met"))
+PY
 
-echo "== health throughput, concurrency 32, ${SECONDS_LOAD}s, SQLite, $((SEED + MEASURE)) services"
+echo "== health throughput, concurrency 32, ${SECONDS_LOAD}s, SQLite, B ($SEED services)"
 if command -v wrk >/dev/null; then
-  wrk -t2 -c32 -d"${SECONDS_LOAD}s" "$url/platform/services/seed-1/health" | grep -E "Requests/sec|Non-2xx|Latency"
+  wrk -t2 -c32 -d"${SECONDS_LOAD}s" "$large/platform/services/seed-1/health" | grep -E "Requests/sec|Non-2xx|Latency"
 else
   echo "(wrk not installed: apt-get install -y wrk gives a lighter load generator; using slipway-bench)"
-  "$BENCH" health "$url" seed-1 --seconds "$SECONDS_LOAD" --concurrency 32
+  "$BENCH" health "$large" seed-1 --seconds "$SECONDS_LOAD" --concurrency 32
 fi
-echo "== idle memory after the run"
-"$BENCH" rss "$pid"
-du -sh "$work/data/platform-repo/.git" "$work/data/slipway.db" 2>/dev/null || true
+echo "== memory after the run (A, B)"
+"$BENCH" rss "${pids[0]}"
+"$BENCH" rss "${pids[1]}"
+du -sh "$work/large/platform-repo/.git" "$work/large/slipway.db" 2>/dev/null || true

@@ -1,6 +1,8 @@
 //! Figures for the foundation issue, against a running `slipway up` (started by `bench/run.sh`):
 //!
 //! - `register URL COUNT [--concurrency N] [--prefix P]`: registers COUNT services, prints latency percentiles;
+//! - `register-pair URL_A URL_B COUNT`: alternates registrations between two servers so that machine
+//!   noise hits both alike, prints both servers' percentiles and the p99 ratio B/A;
 //! - `health URL NAME --seconds S --concurrency C`: hammers the health route, prints requests/s;
 //! - `rss PID`: prints the resident set size.
 
@@ -28,6 +30,13 @@ async fn main() -> anyhow::Result<()> {
             let concurrency: usize = arg_value(&args, "--concurrency", "1").parse()?;
             let prefix = arg_value(&args, "--prefix", "svc");
             register(url, count, concurrency, &prefix).await
+        }
+        Some("register-pair") => {
+            let a = args.get(2).context("register-pair URL_A URL_B COUNT")?;
+            let b = args.get(3).context("register-pair URL_A URL_B COUNT")?;
+            let count: usize = args.get(4).context("register-pair URL_A URL_B COUNT")?.parse()?;
+            let prefix = arg_value(&args, "--prefix", "pair");
+            register_pair(a, b, count, &prefix).await
         }
         Some("health") => {
             let url = args.get(2).context("health URL NAME")?;
@@ -99,6 +108,47 @@ async fn register(url: &str, count: usize, concurrency: usize, prefix: &str) -> 
         percentile(&all, 0.99),
         percentile(&all, 1.0)
     );
+    Ok(())
+}
+
+fn summary(label: &str, latencies: &mut [Duration]) -> f64 {
+    latencies.sort();
+    let p99 = percentile(latencies, 0.99);
+    println!(
+        "{label}: registrations={} p50_ms={:.2} p90_ms={:.2} p99_ms={p99:.2} max_ms={:.2}",
+        latencies.len(),
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.90),
+        percentile(latencies, 1.0)
+    );
+    p99
+}
+
+async fn register_pair(a: &str, b: &str, count: usize, prefix: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut lat = [Vec::new(), Vec::new()];
+    for i in 0..count {
+        for (side, url) in [a, b].iter().enumerate() {
+            let name = format!("{prefix}-{i}");
+            let body = json!({"service_name": name, "team_name": "pair", "repo_url": format!("https://github.com/bench/{name}")});
+            let start = Instant::now();
+            let res = client
+                .post(format!("{url}/platform/services"))
+                .json(&body)
+                .send()
+                .await?;
+            let status = res.status();
+            let _ = res.bytes().await?;
+            lat[side].push(start.elapsed());
+            if status.as_u16() != 201 {
+                bail!("registration of {name} at {url} answered {status}");
+            }
+        }
+    }
+    let [mut la, mut lb] = lat;
+    let pa = summary("A", &mut la);
+    let pb = summary("B", &mut lb);
+    println!("p99_ratio_b_over_a={:.2}", pb / pa);
     Ok(())
 }
 

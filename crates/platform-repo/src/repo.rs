@@ -36,9 +36,14 @@ pub struct Change {
 /// Tuning knobs; [`RepoOptions::default`] suits production.
 #[derive(Debug, Clone)]
 pub struct RepoOptions {
-    /// Run `git repack --geometric=2` in the background after this many commits (0: never).
-    /// Each commit writes its own small pack; this keeps the number of packs logarithmic.
+    /// Run `git repack --geometric=2` in the background after this many commits even while commits
+    /// keep coming (0: never). Each commit writes its own small pack; repacking keeps the number of
+    /// packs logarithmic. Repacking costs CPU and I/O proportional to the size of the big trees, so
+    /// it is preferably done when the repository is idle (see `repack_when_idle`).
     pub repack_every: u64,
+    /// When no commit came for `index_sync_delay`, repack if at least this many commits were made
+    /// since the last repack (0: only `repack_every` triggers a repack).
+    pub repack_when_idle: u64,
     /// Sync the index this long after the last commit...
     pub index_sync_delay: Duration,
     /// ...but at least this often while commits keep coming.
@@ -51,7 +56,8 @@ pub struct RepoOptions {
 impl Default for RepoOptions {
     fn default() -> Self {
         Self {
-            repack_every: 50,
+            repack_every: 500,
+            repack_when_idle: 10,
             index_sync_delay: Duration::from_millis(500),
             index_sync_max_delay: Duration::from_secs(10),
             fsync: false,
@@ -440,13 +446,22 @@ impl Shared {
         Ok(Some(commit))
     }
 
+    /// Counts a commit and starts a repack when `repack_every` commits have accumulated.
     fn maybe_repack(self: &Arc<Self>, runtime: &Handle) {
-        let every = self.options.repack_every;
-        if every == 0 {
-            return;
-        }
         let count = self.commits_since_repack.fetch_add(1, Ordering::AcqRel) + 1;
-        if count < every || self.repack_running.swap(true, Ordering::AcqRel) {
+        let every = self.options.repack_every;
+        if every != 0 && count >= every {
+            self.start_repack(every, runtime);
+        }
+    }
+
+    /// Starts a background repack when at least `threshold` commits were made since the last one
+    /// and no repack is running.
+    fn start_repack(self: &Arc<Self>, threshold: u64, runtime: &Handle) {
+        if threshold == 0
+            || self.commits_since_repack.load(Ordering::Acquire) < threshold
+            || self.repack_running.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         self.commits_since_repack.store(0, Ordering::Release);
@@ -458,8 +473,10 @@ impl Shared {
                 Err(e) => tracing::warn!(error = %e, "git repack failed"),
             }
             shared.repack_running.store(false, Ordering::Release);
-            // Commits that came in meanwhile may have reached the threshold while this ran.
-            if shared.commits_since_repack.load(Ordering::Acquire) < every
+            // Commits that came in meanwhile may have reached the cap while this ran.
+            let every = shared.options.repack_every;
+            if every == 0
+                || shared.commits_since_repack.load(Ordering::Acquire) < every
                 || shared.repack_running.swap(true, Ordering::AcqRel)
             {
                 break;
@@ -524,6 +541,7 @@ async fn index_task(shared: Arc<Shared>) {
         }
         let first = Instant::now();
         let mut closing = false;
+        let mut idle = false;
         loop {
             let wait = delay.min(max_delay.saturating_sub(first.elapsed()));
             tokio::select! {
@@ -532,7 +550,10 @@ async fn index_task(shared: Arc<Shared>) {
                         break;
                     }
                 }
-                () = tokio::time::sleep(wait) => break,
+                () = tokio::time::sleep(wait) => {
+                    idle = wait == delay;
+                    break;
+                }
                 () = shared.closing.notified() => {
                     closing = true;
                     break;
@@ -544,6 +565,9 @@ async fn index_task(shared: Arc<Shared>) {
         }
         if closing {
             return;
+        }
+        if idle {
+            shared.start_repack(shared.options.repack_when_idle, &Handle::current());
         }
     }
     if let Err(e) = shared.sync_index().await {

@@ -567,6 +567,7 @@ async fn crash_child_writer() {
     // No background repack: a `git repack` orphaned by the kill would outlive the test.
     let options = RepoOptions {
         repack_every: 0,
+        repack_when_idle: 0,
         ..RepoOptions::default()
     };
     let repo = Arc::new(

@@ -81,7 +81,9 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
     }
     errors.into_result()?;
 
+    let started = std::time::Instant::now();
     let rendered = render(&reg.name, &reg.team, &reg.repo_url)?;
+    let rendered_at = started.elapsed();
     let service = state
         .store
         .register_service(
@@ -97,6 +99,7 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
             actor,
         )
         .await?;
+    let stored_at = started.elapsed();
     state.crash_point_reached("after-db-commit");
 
     let mut writes = platform_writes(&rendered.platform_files);
@@ -111,6 +114,13 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
         ),
     )
     .await?;
+    tracing::debug!(
+        service = %service.name,
+        render_us = rendered_at.as_micros() as u64,
+        store_us = (stored_at - rendered_at).as_micros() as u64,
+        commit_us = (started.elapsed() - stored_at).as_micros() as u64,
+        "registered"
+    );
     Ok(Registered {
         service,
         artifacts: rendered.artifacts,

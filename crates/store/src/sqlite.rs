@@ -32,7 +32,20 @@ pub struct SqliteStore {
     /// Exactly one connection: writers queue for it.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Background WAL checkpoints; stopped when the store is dropped.
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
 }
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(task) = self.checkpointer.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How often the background task copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 impl SqliteStore {
     /// Opens (creating if missing) the database `url` names (`sqlite://PATH`) and runs its migrations.
@@ -46,12 +59,19 @@ impl SqliteStore {
         // An in-memory database lives and dies with its connections: one connection, kept open, does
         // both reading and writing.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // The writer never checkpoints on commit (SQLite's default does, every 1000 pages, which puts
+        // a checkpoint of tens of milliseconds into one unlucky request); a background task does it.
+        let writer_options = if in_memory {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = if in_memory {
@@ -62,11 +82,32 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         };
-        Ok(Self { writer, reader })
+        let checkpointer = (!in_memory).then(|| tokio::spawn(checkpoint_loop(reader.clone())));
+        Ok(Self {
+            writer,
+            reader,
+            checkpointer,
+        })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Copies committed pages from the WAL into the database file without blocking writers or readers
+/// (`PASSIVE`); a no-op when there is nothing new.
+async fn checkpoint_loop(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
+        }
     }
 }
 
