@@ -158,6 +158,7 @@ fn init_logging(default: Option<&str>) {
         .unwrap_or_else(|| "info,sqlx=warn,tower_http=warn".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -209,14 +209,26 @@ impl Git {
             "--no-write-bitmap-index",
         ];
         let what: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let output = match self
-            .command_via(Some(&["nice", "-n", "19"]), &args)
-            .output()
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.command(&args).output(),
-            other => other,
+        // Lowest CPU and I/O priority, so the repack yields to registrations; each wrapper is
+        // dropped when it is not installed.
+        let wrappers: [Option<&[&str]>; 3] = [
+            Some(&["ionice", "-c", "3", "nice", "-n", "19"]),
+            Some(&["nice", "-n", "19"]),
+            None,
+        ];
+        let mut output = None;
+        for wrapper in wrappers {
+            match self.command_via(wrapper, &args).output() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && wrapper.is_some() => continue,
+                other => {
+                    output = Some(other);
+                    break;
+                }
+            }
         }
-        .map_err(RepoError::GitSpawn)?;
+        let output = output
+            .unwrap_or_else(|| self.command(&args).output())
+            .map_err(RepoError::GitSpawn)?;
         check(output, &what).map(|_| ())
     }
 }

@@ -69,11 +69,37 @@ impl PackWriter {
         let count = u32::try_from(self.entries.len())
             .map_err(|_| RepoError::InvalidChange("too many objects for one pack".into()))?;
         self.buf[8..12].copy_from_slice(&count.to_be_bytes());
-        let checksum: [u8; 20] = Sha1::digest(&self.buf).into();
+        // Hashing a pack that holds 10,000-entry trees takes as long as writing it: do both at
+        // once for big packs (the file's name needs the checksum only at the rename).
+        let tmp_pack = pack_dir.join(temp_name(PACK_TEMP_PREFIX));
+        let (checksum, written) = if self.buf.len() >= PARALLEL_HASH_MIN {
+            let buf = &self.buf;
+            std::thread::scope(|scope| {
+                let hasher = scope.spawn(|| -> [u8; 20] { Sha1::digest(buf).into() });
+                let written = write_temp(&tmp_pack, buf);
+                let checksum = hasher.join().unwrap_or_else(|_| Sha1::digest(buf).into());
+                (checksum, written)
+            })
+        } else {
+            let checksum: [u8; 20] = Sha1::digest(&self.buf).into();
+            (checksum, write_temp(&tmp_pack, &self.buf))
+        };
+        let finish_pack = written.and_then(|mut file| {
+            file.write_all(&checksum)?;
+            if fsync {
+                file.sync_all()?;
+            }
+            drop(file);
+            set_readonly(&tmp_pack)
+        });
+        let name = format!("pack-{}", ObjectId(checksum));
+        let target = pack_dir.join(format!("{name}.pack"));
+        if let Err(e) = finish_pack.and_then(|()| fs::rename(&tmp_pack, &target)) {
+            let _ = fs::remove_file(&tmp_pack);
+            return Err(io_err(target)(e));
+        }
         self.buf.extend_from_slice(&checksum);
         let index = build_index(&mut self.entries, &checksum);
-        let name = format!("pack-{}", ObjectId(checksum));
-        write_atomically(pack_dir, &format!("{name}.pack"), &self.buf, fsync)?;
         write_atomically(pack_dir, &format!("{name}.idx"), &index, fsync)
     }
 }
@@ -131,6 +157,23 @@ fn build_index(entries: &mut [Entry], pack_checksum: &[u8; 20]) -> Vec<u8> {
     let checksum: [u8; 20] = Sha1::digest(&out).into();
     out.extend_from_slice(&checksum);
     out
+}
+
+/// Packs at least this big are hashed on a second thread while they are written.
+const PARALLEL_HASH_MIN: usize = 256 * 1024;
+
+/// Creates a new temp file and writes `data` into it.
+fn write_temp(path: &Path, data: &[u8]) -> io::Result<fs::File> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    if let Err(e) = file.write_all(data) {
+        drop(file);
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(file)
 }
 
 fn write_atomically(dir: &Path, name: &str, data: &[u8], fsync: bool) -> Result<(), RepoError> {

@@ -59,7 +59,7 @@ impl Default for RepoOptions {
             repack_every: 500,
             repack_when_idle: 10,
             index_sync_delay: Duration::from_millis(500),
-            index_sync_max_delay: Duration::from_secs(10),
+            index_sync_max_delay: Duration::from_secs(60),
             fsync: false,
         }
     }
@@ -416,6 +416,7 @@ impl Shared {
             pack,
         } = state;
         let pack_err = |e| io_err(&self.pack_dir)(e);
+        let started = Instant::now();
         pack.reset();
         for &i in written.iter() {
             let w = &p.writes[i];
@@ -440,9 +441,17 @@ impl Shared {
         let commit = object_id(Kind::Commit, body.as_bytes());
         pack.add(Kind::Commit, commit, body.as_bytes())
             .map_err(pack_err)?;
+        let hashed = started.elapsed();
         // Objects first, the ref last: a crash in between leaves an unreferenced pack.
         pack.finish(&self.pack_dir, self.options.fsync)?;
+        let packed = started.elapsed();
         refs::update_main(&self.git_dir, *head, commit, self.options.fsync)?;
+        tracing::debug!(
+            objects_us = hashed.as_micros() as u64,
+            pack_us = (packed - hashed).as_micros() as u64,
+            ref_us = (started.elapsed() - packed).as_micros() as u64,
+            "platform repository commit written"
+        );
         Ok(Some(commit))
     }
 
