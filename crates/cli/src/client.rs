@@ -126,7 +126,15 @@ impl Client {
             req = req.json(b);
         }
         req.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() {
+            if e.is_timeout() {
+                CliError {
+                    code: exit::UNREACHABLE,
+                    message: format!(
+                        "the Slipway server at {} did not answer in time; the request may still have been applied, so check (e.g. `slipway service show`) before retrying",
+                        self.base
+                    ),
+                }
+            } else if e.is_connect() {
                 CliError {
                     code: exit::UNREACHABLE,
                     message: format!(

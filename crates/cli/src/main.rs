@@ -211,6 +211,29 @@ fn usage_error(e: anyhow::Error) -> CliError {
     }
 }
 
+/// Checks a name before it becomes part of a URL path (`..` would change the route).
+fn label(field: &str, value: &str) -> Result<(), CliError> {
+    slipway_core::validate::dns_label(field, value).map_err(|e| CliError {
+        code: exit::INVALID,
+        message: format!("{}: {}", e.field, e.message),
+    })
+}
+
+/// Deployment ids are UUIDs.
+fn deployment_id(value: &str) -> Result<(), CliError> {
+    if !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: exit::INVALID,
+            message: format!("{value:?} is not a deployment id (a UUID such as 0192c7e4-…)"),
+        })
+    }
+}
+
 async fn remote(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
     match command {
         Command::Service(ServiceCmd::Create {
@@ -243,12 +266,14 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             output::service_list(format, &v);
         }
         Command::Service(ServiceCmd::Show { name }) => {
+            label("name", &name)?;
             let v: Value = client
                 .get(&format!("/api/v1/services/{}", enc(&name)))
                 .await?;
             output::service_detail(format, &v);
         }
         Command::Service(ServiceCmd::Delete { name }) => {
+            label("name", &name)?;
             client
                 .delete(&format!("/api/v1/services/{}", enc(&name)))
                 .await?;
@@ -271,6 +296,7 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             output::deployment(format, &v);
         }
         Command::Deployment(DeploymentCmd::Show { id }) => {
+            deployment_id(&id)?;
             let v: Value = client
                 .get(&format!("/api/v1/deployments/{}", enc(&id)))
                 .await?;

@@ -106,6 +106,16 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 
 /// `slipway platform-repo rebuild`: recreates the platform repository from the database as one commit.
 pub async fn rebuild_platform_repo(mut settings: Settings) -> anyhow::Result<()> {
+    // Rebuilding from an empty database would only make an empty repository: a mistyped
+    // --data-dir must not pass for a real one.
+    let embedded = settings.data_dir.join("slipway.db");
+    let uses_embedded = settings.database_url == format!("sqlite://{}", embedded.display());
+    if !settings.data_dir.is_dir() || (uses_embedded && !embedded.exists()) {
+        bail!(
+            "no Slipway data in {}: check --data-dir (and --database-url)",
+            settings.data_dir.display()
+        );
+    }
     let _lock = lock_data_dir(&settings.data_dir)?;
     settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
     let store = slipway_store::connect(&settings.database_url)

@@ -198,6 +198,9 @@ fn cli_commands_and_exit_codes() {
     assert!(out.contains("deleted"));
     assert_eq!(cli(&url, &["service", "delete", "payments"]).0, 4);
 
+    let (code, _, err) = cli(&url, &["service", "delete", ".."]);
+    assert_eq!(code, 6, "names are checked before they become a URL: {err}");
+    assert_eq!(cli(&url, &["deployment", "show", "../x"]).0, 6);
     assert_eq!(cli(&url, &["service"]).0, 2, "usage error");
     assert_eq!(cli(&url, &["--output", "xml", "service", "list"]).0, 2);
 }
@@ -469,6 +472,16 @@ async fn platform_repo_rebuild_recreates_the_repository_from_the_database() {
                 .starts_with("platform-repo.old-")
         });
     assert!(moved_aside, "the old repository is kept aside");
+
+    // A mistyped data directory is refused instead of yielding an empty repository.
+    let out = Command::new(BIN)
+        .args(["platform-repo", "rebuild", "--data-dir"])
+        .arg(dir.path().join("typo"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Slipway data"));
+    assert!(!dir.path().join("typo").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

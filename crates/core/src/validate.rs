@@ -178,21 +178,32 @@ pub fn repo_url(field: &str, value: &str) -> Result<(), FieldError> {
         .rsplit_once(':')
         .filter(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(host_part, |(h, _)| h);
-    if host.is_empty()
-        || !host.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || b == b'.'
-                || b == b'-'
-                || b == b'['
-                || b == b']'
-                || b == b':'
-        })
-    {
+    // A host is a DNS name, an IPv4 address or a bracketed IPv6 address; it never starts with '-'
+    // (ssh would read it as an option).
+    let valid_host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => {
+            !v6.is_empty()
+                && v6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        None => {
+            !host.is_empty()
+                && !host.starts_with(['-', '.'])
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }
+    };
+    if !valid_host {
         return fail("has no valid host name");
     }
     let path = path.trim_end_matches('/');
     if path.is_empty() {
         return fail("has no repository path");
+    }
+    if path.starts_with('-') {
+        return fail("has a path starting with '-'");
     }
     if path.split('/').any(|seg| seg == ".." || seg == ".") {
         return fail("contains '.' or '..' path segments");
@@ -202,6 +213,7 @@ pub fn repo_url(field: &str, value: &str) -> Result<(), FieldError> {
 
 fn valid_user(user: &str) -> bool {
     !user.is_empty()
+        && !user.starts_with('-')
         && user
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -295,6 +307,8 @@ mod tests {
             "ssh://git@github.com/org/payments.git",
             "ssh://github.com:22/org/payments",
             "git@github.com:org/payments.git",
+            "https://[2001:db8::1]/org/p",
+            "ssh://git@10.0.0.1:2222/org/p",
         ] {
             assert!(repo_url("repo_url", ok).is_ok(), "{ok}");
         }
@@ -316,6 +330,14 @@ mod tests {
             "https://github.com/org/p q",
             "https://github.com/org/p\n",
             "https://exa_mple.com/a",
+            "ssh://-oProxyCommand=x@host/p",
+            "ssh://-v/p",
+            "ssh://git@-oProxyCommand=x/p",
+            "git@-oProxyCommand=x:org/p",
+            "git@github.com:-x",
+            "https://github.com:/p",
+            "https://-github.com/p",
+            "https://[zz]/p",
         ] {
             assert!(repo_url("repo_url", bad).is_err(), "{bad:?}");
         }

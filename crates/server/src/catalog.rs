@@ -84,6 +84,7 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
     let started = std::time::Instant::now();
     let rendered = render(&reg.name, &reg.team, &reg.repo_url)?;
     let rendered_at = started.elapsed();
+    let _serial = state.catalog_lock.lock().await;
     let service = state
         .store
         .register_service(
@@ -153,6 +154,7 @@ pub async fn update(
     }
     errors.into_result()?;
 
+    let _serial = state.catalog_lock.lock().await;
     let current = state.store.get_service(name).await?;
     let team = patch.team.clone().unwrap_or_else(|| current.team.clone());
     let repo_url = patch
@@ -194,6 +196,7 @@ pub async fn update(
 }
 
 pub async fn delete(state: &AppState, name: &str, actor: &Actor) -> ApiResult<()> {
+    let _serial = state.catalog_lock.lock().await;
     let artifacts = state
         .store
         .list_artifacts(name, Some(ArtifactScope::Platform))
@@ -231,9 +234,10 @@ async fn project(
         message,
         time_unix: chrono::Utc::now().timestamp(),
     };
-    state.repo.commit(change).await.map(|_| ()).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "the change is saved but the platform repository could not be updated (it is repaired at the next start): {e}"
-        ))
-    })
+    state
+        .repo
+        .commit(change)
+        .await
+        .map(|_| ())
+        .map_err(|e| ApiError::SavedNotProjected(e.into()))
 }

@@ -34,6 +34,7 @@ pub enum ApiError {
         errors: Vec<FieldError>,
     },
     NotFound(String),
+    MethodNotAllowed(String),
     Conflict(String),
     /// 409 for a state that forbids the change (e.g. deleting `dev`).
     Refused(String),
@@ -41,6 +42,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 500: logged with its cause, shown with a request id only.
     Internal(anyhow::Error),
+    /// 500 after the database committed: the change is saved, its projection into the platform
+    /// repository failed and is repaired at the next start.
+    SavedNotProjected(anyhow::Error),
     Unavailable(String),
 }
 
@@ -81,6 +85,11 @@ impl ApiError {
                 (*status, "invalid-request", "The request has invalid fields")
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Already exists"),
             ApiError::Refused(_) => (
                 StatusCode::CONFLICT,
@@ -96,6 +105,11 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+            ),
+            ApiError::SavedNotProjected(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "saved-not-projected",
+                "Saved, but the platform repository was not updated",
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,6 +130,7 @@ impl ApiError {
         let (detail, errors) = match self {
             ApiError::Invalid { detail, errors, .. } => (detail.clone(), errors.clone()),
             ApiError::NotFound(d)
+            | ApiError::MethodNotAllowed(d)
             | ApiError::Conflict(d)
             | ApiError::Refused(d)
             | ApiError::PayloadTooLarge(d)
@@ -127,6 +142,15 @@ impl ApiError {
                 request_id = Some(id.clone());
                 (
                     format!("Something went wrong on the server; quote request id {id} when reporting it."),
+                    vec![],
+                )
+            }
+            ApiError::SavedNotProjected(e) => {
+                let id = uuid::Uuid::now_v7().to_string();
+                tracing::error!(request_id = %id, error = ?e, "platform repository commit failed after the database commit");
+                request_id = Some(id.clone());
+                (
+                    format!("The change is saved, but the platform repository could not be updated; it is repaired from the database at the next start. Do not retry the request. Request id {id}."),
                     vec![],
                 )
             }

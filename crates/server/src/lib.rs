@@ -36,6 +36,10 @@ pub struct StateInner {
     pub repo: Arc<PlatformRepo>,
     /// Test hook: the named point at which the process aborts (see `docs/operations.md`).
     pub crash_point: Option<String>,
+    /// Held from a catalog change's database transaction through its repository commit, so that
+    /// commits land in the order the database saw the changes and an update renders from the row
+    /// it replaces.
+    pub catalog_lock: tokio::sync::Mutex<()>,
 }
 
 impl Deref for AppState {
@@ -55,6 +59,7 @@ impl AppState {
             store,
             repo,
             crash_point,
+            catalog_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -93,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(openapi::router())
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(api::panic_response))

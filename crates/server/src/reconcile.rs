@@ -32,6 +32,7 @@ pub async fn reconcile(store: &dyn Store, repo: &PlatformRepo) -> anyhow::Result
         }
     }
     for (owner, list) in groups {
+        let any_present = list.iter().any(|a| present.contains_key(&a.path));
         let writes: Vec<(String, Vec<u8>)> = list
             .into_iter()
             .filter(|a| present.get(&a.path) != Some(&PlatformRepo::blob_id(&a.content)))
@@ -50,7 +51,8 @@ pub async fn reconcile(store: &dyn Store, repo: &PlatformRepo) -> anyhow::Result
         report.written += writes.len();
         let message = match &owner {
             Some(s) => {
-                format!("register {s}\n\nreconciled from the database after an interrupted write\n")
+                let verb = if any_present { "update" } else { "register" };
+                format!("{verb} {s}\n\nreconciled from the database after an interrupted write\n")
             }
             None => "update platform modules\n\nreconciled from the database\n".to_string(),
         };

@@ -380,6 +380,14 @@ async fn unknown_routes_are_problem_documents() {
     let res = s.http.get(format!("{}/nope", s.url)).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let res = s
+        .http
+        .put(format!("{}/platform/services", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
     s.stop().await;
 }
 
@@ -459,4 +467,49 @@ fn committed_openapi_passes_openapi_spec_validator() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Concurrent updates of different fields: the stored files always render the final row, and the
+/// repository's HEAD holds exactly the database's files.
+#[tokio::test]
+async fn concurrent_updates_keep_files_consistent_with_the_row() {
+    let s = TestServer::start().await;
+    register(&s, "payments", "core").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let http = s.http.clone();
+        let url = format!("{}/api/v1/services/payments", s.url);
+        let body = if i % 2 == 0 {
+            json!({"team": format!("team-{i}")})
+        } else {
+            json!({"repo_url": format!("https://github.com/org/repo-{i}")})
+        };
+        tasks.push(tokio::spawn(async move {
+            http.patch(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let (_, svc) = s.get("/api/v1/services/payments").await;
+    let path = "app/templates/kubernetes/generated/payments-deployment.yaml";
+    let (_, _, stored) = s
+        .get_text(&format!("/api/v1/services/payments/artifacts/{path}"))
+        .await;
+    assert!(
+        stored.contains(svc["team"].as_str().unwrap()),
+        "team of the row in the files"
+    );
+    assert!(
+        stored.contains(svc["repo_url"].as_str().unwrap()),
+        "repo of the row in the files"
+    );
+    assert_eq!(s.git(&["show", &format!("HEAD:{path}")]), stored);
+    s.stop().await;
 }

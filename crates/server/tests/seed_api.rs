@@ -105,6 +105,14 @@ async fn duplicate_registration_is_409_and_changes_nothing() {
 /// Sends one bad registration and checks: 4xx, a problem document naming the field, and nothing written.
 async fn rejects(body: Value, field: &str) {
     let s = TestServer::start().await;
+    let res = s
+        .http
+        .post(format!("{}/platform/services", s.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
     let (status, problem) = s.post("/platform/services", body.clone()).await;
     assert!((400..500).contains(&status), "{status} for {body}");
     assert_eq!(problem["status"], status, "{problem}");

@@ -13,8 +13,14 @@ pub struct PgDb {
 
 impl PgDb {
     /// `None` (after printing why) when `TEST_DATABASE_URL` is unset: the caller skips its test.
+    /// Under `CI` a missing `TEST_DATABASE_URL` is a failure instead.
     pub async fn create() -> Option<PgDb> {
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            // CI must run them: `.ci/run` starts PostgreSQL and sets the variable.
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false" || v == "0"),
+                "TEST_DATABASE_URL is not set, but CI is: the PostgreSQL tests must run in CI"
+            );
             eprintln!("skipped: set TEST_DATABASE_URL=postgres://… to run the PostgreSQL tests");
             return None;
         };

@@ -31,6 +31,12 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; see /docs for the API".into())
 }
 
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed(
+        "this route does not accept that method; see /docs for the API".into(),
+    )
+}
+
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
 }

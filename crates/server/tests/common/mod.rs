@@ -167,7 +167,24 @@ impl TestServer {
             .output()
             .unwrap();
         if !out.status.success() {
-            return 0; // no commit yet
+            // Only an unborn branch (a repository without commits) counts as zero.
+            assert!(
+                self.repo_path().join(".git/HEAD").exists(),
+                "no platform repository: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let head = self.git(&["symbolic-ref", "HEAD"]);
+            let unborn = Command::new("git")
+                .arg("-C")
+                .arg(self.repo_path())
+                .args(["rev-parse", "--verify", "--quiet", head.trim()])
+                .output()
+                .unwrap();
+            assert!(
+                !unborn.status.success(),
+                "rev-list failed on a repository with commits"
+            );
+            return 0;
         }
         String::from_utf8(out.stdout)
             .unwrap()
