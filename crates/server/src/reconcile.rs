@@ -18,46 +18,67 @@ pub struct ReconcileReport {
 }
 
 pub async fn reconcile(store: &dyn Store, repo: &PlatformRepo) -> anyhow::Result<ReconcileReport> {
-    let expected = store.all_platform_artifacts().await?;
     let present = repo.files();
     let mut report = ReconcileReport::default();
-    let expected_paths: BTreeSet<&str> = expected.iter().map(|a| a.path.as_str()).collect();
 
-    // Group consecutive artifacts by owner (platform-wide first, then services in registration order).
-    let mut groups: Vec<(Option<String>, Vec<&Artifact>)> = Vec::new();
-    for a in &expected {
-        match groups.last_mut() {
-            Some((owner, list)) if *owner == a.service => list.push(a),
-            _ => groups.push((a.service.clone(), vec![a])),
-        }
+    // Stream the database's platform artifacts (grouped by owner: platform-wide first, then each
+    // service in registration order) and keep only what HEAD lacks, so memory stays small however
+    // large the catalog is.
+    struct Group {
+        owner: Option<String>,
+        any_present: bool,
+        writes: Vec<(String, Vec<u8>)>,
     }
-    for (owner, list) in groups {
-        let any_present = list.iter().any(|a| present.contains_key(&a.path));
-        let writes: Vec<(String, Vec<u8>)> = list
-            .into_iter()
-            .filter(|a| present.get(&a.path) != Some(&PlatformRepo::blob_id(&a.content)))
-            .map(|a| (a.path.clone(), a.content.clone()))
-            .collect();
-        if writes.is_empty() {
-            continue;
-        }
-        let what = owner
+    let mut groups: Vec<Group> = Vec::new();
+    let mut expected_paths: BTreeSet<String> = BTreeSet::new();
+    store
+        .visit_platform_artifacts(&mut |a: Artifact| {
+            let current = present.get(&a.path);
+            if groups.last().is_none_or(|g| g.owner != a.service) {
+                // Groups with nothing to repair are dropped as soon as the next one starts.
+                if groups.last().is_some_and(|g| g.writes.is_empty()) {
+                    groups.pop();
+                }
+                groups.push(Group {
+                    owner: a.service.clone(),
+                    any_present: false,
+                    writes: Vec::new(),
+                });
+            }
+            let Some(group) = groups.last_mut() else {
+                return;
+            };
+            group.any_present |= current.is_some();
+            if current != Some(&PlatformRepo::blob_id(&a.content)) {
+                group.writes.push((a.path.clone(), a.content));
+            }
+            expected_paths.insert(a.path);
+        })
+        .await?;
+
+    for group in groups.into_iter().filter(|g| !g.writes.is_empty()) {
+        let what = group
+            .owner
             .as_deref()
             .map_or("platform modules".to_string(), |s| format!("service {s}"));
         tracing::warn!(
-            files = writes.len(),
+            files = group.writes.len(),
             "platform repository is missing changes for {what}; repairing"
         );
-        report.written += writes.len();
-        let message = match &owner {
+        report.written += group.writes.len();
+        let message = match &group.owner {
             Some(s) => {
-                let verb = if any_present { "update" } else { "register" };
+                let verb = if group.any_present {
+                    "update"
+                } else {
+                    "register"
+                };
                 format!("{verb} {s}\n\nreconciled from the database after an interrupted write\n")
             }
             None => "update platform modules\n\nreconciled from the database\n".to_string(),
         };
         let change = Change {
-            writes,
+            writes: group.writes,
             deletes: vec![],
             message,
             time_unix: chrono::Utc::now().timestamp(),

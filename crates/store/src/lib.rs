@@ -98,9 +98,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Artifact>>;
     /// Platform-wide files (service `None`), sorted by path.
     async fn platform_files(&self) -> Result<Vec<Artifact>>;
-    /// Every `platform`-scope artifact: platform-wide files first, then each service's in registration
-    /// order (then path). What the platform repository must contain.
-    async fn all_platform_artifacts(&self) -> Result<Vec<Artifact>>;
+    /// Hands every `platform`-scope artifact to `visit`, one at a time from one snapshot:
+    /// platform-wide files first, then each service's in registration order (then path). What the
+    /// platform repository must contain, without holding it all in memory.
+    async fn visit_platform_artifacts(
+        &self,
+        visit: &mut (dyn FnMut(Artifact) + Send),
+    ) -> Result<()>;
+    /// [`Store::visit_platform_artifacts`] collected into a vector.
+    async fn all_platform_artifacts(&self) -> Result<Vec<Artifact>> {
+        let mut all = Vec::new();
+        self.visit_platform_artifacts(&mut |a| all.push(a)).await?;
+        Ok(all)
+    }
 
     // Deployments
     /// `NotFound` for an unknown service or environment. Status starts as `QUEUED`; the id is a UUIDv7.

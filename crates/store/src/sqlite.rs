@@ -12,6 +12,7 @@ use crate::common::{
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use serde_json::json;
 use slipway_core::{
     Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
@@ -633,24 +634,28 @@ impl Store for SqliteStore {
         convert(rows)
     }
 
-    async fn all_platform_artifacts(&self) -> Result<Vec<Artifact>> {
+    async fn visit_platform_artifacts(
+        &self,
+        visit: &mut (dyn FnMut(Artifact) + Send),
+    ) -> Result<()> {
         // One snapshot for both reads. CROSS JOIN makes SQLite walk services in registration order
         // (index `services_created`) and look their artifacts up, instead of sorting every row.
         let mut tx = self.reader.begin().await?;
-        let shared: Vec<ArtifactRow> = sqlx::query_as(&format!(
+        let shared = format!(
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = '' AND scope = 'platform' ORDER BY path"
-        ))
-        .fetch_all(&mut *tx)
-        .await?;
-        let per_service: Vec<ArtifactRow> = sqlx::query_as(
-            "SELECT a.service_name, a.scope, a.path, a.content, a.sha256, a.generator \
+        );
+        for sql in [shared.as_str(), "SELECT a.service_name, a.scope, a.path, a.content, a.sha256, a.generator \
              FROM services s CROSS JOIN artifacts a ON a.service_name = s.name AND a.scope = 'platform' \
-             ORDER BY s.created_at, s.name, a.path",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+             ORDER BY s.created_at, s.name, a.path"] {
+            let mut rows = sqlx::query_as::<_, ArtifactRow>(sql).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                for artifact in convert::<ArtifactRow, Artifact>(vec![row])? {
+                    visit(artifact);
+                }
+            }
+        }
         tx.commit().await?;
-        convert(shared.into_iter().chain(per_service).collect())
+        Ok(())
     }
 
     async fn create_deployment(&self, new: NewDeployment, actor: &Actor) -> Result<Deployment> {
