@@ -48,10 +48,5 @@ pub async fn list_audit(
             offset,
         })
         .await?;
-    Ok(Json(PageOf {
-        items: page.items,
-        total: page.total,
-        limit,
-        offset,
-    }))
+    Ok(Json(PageOf::new(page, limit, offset)))
 }

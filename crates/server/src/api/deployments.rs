@@ -116,12 +116,7 @@ pub async fn list_deployments(
             offset,
         })
         .await?;
-    Ok(Json(PageOf {
-        items: page.items,
-        total: page.total,
-        limit,
-        offset,
-    }))
+    Ok(Json(PageOf::new(page, limit, offset)))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", params(("id" = String, Path)), responses(

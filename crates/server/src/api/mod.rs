@@ -115,6 +115,17 @@ pub struct PageOf<T> {
     pub offset: u64,
 }
 
+impl<T> PageOf<T> {
+    pub fn new(page: slipway_core::Page<T>, limit: u32, offset: u64) -> Self {
+        PageOf {
+            items: page.items,
+            total: page.total,
+            limit,
+            offset,
+        }
+    }
+}
+
 pub fn created<T: Serialize>(body: T) -> (StatusCode, Json<T>) {
     (StatusCode::CREATED, Json(body))
 }

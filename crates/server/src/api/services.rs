@@ -137,12 +137,7 @@ pub async fn list_services(
             offset,
         })
         .await?;
-    Ok(Json(PageOf {
-        items: page.items,
-        total: page.total,
-        limit,
-        offset,
-    }))
+    Ok(Json(PageOf::new(page, limit, offset)))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{name}", tag = "services", params(("name" = String, Path)), responses(
@@ -397,10 +392,5 @@ pub async fn service_deployments(
             offset,
         })
         .await?;
-    Ok(Json(PageOf {
-        items: page.items,
-        total: page.total,
-        limit,
-        offset,
-    }))
+    Ok(Json(PageOf::new(page, limit, offset)))
 }
