@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 SEED=${SEED:-10000}
 MEASURE=${MEASURE:-300}
 SECONDS_LOAD=${SECONDS_LOAD:-10}
-cargo build --release -q -p slipway-cli -p slipway-bench
+cargo build --release -q -p slipway-cli --bin slipway --example bench
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 BIN="$target_dir/release/slipway"
-BENCH="$target_dir/release/slipway-bench"
+BENCH="$target_dir/release/examples/bench"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -71,7 +71,7 @@ echo "== health throughput, concurrency 32, ${SECONDS_LOAD}s, SQLite, B ($SEED s
 if command -v wrk >/dev/null; then
   wrk -t2 -c32 -d"${SECONDS_LOAD}s" "$large/platform/services/seed-1/health" | grep -E "Requests/sec|Non-2xx|Latency"
 else
-  echo "(wrk not installed: apt-get install -y wrk gives a lighter load generator; using slipway-bench)"
+  echo "(wrk not installed: apt-get install -y wrk gives a lighter load generator; using the bench example)"
   "$BENCH" health "$large" seed-1 --seconds "$SECONDS_LOAD" --concurrency 32
 fi
 echo "== memory after the run (A, B)"

@@ -1,4 +1,5 @@
-//! Figures for the foundation issue, against a running `slipway up` (started by `bench/run.sh`):
+//! Load generator behind `bench/run.sh` (`cargo run --release -p slipway-cli --example bench -- …`):
+//! figures for the foundation issue, against a running `slipway up`.
 //!
 //! - `register URL COUNT [--concurrency N] [--prefix P]`: registers COUNT services, prints latency percentiles;
 //! - `register-pair URL_A URL_B COUNT`: alternates registrations between two servers so that machine
@@ -53,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             println!("rss_mib={:.1}", kb as f64 / 1024.0);
             Ok(())
         }
-        _ => bail!("usage: slipway-bench register URL COUNT [--concurrency N] [--prefix P] | health URL NAME [--seconds S] [--concurrency C] | rss PID"),
+        _ => bail!("usage: bench register URL COUNT [--concurrency N] [--prefix P] | health URL NAME [--seconds S] [--concurrency C] | rss PID"),
     }
 }
 
