@@ -1,8 +1,9 @@
 //! `/dashboard/{name}`: seed 000's read-only operator view, server-rendered, every user string escaped.
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ValidPath;
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -33,7 +34,10 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
-async fn dashboard(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn dashboard(
+    State(state): State<AppState>,
+    ValidPath(name): ValidPath<String>,
+) -> ApiResult<Response> {
     let service = match state.store.get_service(&name).await {
         Ok(s) => s,
         Err(slipway_store::StoreError::NotFound { .. }) => {

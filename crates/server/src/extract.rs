@@ -131,3 +131,26 @@ where
             })
     }
 }
+
+/// Path parameters; a segment that cannot be decoded (e.g. invalid UTF-8) is a 400 problem document.
+pub struct ValidPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ValidPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ValidPath(v))
+            .map_err(|rejection| {
+                ApiError::bad_request(
+                    format!("the URL path could not be read: {}", rejection.body_text()),
+                    vec![FieldError::new("path", rejection.body_text())],
+                )
+            })
+    }
+}

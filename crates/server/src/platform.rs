@@ -3,9 +3,9 @@
 
 use crate::catalog::{self, Registration, SEED_FIELDS};
 use crate::error::{ApiResult, Problem};
-use crate::extract::ValidJson;
+use crate::extract::{ValidJson, ValidPath};
 use crate::{AppState, RequestActor};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -222,7 +222,7 @@ pub async fn list_deployments(
     ))]
 pub async fn get_deployment(
     State(state): State<AppState>,
-    Path(build_id): Path<String>,
+    ValidPath(build_id): ValidPath<String>,
 ) -> ApiResult<Json<SeedDeployment>> {
     Ok(Json(state.store.get_deployment(&build_id).await?.into()))
 }
@@ -250,7 +250,7 @@ pub struct SeedHealth {
     ))]
 pub async fn service_health(
     State(state): State<AppState>,
-    Path(service_name): Path<String>,
+    ValidPath(service_name): ValidPath<String>,
 ) -> ApiResult<Json<SeedHealth>> {
     Ok(Json(health(&state, &service_name).await?))
 }

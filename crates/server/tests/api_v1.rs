@@ -388,6 +388,14 @@ async fn unknown_routes_are_problem_documents() {
         .unwrap();
     assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let res = s
+        .http
+        .get(format!("{}/api/v1/services/%FF", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "a path segment that is not UTF-8");
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
     s.stop().await;
 }
 

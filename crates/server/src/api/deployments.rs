@@ -1,8 +1,8 @@
 use super::{PageOf, Paging};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ValidJson, ValidQuery};
+use crate::extract::{ValidJson, ValidPath, ValidQuery};
 use crate::{AppState, RequestActor};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -124,7 +124,7 @@ pub async fn list_deployments(
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_deployment(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> ApiResult<Json<Deployment>> {
     Ok(Json(state.store.get_deployment(&id).await?))
 }

@@ -1,8 +1,8 @@
 use super::created;
 use crate::error::{ApiResult, Problem};
-use crate::extract::ValidJson;
+use crate::extract::{ValidJson, ValidPath};
 use crate::{AppState, RequestActor};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -56,7 +56,7 @@ pub async fn create_environment(
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_environment(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> ApiResult<Json<Environment>> {
     Ok(Json(state.store.get_environment(&name).await?))
 }
@@ -69,7 +69,7 @@ pub async fn get_environment(
 pub async fn delete_environment(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_environment(&name, &actor).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,9 +1,9 @@
 use super::{created, PageOf, Paging};
 use crate::catalog::{self, Patch, Registration, API_FIELDS};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ValidJson, ValidQuery};
+use crate::extract::{ValidJson, ValidPath, ValidQuery};
 use crate::{AppState, RequestActor};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -145,7 +145,7 @@ pub async fn list_services(
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_service(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> ApiResult<Json<ServiceDetail>> {
     let service = state.store.get_service(&name).await?;
     let artifacts = state.store.list_artifacts(&name, None).await?;
@@ -181,7 +181,7 @@ fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
 pub async fn update_service(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     ValidJson(req): ValidJson<ServicePatch>,
 ) -> ApiResult<Json<Service>> {
     let patch = Patch {
@@ -199,7 +199,7 @@ pub async fn update_service(
 pub async fn delete_service(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> ApiResult<StatusCode> {
     catalog::delete(&state, &name, &actor).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -220,7 +220,7 @@ pub struct ScopeFilter {
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_artifacts(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     ValidQuery(f): ValidQuery<ScopeFilter>,
 ) -> ApiResult<Json<Vec<ArtifactInfo>>> {
     Ok(Json(state.store.list_artifacts(&name, f.scope).await?))
@@ -234,7 +234,7 @@ pub async fn list_artifacts(
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_artifact(
     State(state): State<AppState>,
-    Path((name, path)): Path<(String, String)>,
+    ValidPath((name, path)): ValidPath<(String, String)>,
     ValidQuery(f): ValidQuery<ScopeFilter>,
 ) -> ApiResult<Response> {
     let artifact = match f.scope {
@@ -284,7 +284,7 @@ fn content_type(path: &str) -> &'static str {
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn artifact_bundle(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     ValidQuery(f): ValidQuery<ScopeFilter>,
 ) -> ApiResult<Response> {
     let service = state.store.get_service(&name).await?;
@@ -373,7 +373,7 @@ pub struct ServiceDeploymentFilter {
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn service_deployments(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
     ValidQuery(f): ValidQuery<ServiceDeploymentFilter>,
 ) -> ApiResult<Json<PageOf<Deployment>>> {
     let (limit, offset) = Paging {

@@ -1,8 +1,8 @@
 use super::created;
 use crate::error::{ApiResult, Problem};
-use crate::extract::ValidJson;
+use crate::extract::{ValidJson, ValidPath};
 use crate::{AppState, RequestActor};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -58,7 +58,7 @@ pub struct TeamDetail {
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_team(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ValidPath(name): ValidPath<String>,
 ) -> ApiResult<Json<TeamDetail>> {
     let team = state.store.get_team(&name).await?;
     let page = state
