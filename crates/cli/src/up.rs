@@ -8,6 +8,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+/// How often a replica on PostgreSQL reconciles its platform repository with the shared database.
+const REPLICA_RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Holds the data directory's lock: one Slipway process per data directory.
 pub struct DataDirLock(#[allow(dead_code)] File);
 
@@ -75,6 +78,28 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
         .ok()
         .filter(|s| !s.is_empty());
     let state = AppState::new(store, repo.clone(), crash_point);
+    if state.store.backend() == "postgres" {
+        // Other replicas change the catalog too: bring this replica's projection up to date.
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REPLICA_RECONCILE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is immediate; start-up already reconciled
+            loop {
+                tick.tick().await;
+                match reconcile::reconcile_now(&state).await {
+                    Ok(report) if report != reconcile::ReconcileReport::default() => {
+                        tracing::info!(
+                            ?report,
+                            "platform repository updated with other replicas' changes"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "periodic reconcile failed"),
+                }
+            }
+        });
+    }
     let shutdown = shutdown_signal()?;
     eprintln!(
         "Slipway {} listening on http://{addr}  (API /api/v1, seed API /platform, docs /docs)\n  data: {}  database: {}",

@@ -115,3 +115,11 @@ pub async fn reconcile(store: &dyn Store, repo: &PlatformRepo) -> anyhow::Result
     }
     Ok(report)
 }
+
+/// [`reconcile`] while holding the catalog lock, so that it cannot interleave with a change whose
+/// database commit it has not seen yet. Used periodically when several replicas share PostgreSQL:
+/// each replica's repository then also receives the changes made through the others.
+pub async fn reconcile_now(state: &crate::AppState) -> anyhow::Result<ReconcileReport> {
+    let _serial = state.catalog_lock.lock().await;
+    reconcile(state.store.as_ref(), &state.repo).await
+}

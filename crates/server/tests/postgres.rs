@@ -107,3 +107,47 @@ async fn concurrent_registrations_on_postgres() {
     assert_eq!(s.commit_count(), 51);
     s.stop().await;
 }
+
+/// Two replicas on one database: each one's platform repository catches up with the other's changes
+/// when it reconciles (periodically under `slipway up`).
+#[tokio::test]
+async fn replicas_reconcile_each_others_changes() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let a = TestServer::start_with(Some(db.url.clone())).await;
+    let b = TestServer::start_with(Some(db.url.clone())).await;
+    let (st, _) = a
+        .post("/platform/services", json!({"service_name": "payments", "team_name": "core", "repo_url": "https://github.com/org/payments"}))
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(b.commit_count(), 0, "b has not seen it yet");
+    let report = slipway_server::reconcile::reconcile_now(&b.state)
+        .await
+        .unwrap();
+    assert!(report.commits >= 1, "{report:?}");
+    let files = b.git(&["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(
+        files.contains("terraform/envs/dev/payments/main.tf"),
+        "{files}"
+    );
+    assert_eq!(
+        b.git(&[
+            "show",
+            "HEAD:app/templates/jenkins/generated/payments.Jenkinsfile"
+        ]),
+        a.git(&[
+            "show",
+            "HEAD:app/templates/jenkins/generated/payments.Jenkinsfile"
+        ])
+    );
+    // A deletion through b reaches a the same way.
+    assert_eq!(b.delete("/api/v1/services/payments").await.0, 204);
+    slipway_server::reconcile::reconcile_now(&a.state)
+        .await
+        .unwrap();
+    let files = a.git(&["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(!files.contains("payments"), "{files}");
+    a.stop().await;
+    b.stop().await;
+}
