@@ -136,23 +136,18 @@ impl ApiError {
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Unavailable(d) => (d.clone(), vec![]),
-            ApiError::Internal(e) => {
+            ApiError::Internal(e) | ApiError::SavedNotProjected(e) => {
+                // The cause goes to the log under an id the client can quote; the client sees no internals.
                 let id = uuid::Uuid::now_v7().to_string();
-                tracing::error!(request_id = %id, error = ?e, "internal error");
                 request_id = Some(id.clone());
-                (
-                    format!("Something went wrong on the server; quote request id {id} when reporting it."),
-                    vec![],
-                )
-            }
-            ApiError::SavedNotProjected(e) => {
-                let id = uuid::Uuid::now_v7().to_string();
-                tracing::error!(request_id = %id, error = ?e, "platform repository commit failed after the database commit");
-                request_id = Some(id.clone());
-                (
-                    format!("The change is saved, but the platform repository could not be updated; it is repaired from the database at the next start. Do not retry the request. Request id {id}."),
-                    vec![],
-                )
+                let detail = if matches!(self, ApiError::Internal(_)) {
+                    tracing::error!(request_id = %id, error = ?e, "internal error");
+                    format!("Something went wrong on the server; quote request id {id} when reporting it.")
+                } else {
+                    tracing::error!(request_id = %id, error = ?e, "platform repository commit failed after the database commit");
+                    format!("The change is saved, but the platform repository could not be updated; it is repaired from the database at the next start. Do not retry the request. Request id {id}.")
+                };
+                (detail, vec![])
             }
         };
         Problem {
@@ -202,5 +197,31 @@ impl From<StoreError> for ApiError {
 impl From<ValidationErrors> for ApiError {
     fn from(e: ValidationErrors) -> Self {
         ApiError::invalid(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_show_a_request_id_and_no_cause() {
+        for (err, kind) in [
+            (
+                ApiError::internal(anyhow::anyhow!("secret cause /etc/x")),
+                "internal",
+            ),
+            (
+                ApiError::SavedNotProjected(anyhow::anyhow!("secret cause /etc/x")),
+                "saved-not-projected",
+            ),
+        ] {
+            let p = err.to_problem();
+            assert_eq!(p.status, 500);
+            assert!(p.kind.ends_with(kind), "{}", p.kind);
+            let id = p.request_id.expect("request id");
+            assert!(p.detail.contains(&id));
+            assert!(!p.detail.contains("secret"), "{}", p.detail);
+        }
     }
 }
