@@ -483,28 +483,19 @@ fn committed_openapi_passes_openapi_spec_validator() {
 async fn concurrent_updates_keep_files_consistent_with_the_row() {
     let s = TestServer::start().await;
     register(&s, "payments", "core").await;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let http = s.http.clone();
-        let url = format!("{}/api/v1/services/payments", s.url);
-        let body = if i % 2 == 0 {
-            json!({"team": format!("team-{i}")})
-        } else {
-            json!({"repo_url": format!("https://github.com/org/repo-{i}")})
-        };
-        tasks.push(tokio::spawn(async move {
-            http.patch(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
+    let bodies = (0..20)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!({"team": format!("team-{i}")})
+            } else {
+                json!({"repo_url": format!("https://github.com/org/repo-{i}")})
+            }
+        })
+        .collect();
+    let codes = s
+        .concurrently(reqwest::Method::PATCH, "/api/v1/services/payments", bodies)
+        .await;
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     let (_, svc) = s.get("/api/v1/services/payments").await;
     let path = "app/templates/kubernetes/generated/payments-deployment.yaml";
     let (_, _, stored) = s

@@ -53,37 +53,22 @@ async fn concurrent_registrations_on_postgres() {
     let Some((_db, s)) = server().await else {
         return;
     };
-    let mut tasks = Vec::new();
-    for i in 0..100 {
-        let http = s.http.clone();
-        let url = format!("{}/platform/services", s.url);
-        // 50 distinct names, and 50 attempts at one name.
-        let name = if i < 50 {
-            format!("svc-{i}")
-        } else {
-            "contested".to_string()
-        };
-        tasks.push(tokio::spawn(async move {
-            let res = http
-                .post(url)
-                .json(&json!({"service_name": name, "team_name": "shared-team", "repo_url": "https://github.com/org/x"}))
-                .send()
-                .await
-                .unwrap();
-            (i, res.status().as_u16())
-        }));
-    }
-    let mut distinct = 0;
-    let mut contested = Vec::new();
-    for t in tasks {
-        let (i, code) = t.await.unwrap();
-        if i < 50 {
-            assert_eq!(code, 201);
-            distinct += 1;
-        } else {
-            contested.push(code);
-        }
-    }
+    // 50 distinct names, and 50 attempts at one name.
+    let bodies = (0..100)
+        .map(|i| {
+            let name = if i < 50 { format!("svc-{i}") } else { "contested".to_string() };
+            json!({"service_name": name, "team_name": "shared-team", "repo_url": "https://github.com/org/x"})
+        })
+        .collect();
+    let codes = s
+        .concurrently(reqwest::Method::POST, "/platform/services", bodies)
+        .await;
+    let (distinct_codes, contested) = codes.split_at(50);
+    assert!(
+        distinct_codes.iter().all(|c| *c == 201),
+        "{distinct_codes:?}"
+    );
+    let distinct = distinct_codes.len();
     assert_eq!(distinct, 50);
     assert_eq!(
         contested.iter().filter(|c| **c == 201).count(),

@@ -272,23 +272,13 @@ async fn body_over_one_mib_is_413() {
 #[tokio::test]
 async fn fifty_concurrent_distinct_registrations_give_fifty_services_and_commits() {
     let s = TestServer::start().await;
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let http = s.http.clone();
-        let url = format!("{}/platform/services", s.url);
-        tasks.push(tokio::spawn(async move {
-            http.post(url)
-                .json(&json!({"service_name": format!("svc-{i}"), "team_name": format!("team-{}", i % 5), "repo_url": format!("https://github.com/org/svc-{i}")}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 201);
-    }
+    let bodies = (0..50)
+        .map(|i| json!({"service_name": format!("svc-{i}"), "team_name": format!("team-{}", i % 5), "repo_url": format!("https://github.com/org/svc-{i}")}))
+        .collect();
+    let codes = s
+        .concurrently(reqwest::Method::POST, "/platform/services", bodies)
+        .await;
+    assert!(codes.iter().all(|c| *c == 201), "{codes:?}");
     assert_eq!(
         s.get("/platform/services")
             .await
@@ -315,24 +305,12 @@ async fn fifty_concurrent_distinct_registrations_give_fifty_services_and_commits
 #[tokio::test]
 async fn fifty_concurrent_registrations_of_one_name_give_one_201() {
     let s = TestServer::start().await;
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let http = s.http.clone();
-        let url = format!("{}/platform/services", s.url);
-        tasks.push(tokio::spawn(async move {
-            http.post(url)
-                .json(&json!({"service_name": "payments", "team_name": "core", "repo_url": format!("https://github.com/org/p{i}")}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut codes = Vec::new();
-    for t in tasks {
-        codes.push(t.await.unwrap());
-    }
+    let bodies = (0..50)
+        .map(|i| json!({"service_name": "payments", "team_name": "core", "repo_url": format!("https://github.com/org/p{i}")}))
+        .collect();
+    let codes = s
+        .concurrently(reqwest::Method::POST, "/platform/services", bodies)
+        .await;
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
     assert_eq!(s.commit_count(), 1);

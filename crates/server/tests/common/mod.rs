@@ -143,6 +143,30 @@ impl TestServer {
         status_json(res).await
     }
 
+    /// Sends one request per body, all at once, and returns the status codes in body order.
+    pub async fn concurrently(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bodies: Vec<Value>,
+    ) -> Vec<u16> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let request = self
+                    .http
+                    .request(method.clone(), format!("{}{path}", self.url))
+                    .json(&body);
+                tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+            })
+            .collect();
+        let mut codes = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        codes
+    }
+
     /// Runs git in the platform repository.
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
