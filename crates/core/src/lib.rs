@@ -2,9 +2,11 @@
 //! No I/O lives here.
 
 pub mod deployment;
+pub mod engine;
 pub mod model;
 pub mod validate;
 
 pub use deployment::{DeploymentStatus, SeedDeploymentStatus};
+pub use engine::*;
 pub use model::*;
 pub use validate::{FieldError, ValidationErrors};

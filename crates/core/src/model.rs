@@ -134,6 +134,19 @@ pub struct Deployment {
     pub status_before_destroy: Option<DeploymentStatus>,
     /// Who or what asked for it (`api`, `platform-api`, `cli`, …).
     pub trigger: String,
+    /// The release it runs, once built (or from the start, for a rollback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_id: Option<String>,
+    /// The deployment this one rolls back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// The commit the ref resolved to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_sha: Option<String>,
+    /// Where the app answers once EXPOSED.
+    pub url: Option<String>,
+    /// Why it is in its current state (the latest event's reason).
+    pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -220,8 +233,18 @@ pub struct ServiceUpdate {
 pub struct NewDeployment {
     pub service: String,
     pub environment: String,
-    pub git_ref: Option<String>,
+    pub source: crate::DeploymentSource,
     pub trigger: String,
+    /// When given, a request with the same scope and key returns the deployment it created.
+    pub idempotency: Option<crate::IdempotencyKey>,
+}
+
+/// Fields a transition may set beside the status.
+#[derive(Debug, Clone, Default)]
+pub struct TransitionUpdate {
+    pub release_id: Option<String>,
+    pub commit_sha: Option<String>,
+    pub url: Option<String>,
 }
 
 /// Filters and paging for the service list.

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use slipway_core::{validate, Deployment, NewDeployment, SeedDeploymentStatus, ServiceQuery};
+use slipway_core::{
+    validate, Deployment, DeploymentSource, NewDeployment, SeedDeploymentStatus, ServiceQuery,
+};
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -188,13 +190,14 @@ pub async fn create_deployment(
             NewDeployment {
                 service: req.service_name,
                 environment: catalog::REGISTRATION_ENV.into(),
-                git_ref: None,
+                source: DeploymentSource::Build { git_ref: None },
                 trigger: "platform-api".into(),
+                idempotency: None,
             },
             &actor,
         )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(d.into())))
+    Ok((StatusCode::ACCEPTED, Json(d.0.into())))
 }
 
 /// Newest deployments first (up to 1000).

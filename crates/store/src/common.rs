@@ -5,8 +5,10 @@ use crate::{effective_limit, Result, StoreError};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use slipway_core::{
-    Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment, DeploymentQuery,
-    DeploymentStatus, Environment, NewService, Service, ServiceQuery, ServiceUpdate, Team,
+    job_kind, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
+    DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
+    Job, JobOutcome, JobStatus, LogLine, LogStream, NewDeployment, NewJob, NewService, Release,
+    Service, ServiceQuery, ServiceUpdate, Team, DEPLOY_QUEUE,
 };
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -337,6 +339,11 @@ pub(crate) struct DeploymentRow {
     status: String,
     status_before_destroy: Option<String>,
     trigger: String,
+    release_id: Option<String>,
+    rollback_of: Option<String>,
+    commit_sha: Option<String>,
+    url: Option<String>,
+    reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -356,10 +363,236 @@ impl TryFrom<DeploymentRow> for Deployment {
                 .map(parse_status)
                 .transpose()?,
             trigger: r.trigger,
+            release_id: r.release_id,
+            rollback_of: r.rollback_of,
+            commit_sha: r.commit_sha,
+            url: r.url,
+            reason: r.reason,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
     }
+}
+
+/// Columns of `deployments`, in `DeploymentRow` order.
+pub(crate) const DEPLOYMENT_COLUMNS: &str =
+    "id, service, environment, git_ref, status, status_before_destroy, \"trigger\", \
+     release_id, rollback_of, commit_sha, url, reason, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    status: String,
+    reason: String,
+}
+
+impl TryFrom<EventRow> for DeploymentEvent {
+    type Error = sqlx::Error;
+    fn try_from(r: EventRow) -> Result<Self, sqlx::Error> {
+        Ok(DeploymentEvent {
+            seq: r.seq,
+            at: r.at,
+            status: parse_status(&r.status)?,
+            reason: r.reason,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LogRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    stream: String,
+    line: String,
+}
+
+impl TryFrom<LogRow> for LogLine {
+    type Error = sqlx::Error;
+    fn try_from(r: LogRow) -> Result<Self, sqlx::Error> {
+        Ok(LogLine {
+            seq: r.seq,
+            at: r.at,
+            stream: LogStream::parse(&r.stream)
+                .ok_or_else(|| decode_error(format!("unknown log stream {:?}", r.stream)))?,
+            line: r.line,
+        })
+    }
+}
+
+/// `releases` columns; JSON columns read as text (`plan`, `variables`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReleaseRow {
+    id: String,
+    service: String,
+    environment: String,
+    deployment_id: String,
+    commit_sha: String,
+    plan: String,
+    variables: String,
+    created_at: DateTime<Utc>,
+    healthy_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ReleaseRow> for Release {
+    type Error = sqlx::Error;
+    fn try_from(r: ReleaseRow) -> Result<Self, sqlx::Error> {
+        Ok(Release {
+            id: r.id,
+            service: r.service,
+            environment: r.environment,
+            deployment_id: r.deployment_id,
+            commit_sha: r.commit_sha,
+            plan: serde_json::from_str(&r.plan)
+                .map_err(|e| decode_error(format!("release plan: {e}")))?,
+            variables: serde_json::from_str(&r.variables)
+                .map_err(|e| decode_error(format!("release variables: {e}")))?,
+            created_at: r.created_at,
+            healthy_at: r.healthy_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    id: i64,
+    queue: String,
+    kind: String,
+    subject: String,
+    payload: String,
+    concurrency_key: Option<String>,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+    lease_owner: Option<String>,
+    lease_until: Option<DateTime<Utc>>,
+    cancel_requested: bool,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = sqlx::Error;
+    fn try_from(r: JobRow) -> Result<Self, sqlx::Error> {
+        Ok(Job {
+            id: r.id,
+            queue: r.queue,
+            kind: r.kind,
+            subject: r.subject,
+            payload: serde_json::from_str(&r.payload)
+                .map_err(|e| decode_error(format!("job payload: {e}")))?,
+            concurrency_key: r.concurrency_key,
+            status: JobStatus::parse(&r.status)
+                .ok_or_else(|| decode_error(format!("unknown job status {:?}", r.status)))?,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            run_at: r.run_at,
+            lease_owner: r.lease_owner,
+            lease_until: r.lease_until,
+            cancel_requested: r.cancel_requested,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstanceRow {
+    service: String,
+    environment: String,
+    release_id: String,
+    slot: i32,
+    pid: i64,
+    pid_start: i64,
+    port: i32,
+    state: String,
+    started_at: DateTime<Utc>,
+}
+
+impl From<InstanceRow> for Instance {
+    fn from(r: InstanceRow) -> Self {
+        Instance {
+            service: r.service,
+            environment: r.environment,
+            release_id: r.release_id,
+            slot: r.slot,
+            pid: r.pid,
+            pid_start: r.pid_start,
+            port: r.port,
+            state: r.state,
+            started_at: r.started_at,
+        }
+    }
+}
+
+pub(crate) const INSTANCE_COLUMNS: &str =
+    "service, environment, release_id, slot, pid, pid_start, port, state, started_at";
+
+/// How long an `Idempotency-Key` is remembered.
+pub(crate) const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+/// A deployment's concurrency key: one deployment per service and environment runs at a time.
+pub(crate) fn deployment_key(service: &str, environment: &str) -> String {
+    format!("deploy:{service}/{environment}")
+}
+
+/// The first event's reason.
+pub(crate) fn queued_reason(new: &NewDeployment) -> String {
+    match &new.source {
+        DeploymentSource::Build { git_ref: Some(r) } => format!("queued: build ref {r:?}"),
+        DeploymentSource::Build { git_ref: None } => "queued: build the default branch".to_string(),
+        DeploymentSource::Release {
+            release_id,
+            rollback_of,
+        } => format!("queued: roll back deployment {rollback_of} to release {release_id}"),
+    }
+}
+
+/// The `deploy` job of a new deployment.
+pub(crate) fn deploy_job(deployment: &Deployment) -> NewJob {
+    NewJob {
+        queue: DEPLOY_QUEUE.to_string(),
+        kind: job_kind::DEPLOY.to_string(),
+        subject: deployment.id.clone(),
+        payload: json!({ "deployment_id": deployment.id }),
+        concurrency_key: Some(deployment_key(&deployment.service, &deployment.environment)),
+        max_attempts: 5,
+    }
+}
+
+/// The `destroy` job of a deployment.
+pub(crate) fn destroy_job(deployment: &Deployment) -> NewJob {
+    NewJob {
+        queue: DEPLOY_QUEUE.to_string(),
+        kind: job_kind::DESTROY.to_string(),
+        subject: deployment.id.clone(),
+        payload: json!({ "deployment_id": deployment.id }),
+        concurrency_key: Some(deployment_key(&deployment.service, &deployment.environment)),
+        max_attempts: 5,
+    }
+}
+
+/// Refuses a transition the state machine does not allow.
+pub(crate) fn check_transition(
+    id: &str,
+    from: DeploymentStatus,
+    to: DeploymentStatus,
+) -> Result<()> {
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(format!(
+            "deployment {id} is {from}; it cannot move to {to}"
+        )))
+    }
+}
+
+/// A `Duration` as chrono's, saturating.
+pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[derive(sqlx::FromRow)]
@@ -428,5 +661,32 @@ mod tests {
             environment_delete_refusal("staging", 2).is_some_and(|m| m.contains("2 deployment"))
         );
         assert!(environment_delete_refusal("staging", 0).is_none());
+    }
+}
+
+/// Why a job whose worker kept dying is given up.
+pub(crate) fn lease_exhausted_error(job: &Job) -> String {
+    format!(
+        "the worker running this job stopped answering {} times (lease expired); giving up{}",
+        job.attempts,
+        job.last_error
+            .as_deref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
+    )
+}
+
+/// The `jobs` columns an outcome sets: status, the next run time (retries), the error.
+pub(crate) fn outcome_columns(
+    outcome: &JobOutcome,
+    _now: DateTime<Utc>,
+) -> (&'static str, Option<DateTime<Utc>>, Option<String>) {
+    match outcome {
+        JobOutcome::Succeeded => (JobStatus::Succeeded.as_str(), None, None),
+        JobOutcome::Retry { at, error } => {
+            (JobStatus::Queued.as_str(), Some(*at), Some(error.clone()))
+        }
+        JobOutcome::Failed { error } => (JobStatus::Failed.as_str(), None, Some(error.clone())),
+        JobOutcome::Cancelled => (JobStatus::Cancelled.as_str(), None, None),
     }
 }

@@ -4,10 +4,13 @@
 use async_trait::async_trait;
 use slipway_core::{
     Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
-    DeploymentQuery, Environment, NewDeployment, NewService, Page, Service, ServiceQuery,
-    ServiceUpdate, Team,
+    DeploymentEvent, DeploymentQuery, DeploymentStatus, Environment, Instance, Job, JobOutcome,
+    LogLine, NewDeployment, NewJob, NewLogLine, NewService, Page, Release, Service, ServiceQuery,
+    ServiceUpdate, Team, TransitionUpdate,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod common;
 pub mod postgres;
@@ -28,6 +31,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An `Idempotency-Key` reused with a different request.
+    #[error("the Idempotency-Key {0:?} was already used with a different request; use a new key for a new request")]
+    IdempotencyMismatch(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
 }
@@ -113,8 +119,101 @@ pub trait Store: Send + Sync + 'static {
     }
 
     // Deployments
-    /// `NotFound` for an unknown service or environment. Status starts as `QUEUED`; the id is a UUIDv7.
-    async fn create_deployment(&self, new: NewDeployment, actor: &Actor) -> Result<Deployment>;
+    /// Records a deployment as `QUEUED` and enqueues its `deploy` job in the same transaction; the id
+    /// is a UUIDv7. `NotFound` for an unknown service or environment. With an idempotency key already
+    /// used in its scope (within 24 hours) it returns that deployment and `true`, and writes nothing;
+    /// `IdempotencyMismatch` when that request's fingerprint differs.
+    async fn create_deployment(
+        &self,
+        new: NewDeployment,
+        actor: &Actor,
+    ) -> Result<(Deployment, bool)>;
+    /// Moves a deployment to `to` and records the event, in one transaction. `Refused` when the state
+    /// machine does not allow the move from the current status (so two writers cannot both move it).
+    async fn transition_deployment(
+        &self,
+        id: &str,
+        to: DeploymentStatus,
+        reason: &str,
+        update: TransitionUpdate,
+    ) -> Result<Deployment>;
+    /// A deployment's events, oldest first.
+    async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>>;
+    /// Cancels a deployment: a queued one is `CANCELLED` at once (its job too); a running one has its
+    /// job asked to stop (the worker moves it to `CANCELLED`). `Refused` when it has ended.
+    async fn cancel_deployment(&self, id: &str, actor: &Actor) -> Result<Deployment>;
+    /// Enqueues the job that destroys what a deployment runs (it runs after the deployments of the
+    /// same service and environment ahead of it). `Refused` when already destroyed.
+    async fn request_destroy(&self, id: &str, actor: &Actor) -> Result<Deployment>;
+    /// Appends lines to a deployment's log, numbering them after the last.
+    async fn append_logs(&self, deployment_id: &str, lines: &[NewLogLine]) -> Result<()>;
+    /// Log lines with `seq > after`, oldest first, at most `limit`.
+    async fn deployment_logs(
+        &self,
+        deployment_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>>;
+
+    // Releases
+    async fn create_release(&self, release: &Release) -> Result<()>;
+    async fn get_release(&self, id: &str) -> Result<Release>;
+    /// Records the first time a release passed its health check and took traffic.
+    async fn mark_release_healthy(&self, id: &str) -> Result<()>;
+    /// Newest first.
+    async fn list_releases(&self, service: &str, environment: &str) -> Result<Vec<Release>>;
+
+    // Variables
+    /// Replaces the variables of a service in an environment. `NotFound` for an unknown service or
+    /// environment.
+    async fn set_variables(
+        &self,
+        service: &str,
+        environment: &str,
+        variables: &BTreeMap<String, String>,
+        actor: &Actor,
+    ) -> Result<()>;
+    async fn get_variables(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<BTreeMap<String, String>>;
+
+    // Jobs
+    /// Enqueues a job on its own (deployments enqueue theirs in `create_deployment`).
+    async fn enqueue_job(&self, job: NewJob) -> Result<i64>;
+    async fn get_job(&self, id: i64) -> Result<Job>;
+    /// The newest job about `subject`.
+    async fn latest_job_for(&self, subject: &str) -> Result<Option<Job>>;
+    /// Claims the oldest runnable job of `queues` for `worker` with a lease: a queued job whose time
+    /// has come, or a running job whose lease expired (its worker died). A job waits while an older
+    /// job with the same concurrency key is queued or running.
+    async fn claim_job(
+        &self,
+        queues: &[&str],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>>;
+    /// Extends the lease. `Ok(None)` when the worker no longer holds it (it must stop);
+    /// `Ok(Some(true))` when cancellation was requested.
+    async fn heartbeat_job(&self, id: i64, worker: &str, lease: Duration) -> Result<Option<bool>>;
+    /// Records how a job ended; `false` when the worker no longer held its lease (nothing written).
+    async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool>;
+    /// Resolves when a job may have been enqueued (by this process, or on PostgreSQL by any), or after
+    /// `timeout`.
+    async fn wait_for_jobs(&self, timeout: Duration);
+
+    // Local target instances
+    async fn put_instance(&self, instance: &Instance) -> Result<()>;
+    async fn delete_instance(
+        &self,
+        service: &str,
+        environment: &str,
+        release_id: &str,
+        slot: i32,
+    ) -> Result<()>;
+    /// All recorded instances, or one service's in one environment.
+    async fn list_instances(&self, service_env: Option<(&str, &str)>) -> Result<Vec<Instance>>;
     async fn get_deployment(&self, id: &str) -> Result<Deployment>;
     /// Newest first.
     async fn list_deployments(&self, query: &DeploymentQuery) -> Result<Page<Deployment>>;

@@ -7,7 +7,8 @@
 
 use crate::common::{
     self, convert, owner_key, ArtifactInfoRow, ArtifactRow, AuditRow, DeploymentRow,
-    EnvironmentRow, ServiceRow, TeamRow,
+    EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, ServiceRow, TeamRow,
+    DEPLOYMENT_COLUMNS, INSTANCE_COLUMNS,
 };
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
@@ -15,18 +16,62 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use slipway_core::{
-    Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
-    DeploymentQuery, DeploymentStatus, Environment, NewAuditEvent, NewDeployment, NewService, Page,
-    Service, ServiceQuery, ServiceUpdate, Team,
+    job_kind, Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
+    DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
+    Job, JobOutcome, JobStatus, LogLine, NewAuditEvent, NewDeployment, NewJob, NewLogLine,
+    NewService, Page, Release, Service, ServiceQuery, ServiceUpdate, Team, TransitionUpdate,
 };
-use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_CONNECTIONS: u32 = 10;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Wakes job workers waiting in `wait_for_jobs`: by this process, and by `NOTIFY` from any.
+    jobs_enqueued: Arc<tokio::sync::Notify>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Forwards `NOTIFY slipway_jobs` to the local workers; reconnects after errors.
+async fn listen_for_jobs(pool: PgPool, notify: Arc<tokio::sync::Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(JOBS_CHANNEL).await {
+                    tracing::warn!(error = %e, "LISTEN {JOBS_CHANNEL} failed");
+                } else {
+                    // Jobs enqueued while we were not listening.
+                    notify.notify_waiters();
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => {
+                                notify.notify_waiters();
+                                notify.notify_one();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "job notifications interrupted; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for job notifications"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 impl PostgresStore {
@@ -38,7 +83,22 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let jobs_enqueued = Arc::new(tokio::sync::Notify::new());
+        let listener = Some(tokio::spawn(listen_for_jobs(
+            pool.clone(),
+            jobs_enqueued.clone(),
+        )));
+        Ok(Self {
+            pool,
+            jobs_enqueued,
+            listener,
+        })
+    }
+
+    /// Wakes every waiting worker, and the next one to wait when none is waiting now.
+    fn wake_workers(&self) {
+        self.jobs_enqueued.notify_waiters();
+        self.jobs_enqueued.notify_one();
     }
 }
 
@@ -136,9 +196,153 @@ async fn upsert_platform_files(conn: &mut PgConnection, files: &[Artifact]) -> R
 }
 
 const SERVICE_COLUMNS: &str = "name, team, repo_url, template, description, created_at, updated_at";
-const DEPLOYMENT_COLUMNS: &str =
-    "id, service, environment, git_ref, status, status_before_destroy, \"trigger\", created_at, updated_at";
 const ARTIFACT_COLUMNS: &str = "service_name, scope, path, content, sha256, generator";
+const RELEASE_COLUMNS: &str =
+    "id, service, environment, deployment_id, commit_sha, plan::text AS plan, \
+     variables::text AS variables, created_at, healthy_at";
+const JOB_COLUMNS: &str = "id, queue, kind, subject, payload::text AS payload, concurrency_key, status, attempts, \
+     max_attempts, run_at, lease_owner, lease_until, cancel_requested, last_error, created_at, updated_at";
+/// The channel `LISTEN`/`NOTIFY` wakes job workers on, across replicas.
+const JOBS_CHANNEL: &str = "slipway_jobs";
+
+async fn fetch_deployment(conn: &mut PgConnection, id: &str) -> Result<Deployment> {
+    let row: Option<DeploymentRow> = sqlx::query_as(&format!(
+        "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(row) => Ok(row.try_into()?),
+        None => Err(StoreError::NotFound {
+            kind: "deployment",
+            name: id.to_string(),
+        }),
+    }
+}
+
+/// Appends an event; the caller holds the deployment's row lock (`fetch_deployment`), so numbering
+/// cannot race.
+async fn insert_event(
+    conn: &mut PgConnection,
+    id: &str,
+    status: DeploymentStatus,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deployment_events (deployment_id, seq, at, status, reason) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM deployment_events WHERE deployment_id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(status.as_str())
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes a transition the caller has checked, with its event.
+async fn move_deployment(
+    conn: &mut PgConnection,
+    current: &Deployment,
+    to: DeploymentStatus,
+    reason: &str,
+    update: &TransitionUpdate,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE deployments SET status = $2, reason = $3, updated_at = $4, \
+         release_id = COALESCE($5, release_id), commit_sha = COALESCE($6, commit_sha), url = COALESCE($7, url), \
+         status_before_destroy = CASE WHEN $2 = 'DESTROYED' THEN status ELSE status_before_destroy END \
+         WHERE id = $1",
+    )
+    .bind(&current.id)
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(at)
+    .bind(&update.release_id)
+    .bind(&update.commit_sha)
+    .bind(&update.url)
+    .execute(&mut *conn)
+    .await?;
+    insert_event(conn, &current.id, to, reason, at).await
+}
+
+/// Cancels a deployment that has not ended: at once when its job has not started, otherwise by
+/// asking the worker to stop.
+async fn cancel_in_tx(
+    conn: &mut PgConnection,
+    current: &Deployment,
+    by: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let job: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, status FROM jobs WHERE subject = $1 AND kind = $2 ORDER BY id DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(&current.id)
+    .bind(job_kind::DEPLOY)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match job {
+        Some((job_id, status)) if status == "running" => {
+            sqlx::query("UPDATE jobs SET cancel_requested = TRUE, updated_at = $2 WHERE id = $1")
+                .bind(job_id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        job => {
+            if let Some((job_id, status)) = job {
+                if status == "queued" {
+                    sqlx::query(
+                        "UPDATE jobs SET status = 'cancelled', updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(job_id)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            let reason = format!("cancelled by {by} before it started");
+            move_deployment(
+                conn,
+                current,
+                DeploymentStatus::Cancelled,
+                &reason,
+                &TransitionUpdate::default(),
+                at,
+            )
+            .await
+        }
+    }
+}
+
+/// Inserts a job and tells every replica's workers (delivered when the transaction commits).
+async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: DateTime<Utc>) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (queue, kind, subject, payload, concurrency_key, status, attempts, max_attempts, \
+         run_at, cancel_requested, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4::jsonb, $5, 'queued', 0, $6, $7, FALSE, $7, $7) RETURNING id",
+    )
+    .bind(&job.queue)
+    .bind(&job.kind)
+    .bind(&job.subject)
+    .bind(job.payload.to_string())
+    .bind(&job.concurrency_key)
+    .bind(job.max_attempts)
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(JOBS_CHANNEL)
+        .bind(&job.queue)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
 const ARTIFACT_INFO_COLUMNS: &str =
     "scope, path, sha256, octet_length(content)::bigint AS size, generator";
 
@@ -595,20 +799,77 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_deployment(&self, new: NewDeployment, actor: &Actor) -> Result<Deployment> {
+    async fn create_deployment(
+        &self,
+        new: NewDeployment,
+        actor: &Actor,
+    ) -> Result<(Deployment, bool)> {
         let at = common::now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &new.idempotency {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at < $3",
+            )
+            .bind(&key.scope)
+            .bind(&key.key)
+            .bind(at - common::IDEMPOTENCY_TTL)
+            .execute(&mut *tx)
+            .await?;
+            // A concurrent request with the same key waits here for the first to commit, then finds
+            // its row.
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, deployment_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
+            )
+            .bind(&key.scope)
+            .bind(&key.key)
+            .bind(&key.fingerprint)
+            .bind(&id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !claimed {
+                let (fingerprint, existing): (String, String) = sqlx::query_as(
+                    "SELECT fingerprint, deployment_id FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                )
+                .bind(&key.scope)
+                .bind(&key.key)
+                .fetch_one(&mut *tx)
+                .await?;
+                if fingerprint != key.fingerprint {
+                    return Err(StoreError::IdempotencyMismatch(key.key.clone()));
+                }
+                let d = fetch_deployment(&mut tx, &existing).await?;
+                return Ok((d, true));
+            }
+        }
+        let (git_ref, release_id, rollback_of) = match &new.source {
+            DeploymentSource::Build { git_ref } => (git_ref.clone(), None, None),
+            DeploymentSource::Release {
+                release_id,
+                rollback_of,
+            } => (None, Some(release_id.clone()), Some(rollback_of.clone())),
+        };
+        let reason = common::queued_reason(&new);
         let deployment = Deployment {
-            id: uuid::Uuid::now_v7().to_string(),
+            id,
             service: new.service,
             environment: new.environment,
-            git_ref: new.git_ref,
+            git_ref,
             status: DeploymentStatus::Queued,
             status_before_destroy: None,
             trigger: new.trigger,
+            release_id,
+            rollback_of,
+            commit_sha: None,
+            url: None,
+            reason: Some(reason.clone()),
             created_at: at,
             updated_at: at,
         };
-        let mut tx = self.pool.begin().await?;
         // FOR KEY SHARE keeps the service and environment from being deleted until this commits.
         let service = sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR KEY SHARE")
             .bind(&deployment.service)
@@ -631,7 +892,8 @@ impl Store for PostgresStore {
             });
         }
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7)"
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $10, $10)"
         ))
         .bind(&deployment.id)
         .bind(&deployment.service)
@@ -639,13 +901,27 @@ impl Store for PostgresStore {
         .bind(&deployment.git_ref)
         .bind(deployment.status.as_str())
         .bind(&deployment.trigger)
+        .bind(&deployment.release_id)
+        .bind(&deployment.rollback_of)
+        .bind(&reason)
         .bind(at)
         .execute(&mut *tx)
         .await?;
+        insert_event(
+            &mut tx,
+            &deployment.id,
+            DeploymentStatus::Queued,
+            &reason,
+            at,
+        )
+        .await?;
+        insert_job(&mut tx, &common::deploy_job(&deployment), at).await?;
         let detail = json!({
             "service": deployment.service,
             "environment": deployment.environment,
             "ref": deployment.git_ref,
+            "release": deployment.release_id,
+            "rollback_of": deployment.rollback_of,
             "trigger": deployment.trigger,
         });
         insert_audit(
@@ -655,7 +931,8 @@ impl Store for PostgresStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(deployment)
+        self.wake_workers();
+        Ok((deployment, false))
     }
 
     async fn get_deployment(&self, id: &str) -> Result<Deployment> {
@@ -744,5 +1021,484 @@ impl Store for PostgresStore {
             items: convert(rows)?,
             total: common::total(total),
         })
+    }
+
+    async fn transition_deployment(
+        &self,
+        id: &str,
+        to: DeploymentStatus,
+        reason: &str,
+        update: TransitionUpdate,
+    ) -> Result<Deployment> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let current = fetch_deployment(&mut tx, id).await?;
+        common::check_transition(id, current.status, to)?;
+        move_deployment(&mut tx, &current, to, reason, &update, at).await?;
+        let d = fetch_deployment(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(d)
+    }
+
+    async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT seq, at, status, reason FROM deployment_events WHERE deployment_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            self.get_deployment(id).await?;
+        }
+        convert(rows)
+    }
+
+    async fn cancel_deployment(&self, id: &str, actor: &Actor) -> Result<Deployment> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let current = fetch_deployment(&mut tx, id).await?;
+        if current.status.is_terminal() {
+            return Err(StoreError::Refused(format!(
+                "deployment {id} has already ended ({}); there is nothing to cancel",
+                current.status
+            )));
+        }
+        cancel_in_tx(&mut tx, &current, &actor.name, at).await?;
+        insert_audit(
+            &mut tx,
+            actor.audit("deployment.cancel", "deployment", id, json!({})),
+            at,
+        )
+        .await?;
+        let d = fetch_deployment(&mut tx, id).await?;
+        tx.commit().await?;
+        self.jobs_enqueued.notify_waiters();
+        Ok(d)
+    }
+
+    async fn request_destroy(&self, id: &str, actor: &Actor) -> Result<Deployment> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let current = fetch_deployment(&mut tx, id).await?;
+        if current.status == DeploymentStatus::Destroyed {
+            return Err(StoreError::Refused(format!(
+                "deployment {id} is already destroyed"
+            )));
+        }
+        if !current.status.is_terminal() {
+            cancel_in_tx(&mut tx, &current, &actor.name, at).await?;
+        }
+        insert_job(&mut tx, &common::destroy_job(&current), at).await?;
+        insert_audit(
+            &mut tx,
+            actor.audit("deployment.destroy", "deployment", id, json!({})),
+            at,
+        )
+        .await?;
+        let d = fetch_deployment(&mut tx, id).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(d)
+    }
+
+    async fn append_logs(&self, deployment_id: &str, lines: &[NewLogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = $1",
+        )
+        .bind(deployment_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        // PostgreSQL allows 65535 bound parameters; 5 per row.
+        for (chunk_no, chunk) in lines.chunks(1000).enumerate() {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO deployment_logs (deployment_id, seq, at, stream, line) ",
+            );
+            let base = last + (chunk_no as i64) * 1000;
+            insert.push_values(chunk.iter().enumerate(), |mut b, (i, l)| {
+                b.push_bind(deployment_id)
+                    .push_bind(base + i as i64 + 1)
+                    .push_bind(l.at)
+                    .push_bind(l.stream.as_str())
+                    .push_bind(&l.line);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deployment_logs(
+        &self,
+        deployment_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>> {
+        let rows: Vec<LogRow> = sqlx::query_as(
+            "SELECT seq, at, stream, line FROM deployment_logs \
+             WHERE deployment_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(deployment_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
+    async fn create_release(&self, release: &Release) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO releases (id, service, environment, deployment_id, commit_sha, plan, variables, created_at, healthy_at) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)",
+        )
+        .bind(&release.id)
+        .bind(&release.service)
+        .bind(&release.environment)
+        .bind(&release.deployment_id)
+        .bind(&release.commit_sha)
+        .bind(release.plan.to_string())
+        .bind(serde_json::to_string(&release.variables).unwrap_or_else(|_| "{}".into()))
+        .bind(release.created_at)
+        .bind(release.healthy_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_release(&self, id: &str) -> Result<Release> {
+        let row: Option<ReleaseRow> = sqlx::query_as(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(r.try_into()?),
+            None => Err(StoreError::NotFound {
+                kind: "release",
+                name: id.to_string(),
+            }),
+        }
+    }
+
+    async fn mark_release_healthy(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE releases SET healthy_at = $2 WHERE id = $1 AND healthy_at IS NULL")
+            .bind(id)
+            .bind(common::now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_releases(&self, service: &str, environment: &str) -> Result<Vec<Release>> {
+        let rows: Vec<ReleaseRow> = sqlx::query_as(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE service = $1 AND environment = $2 \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(service)
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
+    async fn set_variables(
+        &self,
+        service: &str,
+        environment: &str,
+        variables: &BTreeMap<String, String>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR KEY SHARE")
+            .bind(service)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "service",
+                name: service.to_string(),
+            });
+        }
+        if sqlx::query("SELECT 1 FROM environments WHERE name = $1 FOR KEY SHARE")
+            .bind(environment)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "environment",
+                name: environment.to_string(),
+            });
+        }
+        sqlx::query("DELETE FROM service_variables WHERE service = $1 AND environment = $2")
+            .bind(service)
+            .bind(environment)
+            .execute(&mut *tx)
+            .await?;
+        for (name, value) in variables {
+            sqlx::query(
+                "INSERT INTO service_variables (service, environment, name, value) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(service)
+            .bind(environment)
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let names: Vec<&String> = variables.keys().collect();
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "variables.set",
+                "service",
+                service,
+                json!({ "environment": environment, "names": names }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_variables(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, value FROM service_variables WHERE service = $1 AND environment = $2 ORDER BY name",
+        )
+        .bind(service)
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn enqueue_job(&self, job: NewJob) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_job(&mut tx, &job, common::now()).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(id)
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Job> {
+        let row: Option<JobRow> =
+            sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            Some(r) => Ok(r.try_into()?),
+            None => Err(StoreError::NotFound {
+                kind: "job",
+                name: id.to_string(),
+            }),
+        }
+    }
+
+    async fn latest_job_for(&self, subject: &str) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE subject = $1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Job::try_from).transpose()?)
+    }
+
+    async fn claim_job(
+        &self,
+        queues: &[&str],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>> {
+        if queues.is_empty() {
+            return Ok(None);
+        }
+        let now = common::now();
+        let mut tx = self.pool.begin().await?;
+        loop {
+            let mut select = QueryBuilder::<Postgres>::new(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.queue IN ("
+            ));
+            let mut list = select.separated(", ");
+            for q in queues {
+                list.push_bind(*q);
+            }
+            select
+                .push(") AND ((j.status = 'queued' AND j.run_at <= ")
+                .push_bind(now)
+                .push(") OR (j.status = 'running' AND j.lease_until < ")
+                .push_bind(now)
+                .push(
+                    ")) AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.concurrency_key = j.concurrency_key \
+                     AND o.status IN ('queued', 'running') AND o.id < j.id) ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                );
+            let Some(row) = select
+                .build_query_as::<JobRow>()
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let job = Job::try_from(row)?;
+            if job.status == JobStatus::Running && job.attempts >= job.max_attempts {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_until = NULL, \
+                     last_error = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(job.id)
+                .bind(common::lease_exhausted_error(&job))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+            let row: std::result::Result<JobRow, sqlx::Error> = sqlx::query_as(&format!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $2, \
+                 lease_until = $3, updated_at = $4 WHERE id = $1 RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(job.id)
+            .bind(worker)
+            .bind(now + common::chrono_duration(lease))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await;
+            let row = match row {
+                // Another replica claimed a job of the same key between our read and this write
+                // (`jobs_one_running_per_key`): this job must wait.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+                other => other?,
+            };
+            tx.commit().await?;
+            return Ok(Some(row.try_into()?));
+        }
+    }
+
+    async fn heartbeat_job(&self, id: i64, worker: &str, lease: Duration) -> Result<Option<bool>> {
+        let now = common::now();
+        let mut tx = self.pool.begin().await?;
+        let cancel: Option<bool> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_until = $3, updated_at = $4 \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(now + common::chrono_duration(lease))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cancel)
+    }
+
+    async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool> {
+        let now = common::now();
+        let (status, run_at, error) = common::outcome_columns(&outcome, now);
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = $3, run_at = COALESCE($4, run_at), last_error = COALESCE($5, last_error), \
+             lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(status)
+        .bind(run_at)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(done)
+    }
+
+    async fn wait_for_jobs(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.jobs_enqueued.notified()).await;
+    }
+
+    async fn put_instance(&self, i: &Instance) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO instances ({INSTANCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (service, environment, release_id, slot) DO UPDATE SET pid = excluded.pid, \
+             pid_start = excluded.pid_start, port = excluded.port, state = excluded.state, \
+             started_at = excluded.started_at"
+        ))
+        .bind(&i.service)
+        .bind(&i.environment)
+        .bind(&i.release_id)
+        .bind(i.slot)
+        .bind(i.pid)
+        .bind(i.pid_start)
+        .bind(i.port)
+        .bind(&i.state)
+        .bind(i.started_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_instance(
+        &self,
+        service: &str,
+        environment: &str,
+        release_id: &str,
+        slot: i32,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM instances WHERE service = $1 AND environment = $2 AND release_id = $3 AND slot = $4",
+        )
+        .bind(service)
+        .bind(environment)
+        .bind(release_id)
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_instances(&self, service_env: Option<(&str, &str)>) -> Result<Vec<Instance>> {
+        let rows: Vec<InstanceRow> = match service_env {
+            Some((service, environment)) => {
+                sqlx::query_as(&format!(
+                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE service = $1 AND environment = $2 \
+                     ORDER BY release_id, slot"
+                ))
+                .bind(service)
+                .bind(environment)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY service, environment, release_id, slot"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(Instance::from).collect())
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! `cargo test -p slipway-store sqlite::` or `postgres::` runs one backend.
 
+use chrono::SubsecRound;
 use sha2::{Digest, Sha256};
 use slipway_core::{
-    Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentStatus, NewDeployment,
-    NewService, ServiceQuery, ServiceUpdate,
+    Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentSource,
+    DeploymentStatus, IdempotencyKey, Instance, Job, JobOutcome, JobStatus, LogStream,
+    NewDeployment, NewJob, NewLogLine, NewService, Release, ServiceQuery, ServiceUpdate,
+    TransitionUpdate, DEPLOY_QUEUE,
 };
 use slipway_store::{Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinSet;
 
 // ---------------------------------------------------------------------------------------------------
@@ -86,6 +90,14 @@ conformance!(
     delete_service_removes_artifacts_and_deployments,
     deployments,
     audit_log,
+    deployment_enqueues_its_job_and_records_transitions,
+    idempotency_keys_return_the_same_deployment,
+    jobs_lease_heartbeat_and_takeover,
+    jobs_retry_fail_and_give_up,
+    jobs_sharing_a_key_run_one_at_a_time_in_order,
+    concurrent_workers_claim_each_job_once,
+    cancel_queued_and_running_deployments,
+    logs_releases_variables_and_instances,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -154,8 +166,11 @@ fn deployment(service: &str, environment: &str) -> NewDeployment {
     NewDeployment {
         service: service.into(),
         environment: environment.into(),
-        git_ref: Some("main".into()),
+        source: DeploymentSource::Build {
+            git_ref: Some("main".into()),
+        },
         trigger: "api".into(),
+        idempotency: None,
     }
 }
 
@@ -262,6 +277,7 @@ async fn environments_lifecycle(store: Arc<dyn Store>) {
     store
         .create_deployment(deployment("api", "prod"), &actor)
         .await
+        .map(|(d, _)| d)
         .expect("deploy");
     match store.delete_environment("prod", &actor).await {
         Err(StoreError::Refused(why)) => assert!(why.contains("1 deployment"), "{why}"),
@@ -1016,10 +1032,12 @@ async fn delete_service_removes_artifacts_and_deployments(store: Arc<dyn Store>)
     let gone = store
         .create_deployment(deployment("api", "dev"), &actor)
         .await
+        .map(|(d, _)| d)
         .expect("deploy");
     let kept = store
         .create_deployment(deployment("web", "dev"), &actor)
         .await
+        .map(|(d, _)| d)
         .expect("deploy");
 
     store.delete_service("api", &actor).await.expect("delete");
@@ -1085,6 +1103,7 @@ async fn deployments(store: Arc<dyn Store>) {
     let first = store
         .create_deployment(deployment("api", "dev"), &actor)
         .await
+        .map(|(d, _)| d)
         .expect("deploy");
     assert_eq!(first.status, DeploymentStatus::Queued);
     assert_eq!(first.status_before_destroy, None);
@@ -1105,13 +1124,15 @@ async fn deployments(store: Arc<dyn Store>) {
     assert_not_found(
         store
             .create_deployment(deployment("nope", "dev"), &actor)
-            .await,
+            .await
+            .map(|(d, _)| d),
         "service",
     );
     assert_not_found(
         store
             .create_deployment(deployment("api", "nope"), &actor)
-            .await,
+            .await
+            .map(|(d, _)| d),
         "environment",
     );
 
@@ -1124,9 +1145,15 @@ async fn deployments(store: Arc<dyn Store>) {
         ("api", "prod"),
     ] {
         let mut new = deployment(service, env);
-        new.git_ref = None;
+        new.source = DeploymentSource::Build { git_ref: None };
         new.trigger = "cli".into();
-        created.push(store.create_deployment(new, &actor).await.expect("deploy"));
+        created.push(
+            store
+                .create_deployment(new, &actor)
+                .await
+                .map(|(d, _)| d)
+                .expect("deploy"),
+        );
     }
     let newest_first: Vec<String> = created.iter().rev().map(|d| d.id.clone()).collect();
 
@@ -1250,6 +1277,7 @@ async fn audit_log(store: Arc<dyn Store>) {
     let deployed = store
         .create_deployment(deployment("api", "prod"), &bob)
         .await
+        .map(|(d, _)| d)
         .expect("deploy");
     store.delete_service("api", &bob).await.expect("delete");
     store.create_environment("tmp", &bob).await.expect("env");
@@ -1316,4 +1344,559 @@ async fn audit_log(store: Arc<dyn Store>) {
         names(&page.items, |e| &e.action),
         ["deployment.create", "service.update", "service.register"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The deployment engine: transitions, idempotency, jobs, logs, releases, variables, instances
+
+const LONG: Duration = Duration::from_secs(3600);
+
+async fn deployable(store: &Arc<dyn Store>) {
+    store
+        .register_service(bare_service("api", "core"), &alice())
+        .await
+        .expect("register");
+}
+
+async fn deploy_job_of(store: &Arc<dyn Store>, id: &str) -> Job {
+    store
+        .latest_job_for(id)
+        .await
+        .expect("job lookup")
+        .expect("a job")
+}
+
+async fn deployment_enqueues_its_job_and_records_transitions(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    let (d, replayed) = store
+        .create_deployment(deployment("api", "dev"), &alice())
+        .await
+        .expect("deploy");
+    assert!(!replayed);
+    assert_eq!(d.reason.as_deref(), Some("queued: build ref \"main\""));
+    let job = deploy_job_of(&store, &d.id).await;
+    assert_eq!(
+        (job.kind.as_str(), job.queue.as_str(), job.status),
+        ("deploy", DEPLOY_QUEUE, JobStatus::Queued)
+    );
+    assert_eq!(job.concurrency_key.as_deref(), Some("deploy:api/dev"));
+    assert_eq!(job.payload["deployment_id"], d.id.as_str());
+
+    let moved = store
+        .transition_deployment(
+            &d.id,
+            DeploymentStatus::Analyzing,
+            "cloning",
+            Default::default(),
+        )
+        .await
+        .expect("move");
+    assert_eq!(moved.status, DeploymentStatus::Analyzing);
+    assert_eq!(moved.reason.as_deref(), Some("cloning"));
+    match store
+        .transition_deployment(&d.id, DeploymentStatus::Exposed, "skip", Default::default())
+        .await
+    {
+        Err(StoreError::Refused(msg)) => assert!(msg.contains("ANALYZING"), "{msg}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    let built = store
+        .transition_deployment(
+            &d.id,
+            DeploymentStatus::Building,
+            "building abc",
+            TransitionUpdate {
+                release_id: Some("r1".into()),
+                commit_sha: Some("abc".into()),
+                url: None,
+            },
+        )
+        .await
+        .expect("move");
+    assert_eq!(
+        (built.release_id.as_deref(), built.commit_sha.as_deref()),
+        (Some("r1"), Some("abc"))
+    );
+    let failed = store
+        .transition_deployment(&d.id, DeploymentStatus::Failed, "boom", Default::default())
+        .await
+        .expect("fail");
+    let destroyed = store
+        .transition_deployment(
+            &d.id,
+            DeploymentStatus::Destroyed,
+            "gone",
+            Default::default(),
+        )
+        .await
+        .expect("destroy");
+    assert_eq!(destroyed.status_before_destroy, Some(failed.status));
+    let events = store.deployment_events(&d.id).await.expect("events");
+    let statuses: Vec<_> = events.iter().map(|e| (e.seq, e.status)).collect();
+    use DeploymentStatus::*;
+    assert_eq!(
+        statuses,
+        [
+            (1, Queued),
+            (2, Analyzing),
+            (3, Building),
+            (4, Failed),
+            (5, Destroyed)
+        ]
+    );
+    assert_eq!(events[3].reason, "boom");
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_not_found(store.deployment_events("nope").await, "deployment");
+}
+
+async fn idempotency_keys_return_the_same_deployment(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    let keyed = |scope: &str, key: &str, fingerprint: &str| NewDeployment {
+        idempotency: Some(IdempotencyKey {
+            scope: scope.into(),
+            key: key.into(),
+            fingerprint: fingerprint.into(),
+        }),
+        ..deployment("api", "dev")
+    };
+    let (first, replayed) = store
+        .create_deployment(keyed("alice POST /d", "k1", "f1"), &alice())
+        .await
+        .expect("deploy");
+    assert!(!replayed);
+    let (again, replayed) = store
+        .create_deployment(keyed("alice POST /d", "k1", "f1"), &alice())
+        .await
+        .expect("replay");
+    assert!(replayed);
+    assert_eq!(again, first);
+    match store
+        .create_deployment(keyed("alice POST /d", "k1", "other body"), &alice())
+        .await
+    {
+        Err(StoreError::IdempotencyMismatch(k)) => assert_eq!(k, "k1"),
+        other => panic!("expected IdempotencyMismatch, got {other:?}"),
+    }
+    let (other_scope, _) = store
+        .create_deployment(keyed("bob POST /d", "k1", "f1"), &alice())
+        .await
+        .expect("deploy");
+    assert_ne!(other_scope.id, first.id);
+
+    // Concurrent retries of one request make one deployment.
+    let mut tasks = JoinSet::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        let new = keyed("carol POST /d", "k2", "f2");
+        tasks.spawn(async move { store.create_deployment(new, &alice()).await });
+    }
+    let mut ids = BTreeSet::new();
+    while let Some(r) = tasks.join_next().await {
+        ids.insert(r.expect("task").expect("deploy").0.id);
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let all = store
+        .list_deployments(&DeploymentQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(all.total, 3);
+}
+
+fn job(key: Option<&str>, max_attempts: i32) -> NewJob {
+    NewJob {
+        queue: "test".into(),
+        kind: "noop".into(),
+        subject: "s".into(),
+        payload: serde_json::json!({ "n": 1 }),
+        concurrency_key: key.map(String::from),
+        max_attempts,
+    }
+}
+
+async fn jobs_lease_heartbeat_and_takeover(store: Arc<dyn Store>) {
+    let id = store.enqueue_job(job(None, 3)).await.expect("enqueue");
+    assert!(store
+        .claim_job(&["other"], "w1", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    let claimed = store
+        .claim_job(&["test"], "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!((claimed.id, claimed.attempts), (id, 1));
+    assert_eq!(claimed.status, JobStatus::Running);
+    assert_eq!(claimed.payload, serde_json::json!({ "n": 1 }));
+    assert!(store
+        .claim_job(&["test"], "w2", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    assert_eq!(
+        store.heartbeat_job(id, "w1", LONG).await.expect("hb"),
+        Some(false)
+    );
+    assert_eq!(store.heartbeat_job(id, "w2", LONG).await.expect("hb"), None);
+
+    // w1 stops heartbeating: its lease runs out and w2 takes the job over.
+    assert_eq!(
+        store
+            .heartbeat_job(id, "w1", Duration::ZERO)
+            .await
+            .expect("hb"),
+        Some(false)
+    );
+    let taken = store
+        .claim_job(&["test"], "w2", LONG)
+        .await
+        .expect("claim")
+        .expect("taken over");
+    assert_eq!((taken.id, taken.attempts), (id, 2));
+    assert_eq!(taken.lease_owner.as_deref(), Some("w2"));
+    assert_eq!(store.heartbeat_job(id, "w1", LONG).await.expect("hb"), None);
+    assert!(!store
+        .finish_job(id, "w1", JobOutcome::Succeeded)
+        .await
+        .expect("finish"));
+    assert!(store
+        .finish_job(id, "w2", JobOutcome::Succeeded)
+        .await
+        .expect("finish"));
+    let done = store.get_job(id).await.expect("get");
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.lease_owner, None);
+    assert!(store
+        .claim_job(&["test"], "w2", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+}
+
+async fn jobs_retry_fail_and_give_up(store: Arc<dyn Store>) {
+    let id = store.enqueue_job(job(None, 2)).await.expect("enqueue");
+    store
+        .claim_job(&["test"], "w", LONG)
+        .await
+        .expect("claim")
+        .expect("job");
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(store
+        .finish_job(
+            id,
+            "w",
+            JobOutcome::Retry {
+                at: later,
+                error: "timeout".into()
+            }
+        )
+        .await
+        .expect("retry"));
+    let queued = store.get_job(id).await.expect("get");
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert_eq!(queued.last_error.as_deref(), Some("timeout"));
+    assert!(
+        store
+            .claim_job(&["test"], "w", LONG)
+            .await
+            .expect("claim")
+            .is_none(),
+        "not before its time"
+    );
+
+    // A job whose worker keeps dying is given up once its attempts are used.
+    let dies = store.enqueue_job(job(None, 1)).await.expect("enqueue");
+    store
+        .claim_job(&["test"], "w", Duration::ZERO)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert!(store
+        .claim_job(&["test"], "w2", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    let gone = store.get_job(dies).await.expect("get");
+    assert_eq!(gone.status, JobStatus::Failed);
+    assert!(
+        gone.last_error.as_deref().unwrap_or("").contains("lease"),
+        "{gone:?}"
+    );
+
+    let permanent = store.enqueue_job(job(None, 5)).await.expect("enqueue");
+    store
+        .claim_job(&["test"], "w", LONG)
+        .await
+        .expect("claim")
+        .expect("job");
+    store
+        .finish_job(
+            permanent,
+            "w",
+            JobOutcome::Failed {
+                error: "bad input".into(),
+            },
+        )
+        .await
+        .expect("fail");
+    let failed = store.get_job(permanent).await.expect("get");
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (JobStatus::Failed, Some("bad input"))
+    );
+}
+
+async fn jobs_sharing_a_key_run_one_at_a_time_in_order(store: Arc<dyn Store>) {
+    let a1 = store.enqueue_job(job(Some("a"), 3)).await.expect("enqueue");
+    let a2 = store.enqueue_job(job(Some("a"), 3)).await.expect("enqueue");
+    let b1 = store.enqueue_job(job(Some("b"), 3)).await.expect("enqueue");
+    let first = store.claim_job(&["test"], "w1", LONG).await.expect("claim");
+    assert_eq!(first.map(|j| j.id), Some(a1));
+    let second = store.claim_job(&["test"], "w2", LONG).await.expect("claim");
+    assert_eq!(second.map(|j| j.id), Some(b1), "a2 waits behind a1");
+    assert!(store
+        .claim_job(&["test"], "w3", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    // A retried a1 still goes before a2.
+    store
+        .finish_job(
+            a1,
+            "w1",
+            JobOutcome::Retry {
+                at: chrono::Utc::now() - chrono::Duration::seconds(1),
+                error: "transient".into(),
+            },
+        )
+        .await
+        .expect("retry");
+    let again = store.claim_job(&["test"], "w3", LONG).await.expect("claim");
+    assert_eq!(again.map(|j| (j.id, j.attempts)), Some((a1, 2)));
+    assert!(store
+        .finish_job(a1, "w3", JobOutcome::Succeeded)
+        .await
+        .expect("finish"));
+    let next = store.claim_job(&["test"], "w1", LONG).await.expect("claim");
+    assert_eq!(next.map(|j| j.id), Some(a2));
+}
+
+async fn concurrent_workers_claim_each_job_once(store: Arc<dyn Store>) {
+    for _ in 0..40 {
+        store.enqueue_job(job(None, 3)).await.expect("enqueue");
+    }
+    let mut tasks = JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let worker = format!("w{w}");
+            let mut mine = Vec::new();
+            while let Some(j) = store
+                .claim_job(&["test"], &worker, LONG)
+                .await
+                .expect("claim")
+            {
+                assert!(store
+                    .finish_job(j.id, &worker, JobOutcome::Succeeded)
+                    .await
+                    .expect("finish"));
+                mine.push(j.id);
+            }
+            mine
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.expect("task"));
+    }
+    let distinct: BTreeSet<_> = all.iter().collect();
+    assert_eq!((all.len(), distinct.len()), (40, 40));
+}
+
+async fn cancel_queued_and_running_deployments(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    let (queued, _) = store
+        .create_deployment(deployment("api", "dev"), &alice())
+        .await
+        .expect("deploy");
+    let cancelled = store
+        .cancel_deployment(&queued.id, &alice())
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status, DeploymentStatus::Cancelled);
+    assert_eq!(
+        deploy_job_of(&store, &queued.id).await.status,
+        JobStatus::Cancelled
+    );
+    match store.cancel_deployment(&queued.id, &alice()).await {
+        Err(StoreError::Refused(msg)) => assert!(msg.contains("CANCELLED"), "{msg}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+
+    let (running, _) = store
+        .create_deployment(deployment("api", "dev"), &alice())
+        .await
+        .expect("deploy");
+    let job = store
+        .claim_job(&[DEPLOY_QUEUE], "w", LONG)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert_eq!(job.subject, running.id);
+    let still = store
+        .cancel_deployment(&running.id, &alice())
+        .await
+        .expect("cancel");
+    assert_eq!(still.status, DeploymentStatus::Queued, "the worker ends it");
+    assert_eq!(
+        store.heartbeat_job(job.id, "w", LONG).await.expect("hb"),
+        Some(true)
+    );
+
+    let destroyed = store
+        .request_destroy(&queued.id, &alice())
+        .await
+        .expect("destroy");
+    assert_eq!(destroyed.status, DeploymentStatus::Cancelled);
+    let destroy = deploy_job_of(&store, &queued.id).await;
+    assert_eq!(destroy.kind, "destroy");
+    let actions = audit_actions(&store, AuditQuery::default()).await;
+    assert!(actions.contains(&"deployment.cancel".to_string()));
+    assert!(actions.contains(&"deployment.destroy".to_string()));
+}
+
+async fn logs_releases_variables_and_instances(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    let (d, _) = store
+        .create_deployment(deployment("api", "dev"), &alice())
+        .await
+        .expect("deploy");
+    let line = |s: &str| NewLogLine {
+        at: chrono::Utc::now(),
+        stream: LogStream::Stdout,
+        line: s.into(),
+    };
+    store
+        .append_logs(&d.id, &[line("one"), line("two")])
+        .await
+        .expect("append");
+    let many: Vec<_> = (0..2500).map(|i| line(&format!("l{i}"))).collect();
+    store.append_logs(&d.id, &many).await.expect("append many");
+    let first = store.deployment_logs(&d.id, 0, 3).await.expect("logs");
+    assert_eq!(
+        first
+            .iter()
+            .map(|l| (l.seq, l.line.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "one"), (2, "two"), (3, "l0")]
+    );
+    let tail = store.deployment_logs(&d.id, 2500, 100).await.expect("logs");
+    assert_eq!(tail.len(), 2);
+    assert_eq!(tail[1].seq, 2502);
+    assert_eq!(tail[1].line, "l2499");
+
+    let mut variables = std::collections::BTreeMap::new();
+    variables.insert("GREETING".to_string(), "hello 'world'".to_string());
+    variables.insert("EMPTY".to_string(), String::new());
+    store
+        .set_variables("api", "dev", &variables, &alice())
+        .await
+        .expect("set");
+    assert_eq!(
+        store.get_variables("api", "dev").await.expect("get"),
+        variables
+    );
+    assert!(store
+        .get_variables("api", "prod")
+        .await
+        .expect("get")
+        .is_empty());
+    assert_not_found(
+        store
+            .set_variables("nope", "dev", &variables, &alice())
+            .await,
+        "service",
+    );
+    assert_not_found(
+        store
+            .set_variables("api", "nope", &variables, &alice())
+            .await,
+        "environment",
+    );
+    store
+        .set_variables("api", "dev", &Default::default(), &alice())
+        .await
+        .expect("clear");
+    assert!(store
+        .get_variables("api", "dev")
+        .await
+        .expect("get")
+        .is_empty());
+
+    let release = Release {
+        id: "r1".into(),
+        service: "api".into(),
+        environment: "dev".into(),
+        deployment_id: d.id.clone(),
+        commit_sha: "0123abcd".into(),
+        plan: serde_json::json!({ "language": "python", "start": "python3 app.py" }),
+        variables: variables.clone(),
+        created_at: chrono::Utc::now().trunc_subsecs(6),
+        healthy_at: None,
+    };
+    store.create_release(&release).await.expect("release");
+    assert_eq!(store.get_release("r1").await.expect("get"), release);
+    store.mark_release_healthy("r1").await.expect("healthy");
+    let healthy = store.get_release("r1").await.expect("get");
+    assert!(healthy.healthy_at.is_some());
+    let r2 = Release {
+        id: "r2".into(),
+        created_at: release.created_at + chrono::Duration::seconds(1),
+        ..release.clone()
+    };
+    store.create_release(&r2).await.expect("release");
+    let listed: Vec<_> = store
+        .list_releases("api", "dev")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, ["r2", "r1"]);
+    assert_not_found(store.get_release("nope").await, "release");
+
+    let instance = Instance {
+        service: "api".into(),
+        environment: "dev".into(),
+        release_id: "r1".into(),
+        slot: 0,
+        pid: 4242,
+        pid_start: 99,
+        port: 40001,
+        state: "starting".into(),
+        started_at: chrono::Utc::now().trunc_subsecs(6),
+    };
+    store.put_instance(&instance).await.expect("put");
+    let serving = Instance {
+        state: "serving".into(),
+        ..instance.clone()
+    };
+    store.put_instance(&serving).await.expect("update");
+    assert_eq!(
+        store
+            .list_instances(Some(("api", "dev")))
+            .await
+            .expect("list"),
+        [serving.clone()]
+    );
+    assert!(store
+        .list_instances(Some(("api", "prod")))
+        .await
+        .expect("list")
+        .is_empty());
+    store
+        .delete_instance("api", "dev", "r1", 0)
+        .await
+        .expect("delete");
+    assert!(store.list_instances(None).await.expect("list").is_empty());
 }

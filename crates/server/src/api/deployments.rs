@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use slipway_core::{
-    validate, Deployment, DeploymentQuery, DeploymentStatus, FieldError, NewDeployment,
+    validate, Deployment, DeploymentSource, DeploymentQuery, DeploymentStatus, FieldError, NewDeployment,
     ValidationErrors,
 };
 use utoipa::ToSchema;
@@ -62,13 +62,16 @@ pub async fn create_deployment(
             NewDeployment {
                 service: req.service,
                 environment,
-                git_ref: req.git_ref,
+                source: DeploymentSource::Build {
+                    git_ref: req.git_ref,
+                },
                 trigger: "api".into(),
+                idempotency: None,
             },
             &actor,
         )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(d)))
+    Ok((StatusCode::ACCEPTED, Json(d.0)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
