@@ -637,33 +637,6 @@ where
         .collect::<Result<_, _>>()?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn contains_pattern_escapes_wildcards() {
-        assert_eq!(contains_pattern("api"), "%api%");
-        assert_eq!(contains_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
-    }
-
-    #[test]
-    fn limit_offset_applies_defaults_and_caps() {
-        assert_eq!(limit_offset(0, 0), (50, 0));
-        assert_eq!(limit_offset(5000, 7), (1000, 7));
-        assert_eq!(limit_offset(3, u64::MAX), (3, i64::MAX));
-    }
-
-    #[test]
-    fn dev_and_used_environments_are_refused() {
-        assert!(environment_delete_refusal("dev", 0).is_some());
-        assert!(
-            environment_delete_refusal("staging", 2).is_some_and(|m| m.contains("2 deployment"))
-        );
-        assert!(environment_delete_refusal("staging", 0).is_none());
-    }
-}
-
 /// Why a job whose worker kept dying is given up.
 pub(crate) fn lease_exhausted_error(job: &Job) -> String {
     format!(
@@ -688,5 +661,32 @@ pub(crate) fn outcome_columns(
         }
         JobOutcome::Failed { error } => (JobStatus::Failed.as_str(), None, Some(error.clone())),
         JobOutcome::Cancelled => (JobStatus::Cancelled.as_str(), None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_pattern_escapes_wildcards() {
+        assert_eq!(contains_pattern("api"), "%api%");
+        assert_eq!(contains_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
+    }
+
+    #[test]
+    fn limit_offset_applies_defaults_and_caps() {
+        assert_eq!(limit_offset(0, 0), (50, 0));
+        assert_eq!(limit_offset(5000, 7), (1000, 7));
+        assert_eq!(limit_offset(3, u64::MAX), (3, i64::MAX));
+    }
+
+    #[test]
+    fn dev_and_used_environments_are_refused() {
+        assert!(environment_delete_refusal("dev", 0).is_some());
+        assert!(
+            environment_delete_refusal("staging", 2).is_some_and(|m| m.contains("2 deployment"))
+        );
+        assert!(environment_delete_refusal("staging", 0).is_none());
     }
 }

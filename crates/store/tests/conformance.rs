@@ -1887,7 +1887,7 @@ async fn logs_releases_variables_and_instances(store: Arc<dyn Store>) {
             .list_instances(Some(("api", "dev")))
             .await
             .expect("list"),
-        [serving.clone()]
+        std::slice::from_ref(&serving)
     );
     assert!(store
         .list_instances(Some(("api", "prod")))
