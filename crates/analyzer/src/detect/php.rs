@@ -1,0 +1,117 @@
+//! PHP: Composer, `require.php`, Laravel, Slim, the document root.
+
+use super::{
+    json_key_line, json_str, Ctx, Detection, Detector, Outcome, STRENGTH_FRAMEWORK,
+    STRENGTH_MANIFEST, STRENGTH_START,
+};
+use crate::error::AnalyzeError;
+use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
+
+pub(crate) struct Php;
+
+impl Detector for Php {
+    fn name(&self) -> &'static str {
+        "php"
+    }
+
+    fn detect(&self, ctx: &Ctx) -> Result<Outcome, AnalyzeError> {
+        let composer = ctx.json("composer.json")?;
+        let index = ctx.first_file(&["public/index.php", "index.php"]);
+        if composer.is_none() && index.is_none() {
+            return Ok(Outcome::NoMatch("no composer.json or index.php".into()));
+        }
+        let manifest = if composer.is_some() {
+            "composer.json"
+        } else {
+            index.unwrap_or("index.php")
+        };
+        let src = ctx.path(manifest);
+        let mut plan = BuildPlan::default();
+        plan.set(
+            Field::Language,
+            Some("php".into()),
+            Cite::file(&src, None, manifest),
+        );
+        let mut strength = STRENGTH_MANIFEST;
+        let require = |name: &str| {
+            composer.as_ref().and_then(|(c, t)| {
+                let v = c.get("require").and_then(|r| json_str(r, name))?;
+                Some((v.to_owned(), json_key_line(t, &["require", name])))
+            })
+        };
+        if composer.is_some() {
+            plan.set(
+                Field::PackageManager,
+                Some("composer".into()),
+                Cite::file(&src, None, "composer.json"),
+            );
+            plan.set(
+                Field::Install,
+                Some("composer install --no-dev --optimize-autoloader --no-interaction".into()),
+                Cite::file(&src, None, "Composer"),
+            );
+            if let Some((v, line)) = require("php") {
+                plan.set(
+                    Field::Version,
+                    Some(v),
+                    Cite::file(&src, line, "require.php"),
+                );
+            }
+        }
+        if let (Some((_, line)), true) = (require("laravel/framework"), ctx.is_file("artisan")) {
+            plan.set(
+                Field::Framework,
+                Some("laravel".into()),
+                Cite::file(&src, line, "require laravel/framework"),
+            );
+            plan.set(
+                Field::Start,
+                Some("php artisan serve --host=0.0.0.0 --port=${PORT:-8000}".into()),
+                Cite::file(ctx.path("artisan"), None, "Laravel's artisan"),
+            );
+            plan.env_required.push("APP_KEY".into());
+            plan.cite_item(
+                "env_required",
+                "APP_KEY",
+                Cite::rule("Laravel needs APP_KEY"),
+            );
+            strength = STRENGTH_FRAMEWORK;
+        } else if let Some(index) = index {
+            let docroot = index.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+            if let Some((_, line)) = require("slim/slim") {
+                plan.set(
+                    Field::Framework,
+                    Some("slim".into()),
+                    Cite::file(&src, line, "require slim/slim"),
+                );
+                strength = STRENGTH_FRAMEWORK;
+            } else {
+                strength = STRENGTH_START;
+            }
+            plan.set(
+                Field::Start,
+                Some(format!("php -S 0.0.0.0:${{PORT:-8000}} -t {docroot}")),
+                Cite::file(ctx.path(index), None, "document root holding index.php"),
+            );
+            plan.cite(
+                "document_root",
+                docroot,
+                Cite::file(ctx.path(index), None, "directory of index.php"),
+            );
+        }
+        plan.resources = Some(ResourcesHint {
+            memory_mb: 256,
+            cpu: 0.25,
+        });
+        plan.cite(
+            "resources",
+            "256 MiB",
+            Cite::rule("typical for a PHP process"),
+        );
+        Ok(Outcome::Matched(Box::new(Detection {
+            plan,
+            strength,
+            manifest: src,
+        })))
+    }
+}

@@ -1,0 +1,687 @@
+//! Python: pip, Poetry, uv, Pipenv, PDM; Django, FastAPI, Flask and plain scripts.
+
+use super::{
+    line_of, norm_dep, sh_quote, toml_key_line, version_file_value, Ctx, Detection, Detector,
+    Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
+};
+use crate::error::AnalyzeError;
+use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
+
+pub(crate) struct Python;
+
+const REQUIREMENTS: &[&str] = &[
+    "requirements.txt",
+    "requirements/production.txt",
+    "requirements/prod.txt",
+    "requirements/base.txt",
+    "requirements-prod.txt",
+];
+const SCRIPTS: &[&str] = &[
+    "app.py",
+    "main.py",
+    "server.py",
+    "run.py",
+    "wsgi.py",
+    "asgi.py",
+];
+
+struct Dep {
+    name: String,
+    extras: String,
+    source: String,
+    line: Option<u32>,
+}
+
+#[derive(Default)]
+struct Manifests {
+    requirements: Option<&'static str>,
+    pyproject: Option<(toml::Value, String)>,
+    pipfile: Option<(toml::Value, String)>,
+    setup_py: bool,
+    deps: Vec<Dep>,
+}
+
+impl Manifests {
+    fn has(&self, dep: &str) -> Option<&Dep> {
+        self.deps.iter().find(|d| d.name == dep)
+    }
+}
+
+fn requirement_name(spec: &str) -> (String, String) {
+    let spec = spec.trim();
+    let end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(spec.len());
+    let extras = spec[end..]
+        .strip_prefix('[')
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("")
+        .to_owned();
+    (norm_dep(&spec[..end]), extras)
+}
+
+fn read_manifests(ctx: &Ctx) -> Result<Manifests, AnalyzeError> {
+    let mut m = Manifests {
+        requirements: ctx.first_file(REQUIREMENTS),
+        pyproject: ctx.toml("pyproject.toml")?,
+        pipfile: ctx.toml("Pipfile")?,
+        setup_py: ctx.is_file("setup.py"),
+        deps: Vec::new(),
+    };
+    if let Some(req) = m.requirements {
+        let text = ctx.text(req)?.unwrap_or_default();
+        for (i, l) in text.lines().enumerate() {
+            let t = l.split('#').next().unwrap_or("").trim();
+            if t.is_empty() || t.starts_with('-') {
+                continue;
+            }
+            let (name, extras) = requirement_name(t);
+            if !name.is_empty() {
+                m.deps.push(Dep {
+                    name,
+                    extras,
+                    source: ctx.path(req),
+                    line: u32::try_from(i + 1).ok(),
+                });
+            }
+        }
+    }
+    if let Some((py, text)) = &m.pyproject {
+        let src = ctx.path("pyproject.toml");
+        let project_deps = py
+            .get("project")
+            .and_then(|p| p.get("dependencies"))
+            .and_then(|d| d.as_array());
+        for d in project_deps
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+        {
+            let (name, extras) = requirement_name(d);
+            let line = line_of(text, &format!("\"{d}"));
+            m.deps.push(Dep {
+                name,
+                extras,
+                source: src.clone(),
+                line,
+            });
+        }
+        let poetry_deps = py
+            .get("tool")
+            .and_then(|t| t.get("poetry"))
+            .and_then(|p| p.get("dependencies"))
+            .and_then(|d| d.as_table());
+        for (k, v) in poetry_deps.into_iter().flatten() {
+            if k == "python" {
+                continue;
+            }
+            let extras = v
+                .get("extras")
+                .and_then(|e| e.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            m.deps.push(Dep {
+                name: norm_dep(k),
+                extras,
+                source: src.clone(),
+                line: toml_key_line(text, Some("tool.poetry.dependencies"), k),
+            });
+        }
+    }
+    if let Some((pf, text)) = &m.pipfile {
+        for (k, _) in pf
+            .get("packages")
+            .and_then(|p| p.as_table())
+            .into_iter()
+            .flatten()
+        {
+            m.deps.push(Dep {
+                name: norm_dep(k),
+                extras: String::new(),
+                source: ctx.path("Pipfile"),
+                line: toml_key_line(text, Some("packages"), k),
+            });
+        }
+    }
+    Ok(m)
+}
+
+impl Detector for Python {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn detect(&self, ctx: &Ctx) -> Result<Outcome, AnalyzeError> {
+        let m = read_manifests(ctx)?;
+        let script = ctx.first_file(SCRIPTS);
+        let manage = ctx.is_file("manage.py");
+        let has_manifest =
+            m.requirements.is_some() || m.pyproject.is_some() || m.pipfile.is_some() || m.setup_py;
+        if !has_manifest && script.is_none() && !manage {
+            return Ok(Outcome::NoMatch(
+                "no requirements.txt, pyproject.toml, Pipfile, setup.py, manage.py or app.py/main.py/server.py"
+                    .into(),
+            ));
+        }
+        let manifest = if let Some(r) = m.requirements {
+            r
+        } else if m.pyproject.is_some() {
+            "pyproject.toml"
+        } else if m.pipfile.is_some() {
+            "Pipfile"
+        } else if m.setup_py {
+            "setup.py"
+        } else if manage {
+            "manage.py"
+        } else {
+            script.unwrap_or("app.py")
+        };
+        let mut plan = BuildPlan::default();
+        plan.set(
+            Field::Language,
+            Some("python".into()),
+            Cite::file(ctx.path(manifest), None, "Python manifest or entry script"),
+        );
+        version(ctx, &m, &mut plan)?;
+        let venv = package_manager(ctx, &m, &mut plan);
+        let py = if venv { ".venv/bin/python" } else { "python3" };
+        let bin = |tool: &str| format!(".venv/bin/{tool}");
+
+        let gunicorn = m.has("gunicorn").is_some();
+        let uvicorn = m.has("uvicorn").is_some()
+            || m.has("fastapi")
+                .is_some_and(|d| d.extras.contains("standard"));
+        let mut strength = STRENGTH_MANIFEST;
+        let mut memory = 256;
+
+        let django = m.has("django");
+        if django.is_some() || manage {
+            let cite = match django {
+                Some(d) => Cite::file(&d.source, d.line, "dependency `django`"),
+                None => Cite::file(ctx.path("manage.py"), None, "Django's manage.py"),
+            };
+            plan.set(Field::Framework, Some("django".into()), cite);
+            memory = 512;
+            strength = STRENGTH_FRAMEWORK;
+            let settings = django_settings(ctx);
+            let wsgi = settings
+                .as_ref()
+                .and_then(|(path, text)| {
+                    let line = text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("WSGI_APPLICATION"))?;
+                    let value = text
+                        .lines()
+                        .nth(line)?
+                        .split(['"', '\''])
+                        .nth(1)?
+                        .to_owned();
+                    let module = value.rsplit_once('.').map(|(m, _)| m.to_owned())?;
+                    Some((module, path.clone(), u32::try_from(line + 1).ok()))
+                })
+                .or_else(|| {
+                    ctx.sources_with(&["py"])
+                        .find(|f| f.path.ends_with("/wsgi.py") && f.path.matches('/').count() == 1)
+                        .map(|f| {
+                            (
+                                f.path.trim_end_matches(".py").replace('/', "."),
+                                ctx.path(&f.path),
+                                None,
+                            )
+                        })
+                });
+            if let Some((path, text)) = &settings {
+                if let Some(line) = text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("STATIC_ROOT"))
+                {
+                    plan.set(
+                        Field::Build,
+                        Some(format!("{py} manage.py collectstatic --noinput")),
+                        Cite::file(
+                            path,
+                            u32::try_from(line + 1).ok(),
+                            "Django STATIC_ROOT is set",
+                        ),
+                    );
+                }
+            }
+            match (&wsgi, gunicorn) {
+                (Some((module, source, line)), true) => plan.set(
+                    Field::Start,
+                    Some(format!(
+                        "{} {module} --bind 0.0.0.0:${{PORT:-8000}}",
+                        bin("gunicorn")
+                    )),
+                    Cite::file(
+                        source,
+                        *line,
+                        "Django WSGI module served by gunicorn (a dependency)",
+                    ),
+                ),
+                _ => {
+                    plan.set(
+                        Field::Start,
+                        Some(format!(
+                            "{py} manage.py runserver 0.0.0.0:${{PORT:-8000}} --noreload"
+                        )),
+                        Cite::file(
+                            ctx.path("manage.py"),
+                            None,
+                            "Django without gunicorn: the development server",
+                        ),
+                    );
+                    plan.notices.push(
+                        "gunicorn is not a dependency, so the plan uses Django's development server; add gunicorn for production".into(),
+                    );
+                }
+            }
+        } else {
+            let fastapi = m.has("fastapi").is_some() || m.has("starlette").is_some();
+            let flask = m.has("flask").is_some();
+            let app_obj = find_app_object(ctx, fastapi, flask);
+            if let Some(obj) = &app_obj {
+                plan.set(
+                    Field::Framework,
+                    Some(obj.framework.into()),
+                    Cite::file(
+                        ctx.path(&obj.file),
+                        obj.line,
+                        format!("`{}` creates the app object", obj.call),
+                    ),
+                );
+                strength = STRENGTH_FRAMEWORK;
+                let (module_arg, chdir) = match obj.module.strip_prefix("src.") {
+                    Some(m) => (m.to_owned(), true),
+                    None => (obj.module.clone(), false),
+                };
+                let target = format!("{module_arg}:{}", obj.object);
+                let cite = Cite::file(ctx.path(&obj.file), obj.line, "app object");
+                let start = match obj.framework {
+                    "fastapi" | "starlette" if uvicorn || !obj.runs_itself => {
+                        if !uvicorn {
+                            plan.notices.push(
+                                "uvicorn is not a dependency; the start command needs it".into(),
+                            );
+                        }
+                        format!(
+                            "{}{} {target} --host 0.0.0.0 --port ${{PORT:-8000}}",
+                            bin("uvicorn"),
+                            if chdir { " --app-dir src" } else { "" }
+                        )
+                    }
+                    "flask" if gunicorn => format!(
+                        "{}{} {target} --bind 0.0.0.0:${{PORT:-8000}}",
+                        bin("gunicorn"),
+                        if chdir { " --chdir src" } else { "" }
+                    ),
+                    "flask" if !obj.runs_itself => format!(
+                        "{} --app {target} run --host 0.0.0.0 --port ${{PORT:-5000}}",
+                        bin("flask")
+                    ),
+                    _ => format!("{py} {}", sh_quote(&obj.file)),
+                };
+                plan.set(Field::Start, Some(start), cite);
+            } else if let Some(s) = script {
+                plan.set(
+                    Field::Start,
+                    Some(format!("{py} {s}")),
+                    Cite::file(ctx.path(s), None, "conventional entry script"),
+                );
+                strength = STRENGTH_START;
+                if flask || fastapi {
+                    plan.notices.push("a web framework is a dependency but no app object was found; the plan runs the entry script".into());
+                }
+            }
+        }
+        plan.resources = Some(ResourcesHint {
+            memory_mb: memory,
+            cpu: 0.25,
+        });
+        plan.cite(
+            "resources",
+            &format!("{memory} MiB"),
+            Cite::rule("typical for a Python web process"),
+        );
+        Ok(Outcome::Matched(Box::new(Detection {
+            plan,
+            strength,
+            manifest: ctx.path(manifest),
+        })))
+    }
+}
+
+fn version(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> Result<(), AnalyzeError> {
+    let mut found: Vec<(String, Cite)> = Vec::new();
+    if let Some(text) = ctx.text(".python-version")? {
+        if let Some((v, line)) = version_file_value(&text) {
+            found.push((
+                v,
+                Cite::file(
+                    ctx.path(".python-version"),
+                    Some(line),
+                    "first version in .python-version",
+                ),
+            ));
+        }
+    }
+    if let Some(text) = ctx.text("runtime.txt")? {
+        if let Some((v, line)) = version_file_value(&text) {
+            let v = v.trim_start_matches("python-").to_owned();
+            found.push((
+                v,
+                Cite::file(ctx.path("runtime.txt"), Some(line), "runtime.txt"),
+            ));
+        }
+    }
+    if let Some((py, text)) = &m.pyproject {
+        if let Some(v) = py
+            .get("project")
+            .and_then(|p| p.get("requires-python"))
+            .and_then(|v| v.as_str())
+        {
+            found.push((
+                v.to_owned(),
+                Cite::file(
+                    ctx.path("pyproject.toml"),
+                    toml_key_line(text, Some("project"), "requires-python"),
+                    "[project] requires-python",
+                ),
+            ));
+        }
+        if let Some(v) = py
+            .get("tool")
+            .and_then(|t| t.get("poetry"))
+            .and_then(|p| p.get("dependencies"))
+            .and_then(|d| d.get("python"))
+            .and_then(|v| v.as_str())
+        {
+            found.push((
+                v.to_owned(),
+                Cite::file(
+                    ctx.path("pyproject.toml"),
+                    toml_key_line(text, Some("tool.poetry.dependencies"), "python"),
+                    "[tool.poetry.dependencies] python",
+                ),
+            ));
+        }
+    }
+    if let Some((pf, text)) = &m.pipfile {
+        if let Some(v) = pf
+            .get("requires")
+            .and_then(|r| {
+                r.get("python_version")
+                    .or_else(|| r.get("python_full_version"))
+            })
+            .and_then(|v| v.as_str())
+        {
+            found.push((
+                v.to_owned(),
+                Cite::file(
+                    ctx.path("Pipfile"),
+                    line_of(text, "python_"),
+                    "Pipfile [requires]",
+                ),
+            ));
+        }
+    }
+    let mut it = found.into_iter();
+    if let Some((v, cite)) = it.next() {
+        let winner = cite.source.clone().unwrap_or_default();
+        plan.set(Field::Version, Some(v), cite);
+        for (v, c) in it {
+            plan.lose(
+                "version",
+                &v,
+                c.source.as_deref(),
+                format!("{winner} is more specific"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Records the package manager and install command; returns whether dependencies go into `.venv`.
+fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
+    let tool = |name: &str| {
+        m.pyproject
+            .as_ref()
+            .and_then(|(py, _)| py.get("tool").and_then(|t| t.get(name)))
+            .is_some()
+    };
+    let has_project = m
+        .pyproject
+        .as_ref()
+        .is_some_and(|(py, _)| py.get("project").is_some());
+    let candidates: Vec<(&str, &str, String, &str)> = [
+        (
+            ctx.is_file("uv.lock"),
+            "uv",
+            "uv.lock",
+            "uv sync --frozen --no-dev".to_owned(),
+            "lockfile uv.lock",
+        ),
+        (
+            ctx.is_file("poetry.lock"),
+            "poetry",
+            "poetry.lock",
+            poetry_install(),
+            "lockfile poetry.lock",
+        ),
+        (
+            ctx.is_file("pdm.lock"),
+            "pdm",
+            "pdm.lock",
+            "pdm install --prod".to_owned(),
+            "lockfile pdm.lock",
+        ),
+        (
+            ctx.is_file("Pipfile.lock"),
+            "pipenv",
+            "Pipfile.lock",
+            "PIPENV_VENV_IN_PROJECT=1 pipenv install --deploy".to_owned(),
+            "lockfile Pipfile.lock",
+        ),
+        (
+            tool("poetry"),
+            "poetry",
+            "pyproject.toml",
+            poetry_install(),
+            "[tool.poetry] in pyproject.toml",
+        ),
+        (
+            tool("uv"),
+            "uv",
+            "pyproject.toml",
+            "uv sync --no-dev".to_owned(),
+            "[tool.uv] in pyproject.toml",
+        ),
+        (
+            tool("pdm"),
+            "pdm",
+            "pyproject.toml",
+            "pdm install --prod".to_owned(),
+            "[tool.pdm] in pyproject.toml",
+        ),
+        (
+            m.pipfile.is_some(),
+            "pipenv",
+            "Pipfile",
+            "PIPENV_VENV_IN_PROJECT=1 pipenv install".to_owned(),
+            "Pipfile",
+        ),
+        (
+            m.requirements.is_some(),
+            "pip",
+            m.requirements.unwrap_or(""),
+            format!(
+                "python3 -m venv .venv && .venv/bin/pip install -r {}",
+                m.requirements.unwrap_or("")
+            ),
+            "requirements file",
+        ),
+        (
+            has_project || m.setup_py,
+            "pip",
+            if has_project {
+                "pyproject.toml"
+            } else {
+                "setup.py"
+            },
+            "python3 -m venv .venv && .venv/bin/pip install .".to_owned(),
+            "installable project",
+        ),
+    ]
+    .into_iter()
+    .filter(|c| c.0)
+    .map(|(_, pm, file, cmd, rule)| (pm, file, cmd, rule))
+    .collect();
+    let mut it = candidates.into_iter();
+    let Some((pm, file, cmd, rule)) = it.next() else {
+        plan.set(
+            Field::Install,
+            None,
+            Cite::rule("no dependency manifest: standard library only"),
+        );
+        return false;
+    };
+    plan.set(
+        Field::PackageManager,
+        Some(pm.into()),
+        Cite::file(ctx.path(file), None, rule),
+    );
+    plan.set(
+        Field::Install,
+        Some(cmd),
+        Cite::file(
+            ctx.path(file),
+            None,
+            format!("{pm} installs into .venv in the app directory"),
+        ),
+    );
+    for (other, f, _, _) in it {
+        if other != pm {
+            plan.lose(
+                "package_manager",
+                other,
+                Some(&ctx.path(f)),
+                format!("{file} ranks higher ({rule})"),
+            );
+        }
+    }
+    true
+}
+
+fn poetry_install() -> String {
+    "python3 -m venv .venv && .venv/bin/pip install poetry && VIRTUAL_ENV=\"$PWD/.venv\" .venv/bin/poetry install --no-root --only main".into()
+}
+
+/// The settings file named by manage.py's DJANGO_SETTINGS_MODULE (or a `*/settings.py`).
+fn django_settings(ctx: &Ctx) -> Option<(String, String)> {
+    let from_manage = ctx.text_opt("manage.py").and_then(|t| {
+        let line = t.lines().find(|l| l.contains("DJANGO_SETTINGS_MODULE"))?;
+        let module = line.split(['"', '\'']).nth(3)?.to_owned();
+        Some(module.replace('.', "/") + ".py")
+    });
+    let path = from_manage.filter(|p| ctx.is_file(p)).or_else(|| {
+        ctx.sources_with(&["py"])
+            .find(|f| f.path.ends_with("/settings.py"))
+            .map(|f| f.path.clone())
+    })?;
+    let text = ctx.text_opt(&path)?;
+    Some((ctx.path(&path), text))
+}
+
+struct AppObject {
+    framework: &'static str,
+    file: String,
+    module: String,
+    object: String,
+    call: String,
+    line: Option<u32>,
+    /// The file starts a server itself under `if __name__ == "__main__"`.
+    runs_itself: bool,
+}
+
+fn find_app_object(ctx: &Ctx, fastapi: bool, flask: bool) -> Option<AppObject> {
+    let mut patterns: Vec<(&'static str, &'static str)> = Vec::new();
+    if fastapi {
+        patterns.push(("fastapi", "FastAPI("));
+        patterns.push(("starlette", "Starlette("));
+    }
+    if flask {
+        patterns.push(("flask", "Flask("));
+    }
+    if patterns.is_empty() {
+        return None;
+    }
+    let mut files: Vec<_> = ctx.sources_with(&["py"]).collect();
+    // Shallow files first: the entry module is rarely nested.
+    files.sort_by_key(|f| {
+        (
+            f.path.matches('/').count(),
+            !SCRIPTS.contains(&f.path.as_str()),
+            f.path.clone(),
+        )
+    });
+    for (framework, call) in &patterns {
+        for f in &files {
+            for (i, l) in f.text.lines().enumerate() {
+                let t = l.trim();
+                // Flask application factory.
+                if *framework == "flask" && t.starts_with("def create_app(") {
+                    return Some(app_object(
+                        f,
+                        framework,
+                        "create_app()",
+                        "def create_app(",
+                        i,
+                    ));
+                }
+                let Some((lhs, rhs)) = t.split_once('=') else {
+                    continue;
+                };
+                let var = lhs.trim().split(':').next().unwrap_or("").trim();
+                let rhs = rhs.trim_start();
+                let creates =
+                    rhs.starts_with(call) || rhs.starts_with(&format!("{framework}.{call}"));
+                if creates
+                    && !var.is_empty()
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Some(app_object(f, framework, var, call, i));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn app_object(
+    f: &super::SourceFile,
+    framework: &'static str,
+    object: &str,
+    call: &str,
+    i: usize,
+) -> AppObject {
+    let module = f.path.trim_end_matches(".py").replace('/', ".");
+    let module = module
+        .strip_suffix(".__init__")
+        .unwrap_or(&module)
+        .to_owned();
+    AppObject {
+        framework,
+        file: f.path.clone(),
+        module,
+        object: object.to_owned(),
+        call: call.trim_end_matches('(').to_owned(),
+        line: u32::try_from(i + 1).ok(),
+        runs_itself: f.text.contains("__main__")
+            && (f.text.contains(".run(") || f.text.contains("uvicorn.run")),
+    }
+}

@@ -1,0 +1,294 @@
+//! The analyzer: from a repository to a [`BuildPlan`] that explains itself.
+//!
+//! Precedence: `slipway.toml` > `score.yaml` > `Procfile` > Dockerfile (recorded only) > detectors.
+//! Every value carries [`Evidence`]; what lost is listed in [`BuildPlan::alternatives`].
+//! See docs/analyzer.md.
+
+mod code;
+mod detect;
+mod error;
+pub mod fs;
+mod monorepo;
+mod overrides;
+mod plan;
+mod table;
+
+use std::path::Path;
+
+pub use error::{AnalyzeError, Candidate};
+pub use fs::{DirFs, EntryKind, FsError, MemFs, RepoFs};
+pub use overrides::SlipwayToml;
+pub use plan::{Alternative, AnalyzeOptions, AppCandidate, BuildPlan, Evidence, ResourcesHint};
+pub use table::render_table;
+
+use detect::{Ctx, Outcome};
+use plan::Cite;
+
+/// Analyzes a repository: chooses the app directory, then plans it.
+pub fn analyze(fs: &dyn RepoFs, options: &AnalyzeOptions) -> Result<BuildPlan, AnalyzeError> {
+    let apps = monorepo::list_apps(fs);
+    let chosen = match &options.app_dir {
+        Some(dir) => Some((dir.clone(), Cite::rule("chosen with --app-dir"))),
+        None => match overrides::read_slipway_toml(fs, "")? {
+            Some((cfg, text)) => cfg.app_dir.map(|d| {
+                (
+                    d,
+                    Cite::file(
+                        "slipway.toml",
+                        detect::toml_key_line(&text, None, "app_dir"),
+                        "explicit in slipway.toml (app_dir)",
+                    ),
+                )
+            }),
+            None => None,
+        },
+    };
+    let mut plan = if let Some((dir, cite)) = chosen {
+        let norm = fs::normalize(&dir).map_err(|_| AnalyzeError::BadAppDir {
+            app_dir: dir.clone(),
+            reason: "must be a relative path inside the repository".into(),
+        })?;
+        if !fs.is_dir(&norm) {
+            return Err(AnalyzeError::BadAppDir {
+                app_dir: dir,
+                reason: "is not a directory of the repository".into(),
+            });
+        }
+        let mut plan = analyze_app(fs, &norm, true)?;
+        plan.cite("app_dir", &plan.app_dir.clone(), cite);
+        plan
+    } else {
+        match analyze_app(fs, "", true) {
+            Ok(mut plan) => {
+                plan.cite(
+                    "app_dir",
+                    ".",
+                    Cite::rule("the repository root is deployable"),
+                );
+                plan
+            }
+            Err(AnalyzeError::Undetected {
+                app_dir,
+                mut candidates,
+            }) => {
+                let deployable: Vec<&AppCandidate> = apps.iter().filter(|a| a.deployable).collect();
+                match deployable.as_slice() {
+                    [only] => {
+                        let mut plan = analyze_app(fs, &only.dir, true)?;
+                        plan.cite(
+                            "app_dir",
+                            &only.dir,
+                            Cite::file(
+                                only.source.clone(),
+                                None,
+                                "the only deployable app directory",
+                            ),
+                        );
+                        plan
+                    }
+                    [] => {
+                        candidates.extend(apps.iter().map(|a| Candidate {
+                            name: a.dir.clone(),
+                            reason: a.reason.clone(),
+                        }));
+                        return Err(AnalyzeError::Undetected {
+                            app_dir,
+                            candidates,
+                        });
+                    }
+                    _ => return Err(AnalyzeError::AmbiguousApps { apps }),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    plan.apps = apps;
+    Ok(plan)
+}
+
+/// [`analyze`] on a directory of the local file system.
+pub fn analyze_dir(path: &Path, options: &AnalyzeOptions) -> Result<BuildPlan, AnalyzeError> {
+    let fs = DirFs::new(path)?;
+    analyze(&fs, options)
+}
+
+/// Plans one app directory. `scan_code` also reads the sources for ports, variables and health
+/// routes (left out when only listing monorepo candidates).
+pub(crate) fn analyze_app(
+    fs: &dyn RepoFs,
+    dir: &str,
+    scan_code: bool,
+) -> Result<BuildPlan, AnalyzeError> {
+    let ctx = Ctx::new(fs, dir);
+    let mut matched = Vec::new();
+    let mut candidates = Vec::new();
+    for detector in detect::all() {
+        if detector.name() == "static" && !matched.is_empty() {
+            continue;
+        }
+        match detector.detect(&ctx)? {
+            Outcome::Matched(d) => matched.push((detector.name(), d)),
+            Outcome::NoMatch(reason) => candidates.push(Candidate {
+                name: detector.name().into(),
+                reason,
+            }),
+        }
+    }
+    // The strongest detection wins; ties go to the detector order (stable sort).
+    matched.sort_by_key(|(_, d)| std::cmp::Reverse(d.strength));
+    let mut it = matched.into_iter();
+    let mut plan = BuildPlan::default();
+    if let Some((name, winner)) = it.next() {
+        plan = winner.plan;
+        let strength_word = |s: u8| match s {
+            detect::STRENGTH_FRAMEWORK => "a framework or an app with a start command",
+            detect::STRENGTH_START => "a start command",
+            _ => "a manifest only",
+        };
+        if plan.start.is_none() && plan.static_dir.is_none() {
+            candidates.push(Candidate {
+                name: name.into(),
+                reason: format!("{} found, but nothing to start", winner.manifest),
+            });
+        }
+        for (other, d) in it {
+            if d.plan.start.is_none() && d.plan.static_dir.is_none() {
+                candidates.push(Candidate {
+                    name: other.into(),
+                    reason: format!("{} found, but nothing to start", d.manifest),
+                });
+            }
+            plan.lose(
+                "language",
+                d.plan.language.as_deref().unwrap_or(other),
+                Some(&d.manifest),
+                format!(
+                    "{name} found {} ({}); {other} found {}",
+                    strength_word(winner.strength),
+                    winner.manifest,
+                    strength_word(d.strength)
+                ),
+            );
+        }
+    }
+    overrides::record_dockerfile(&mut plan, &ctx);
+    overrides::apply_procfile(&mut plan, &ctx)?;
+    overrides::apply_score(&mut plan, &ctx)?;
+    overrides::apply_slipway_toml(&mut plan, &ctx)?;
+    plan.app_dir = if dir.is_empty() {
+        ".".into()
+    } else {
+        dir.into()
+    };
+
+    if plan.start.is_none() && plan.static_dir.is_none() {
+        if let Some(d) = &plan.dockerfile {
+            candidates.push(Candidate {
+                name: "dockerfile".into(),
+                reason: format!("{d} found, but the local target cannot build images"),
+            });
+        }
+        return Err(AnalyzeError::Undetected {
+            app_dir: plan.app_dir,
+            candidates,
+        });
+    }
+    if plan.static_dir.is_some() && plan.start.is_none() {
+        return Ok(plan);
+    }
+    ports_from_start(&mut plan);
+    if scan_code {
+        if let Some(lang) = plan.language.clone() {
+            code::apply_ports(&mut plan, &ctx, &lang);
+            code::apply_env(&mut plan, &ctx, &lang);
+            code::apply_health(&mut plan, &ctx, &lang);
+        }
+        if !plan.reads_port_env && plan.port.is_none() {
+            plan.notices.push(
+                "no PORT handling or listen port found in the code; the engine will have to probe"
+                    .into(),
+            );
+        }
+    }
+    Ok(plan)
+}
+
+/// `--port ${PORT:-8000}` in the start command: the app reads PORT, 8000 by default.
+fn ports_from_start(plan: &mut BuildPlan) {
+    if plan.evidence_for("reads_port_env").is_some() {
+        return;
+    }
+    let Some(start) = plan.start.clone() else {
+        return;
+    };
+    if !(start.contains("$PORT") || start.contains("${PORT")) {
+        return;
+    }
+    let start_source = plan.evidence_for("start").and_then(|e| e.source.clone());
+    let start_line = plan.evidence_for("start").and_then(|e| e.line);
+    let cite = |rule: &str| Cite {
+        source: start_source.clone(),
+        line: start_line,
+        rule: rule.to_owned(),
+    };
+    let c = cite("the start command passes $PORT");
+    plan.set_reads_port_env(true, c);
+    if let Some(rest) = start.split("${PORT:-").nth(1) {
+        if let Some(port) = rest.split('}').next().and_then(|p| p.parse::<u16>().ok()) {
+            if plan.port.is_none() {
+                let c = cite("the start command's default for PORT");
+                plan.set_port(port, c);
+            } else if plan.port != Some(port) {
+                plan.notices.push(format!(
+                    "the start command defaults PORT to {port}, the plan's port is {:?}",
+                    plan.port
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(files: &[(&str, &str)]) -> BuildPlan {
+        analyze(
+            &MemFs::from_files(files.iter().copied()),
+            &AnalyzeOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn stdlib_python_script_has_no_install() {
+        let p = plan(&[(
+            "app.py",
+            "import os\nfrom http.server import HTTPServer\nPORT = int(os.environ.get('PORT', '8000'))\n",
+        )]);
+        assert_eq!(p.language.as_deref(), Some("python"));
+        assert_eq!(p.install, None);
+        assert_eq!(p.start.as_deref(), Some("python3 app.py"));
+        assert!(p.reads_port_env);
+        assert_eq!(p.port, Some(8000));
+        assert_eq!(
+            p.evidence_for("reads_port_env").and_then(|e| e.line),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn malformed_package_json_names_file_and_line() {
+        let fs = MemFs::new().with("package.json", "{\n  \"name\": \"x\",\n  oops\n}\n");
+        let err = analyze(&fs, &AnalyzeOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("package.json:3:"), "{msg}");
+    }
+
+    #[test]
+    fn empty_repository_is_undetected() {
+        let err = analyze(&MemFs::new(), &AnalyzeOptions::default()).unwrap_err();
+        assert!(matches!(err, AnalyzeError::Undetected { .. }));
+        assert!(err.to_string().contains("no package.json"), "{err}");
+    }
+}
