@@ -197,6 +197,9 @@ pub trait Store: Send + Sync + 'static {
     /// Extends the lease. `Ok(None)` when the worker no longer holds it (it must stop);
     /// `Ok(Some(true))` when cancellation was requested.
     async fn heartbeat_job(&self, id: i64, worker: &str, lease: Duration) -> Result<Option<bool>>;
+    /// Cancels a job: a queued one at once, a running one by asking its worker (the next heartbeat
+    /// tells it). Returns the job as it is now; a finished job is returned unchanged.
+    async fn cancel_job(&self, id: i64) -> Result<Job>;
     /// Records how a job ended; `false` when the worker no longer held its lease (nothing written).
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool>;
     /// Resolves when a job may have been enqueued (by this process, or on PostgreSQL by any), or after

@@ -1407,6 +1407,22 @@ impl Store for PostgresStore {
         Ok(cancel)
     }
 
+    async fn cancel_job(&self, id: i64) -> Result<Job> {
+        let mut tx = self.pool.begin().await?;
+        let at = common::now();
+        sqlx::query(
+            "UPDATE jobs SET status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+             cancel_requested = CASE WHEN status = 'running' THEN TRUE ELSE cancel_requested END, \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_job(id).await
+    }
+
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool> {
         let now = common::now();
         let (status, run_at, error) = common::outcome_columns(&outcome, now);

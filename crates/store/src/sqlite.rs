@@ -73,6 +73,7 @@ impl SqliteStore {
             options.clone().pragma("wal_autocheckpoint", "0")
         };
         let writer = SqlitePoolOptions::new()
+            .after_release(|conn, _| Box::pin(close_if_left_in_transaction(conn)))
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -84,6 +85,7 @@ impl SqliteStore {
             writer.clone()
         } else {
             SqlitePoolOptions::new()
+                .after_release(|conn, _| Box::pin(close_if_left_in_transaction(conn)))
                 .max_connections(READERS)
                 .connect_with(options)
                 .await?
@@ -106,6 +108,23 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Keeps a connection whose transaction was abandoned mid-way out of the pool.
+///
+/// A write whose future is dropped (a client hanging up, an aborted task) between sqlx's `BEGIN
+/// IMMEDIATE` and the `Transaction` it returns leaves the connection inside a transaction no one can
+/// end, and every later write on it fails. The ping waits for rollbacks already queued by dropped
+/// transactions; a transaction still open after it is such an orphan, and the connection is closed
+/// (the pool opens a new one).
+async fn close_if_left_in_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::{Connection, TransactionManager};
+    type Manager = <Sqlite as sqlx::Database>::TransactionManager;
+    if Manager::get_transaction_depth(conn) == 0 {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    Ok(Manager::get_transaction_depth(conn) == 0)
 }
 
 /// Copies committed pages from the WAL into the database file without blocking writers or readers
@@ -1386,6 +1405,22 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(cancel)
+    }
+
+    async fn cancel_job(&self, id: i64) -> Result<Job> {
+        let mut tx = self.begin_write().await?;
+        let at = ts(common::now());
+        sqlx::query(
+            "UPDATE jobs SET status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+             cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END, \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_job(id).await
     }
 
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool> {

@@ -98,6 +98,7 @@ conformance!(
     concurrent_workers_claim_each_job_once,
     cancel_queued_and_running_deployments,
     logs_releases_variables_and_instances,
+    cancelled_writes_leave_the_store_usable,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -1899,4 +1900,21 @@ async fn logs_releases_variables_and_instances(store: Arc<dyn Store>) {
         .await
         .expect("delete");
     assert!(store.list_instances(None).await.expect("list").is_empty());
+}
+
+/// A write whose future is dropped part-way (a client that hangs up, an aborted worker) must not
+/// leave the connection inside a transaction.
+async fn cancelled_writes_leave_the_store_usable(store: Arc<dyn Store>) {
+    for i in 0..400u64 {
+        let s = store.clone();
+        let task = tokio::spawn(async move { s.enqueue_job(job(None, 1)).await });
+        // Abort after a varying number of scheduler turns, landing at different points of the write.
+        std::thread::sleep(Duration::from_micros(i % 400));
+        task.abort();
+        let _ = task.await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), store.enqueue_job(job(None, 1)))
+        .await
+        .expect("a write after cancelled writes does not hang")
+        .expect("a write after cancelled writes succeeds");
 }
