@@ -144,7 +144,11 @@ fn ordered<'a>(ctx: &'a Ctx, language: &str) -> Vec<&'a SourceFile> {
 pub(crate) fn apply_ports(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
     let files = ordered(ctx, language);
     let reads_decided = plan.evidence_for("reads_port_env").is_some();
-    let port_decided = plan.port.is_some();
+    // A framework's default port yields to what the code says.
+    let port_decided = plan.port.is_some()
+        && !plan
+            .evidence_for("port")
+            .is_some_and(|e| e.rule.contains("default port"));
     if !reads_decided {
         for f in &files {
             let lines: Vec<&str> = f.text.lines().collect();
@@ -196,7 +200,7 @@ pub(crate) fn apply_ports(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
             }
         }
     }
-    if plan.reads_port_env || port_decided {
+    if plan.reads_port_env || plan.port.is_some() {
         return;
     }
     for f in &files {

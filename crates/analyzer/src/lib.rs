@@ -175,6 +175,7 @@ pub(crate) fn analyze_app(
     overrides::apply_procfile(&mut plan, &ctx)?;
     overrides::apply_score(&mut plan, &ctx)?;
     overrides::apply_slipway_toml(&mut plan, &ctx)?;
+    tool_path_for_explicit_start(&mut plan);
     plan.app_dir = if dir.is_empty() {
         ".".into()
     } else {
@@ -211,6 +212,46 @@ pub(crate) fn analyze_app(
         }
     }
     Ok(plan)
+}
+
+/// Procfile and score.yaml commands assume the dependencies' executables are on PATH (as on a
+/// buildpack platform); here they live in `.venv/bin` or `node_modules/.bin` of the app directory.
+fn tool_path_for_explicit_start(plan: &mut BuildPlan) {
+    let Some(ev) = plan.evidence_for("start").cloned() else {
+        return;
+    };
+    let explicit = ev.source.as_deref().is_some_and(|s| {
+        s.ends_with("Procfile") || s.ends_with("score.yaml") || s.ends_with("score.yml")
+    });
+    let bin = match (plan.language.as_deref(), plan.install.as_deref()) {
+        (Some("python"), Some(i))
+            if i.contains(".venv")
+                || i.contains("uv sync")
+                || i.contains("pipenv")
+                || i.contains("pdm") =>
+        {
+            ".venv/bin"
+        }
+        (Some("node"), Some(_)) => "node_modules/.bin",
+        _ => return,
+    };
+    if let (true, Some(start)) = (explicit, plan.start.clone()) {
+        if !start.contains(bin) {
+            plan.start = Some(format!("export PATH=\"$PWD/{bin}:$PATH\"; {start}"));
+            plan.cite(
+                "start",
+                plan.start.clone().as_deref().unwrap_or(""),
+                plan::Cite {
+                    source: ev.source,
+                    line: ev.line,
+                    rule: format!(
+                        "{} (with {bin} on PATH, where the install step puts the tools)",
+                        ev.rule
+                    ),
+                },
+            );
+        }
+    }
 }
 
 /// `--port ${PORT:-8000}` in the start command: the app reads PORT, 8000 by default.

@@ -241,6 +241,9 @@ impl BuildPlan {
     }
 
     pub(crate) fn lose(&mut self, field: &str, value: &str, source: Option<&str>, reason: String) {
+        if self.evidence_for(field).is_some_and(|e| e.value == value) {
+            return;
+        }
         self.alternatives.push(Alternative {
             field: field.to_owned(),
             value: value.to_owned(),

@@ -104,7 +104,8 @@ impl Detector for Java {
         if let Some((v, line, rule)) = version {
             plan.set(Field::Version, Some(v), Cite::file(&src, Some(line), rule));
         }
-        let boot = line_of(&text, "spring-boot");
+        let boot =
+            line_of(&text, "spring-boot").or_else(|| line_of(&text, "org.springframework.boot"));
         if let Some(line) = boot {
             plan.set(
                 Field::Framework,

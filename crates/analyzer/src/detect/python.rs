@@ -300,7 +300,7 @@ impl Detector for Python {
                     Some(m) => (m.to_owned(), true),
                     None => (obj.module.clone(), false),
                 };
-                let target = format!("{module_arg}:{}", obj.object);
+                let target = sh_quote(&format!("{module_arg}:{}", obj.object));
                 let cite = Cite::file(ctx.path(&obj.file), obj.line, "app object");
                 let start = match obj.framework {
                     "fastapi" | "starlette" if uvicorn || !obj.runs_itself => {
