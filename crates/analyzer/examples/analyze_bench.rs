@@ -16,7 +16,10 @@ fn main() {
         Ok(p) => format!(
             "{} / {}",
             p.language.as_deref().unwrap_or("-"),
-            p.start.as_deref().or(p.static_dir.as_deref()).unwrap_or("-")
+            p.start
+                .as_deref()
+                .or(p.static_dir.as_deref())
+                .unwrap_or("-")
         ),
         Err(e) => format!("error: {e}"),
     };

@@ -332,4 +332,63 @@ mod tests {
         assert!(matches!(err, AnalyzeError::Undetected { .. }));
         assert!(err.to_string().contains("no package.json"), "{err}");
     }
+
+    #[test]
+    fn app_dir_option_chooses_among_ambiguous_apps() {
+        let fs = MemFs::new()
+            .with("a/package.json", r#"{"scripts":{"start":"node a.js"}}"#)
+            .with("b/app.py", "print(1)\n");
+        let err = analyze(&fs, &AnalyzeOptions::default()).unwrap_err();
+        assert!(matches!(err, AnalyzeError::AmbiguousApps { .. }), "{err}");
+        let plan = analyze(
+            &fs,
+            &AnalyzeOptions {
+                app_dir: Some("b".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.app_dir, "b");
+        assert_eq!(plan.start.as_deref(), Some("python3 app.py"));
+        assert_eq!(
+            plan.evidence_for("app_dir").map(|e| e.rule.as_str()),
+            Some("chosen with --app-dir")
+        );
+        assert_eq!(plan.apps.len(), 2);
+        let bad = analyze(
+            &fs,
+            &AnalyzeOptions {
+                app_dir: Some("../b".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(bad, AnalyzeError::BadAppDir { .. }));
+        let missing = analyze(
+            &fs,
+            &AnalyzeOptions {
+                app_dir: Some("c".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(missing.to_string().contains("not a directory"), "{missing}");
+    }
+
+    #[test]
+    fn procfile_outranks_detector_and_table_shows_evidence() {
+        let p = plan(&[
+            ("package.json", r#"{"scripts":{"start":"node a.js"}}"#),
+            ("Procfile", "web: node server.js --port $PORT\n"),
+        ]);
+        assert!(p
+            .start
+            .as_deref()
+            .is_some_and(|s| s.ends_with("node server.js --port $PORT")));
+        assert!(p.reads_port_env);
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "start" && a.value == "npm start"));
+        let table = render_table(&p);
+        assert!(table.contains("Procfile:1"), "{table}");
+        assert!(table.contains("npm start"), "{table}");
+    }
 }
