@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Proxy figures (issue 4), on demand: `bash bench/proxy.sh`. In front of one fast hyper backend
+# (crates/proxy/examples/backend.rs) and in the same run, measures with wrk:
+#   direct   — wrk → backend
+#   nginx    — wrk → nginx (proxy_pass, upstream keepalive, worker_processes auto) → backend
+#   slipway  — wrk → slipway-proxy (crates/proxy/examples/proxy.rs, route bench.dev.localhost) → backend
+# and prints throughput, p50/p99 latency and the ratios the issue asks for:
+#   slipway/nginx throughput (target >= 1) and slipway's added p99 vs nginx's (target <=).
+# The three targets are measured ROUNDS times, interleaved, so machine noise hits them alike; the
+# median round of each is reported. Loopback only; everything stops by itself (about
+# ROUNDS × 3 × (DURATION + 2 s) plus the build).
+# Knobs: DURATION (10s), THREADS (2), CONNS (16), ROUNDS (3), KEEP=1 keeps the work dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-16}
+ROUNDS=${ROUNDS:-3}
+
+for tool in nginx wrk; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "installing $tool (apt)" >&2
+    apt-get install -y "$tool" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$tool" >/dev/null; }
+  fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q -p slipway-proxy --examples
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+EXAMPLES="$target_dir/release/examples"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_ready() { # name url [host]
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null -H "Host: ${3:-localhost}" "$2" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$1 did not start" >&2
+  cat "$work"/*.log >&2 || true
+  exit 1
+}
+
+BACKEND_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+
+"$EXAMPLES/backend" "127.0.0.1:$BACKEND_PORT" 2>"$work/backend.log" &
+pids+=($!)
+wait_ready backend "http://127.0.0.1:$BACKEND_PORT/"
+
+"$EXAMPLES/proxy" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$BACKEND_PORT" 2>"$work/proxy.log" &
+pids+=($!)
+wait_ready slipway-proxy "http://127.0.0.1:$PROXY_PORT/" bench.dev.localhost
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream backend {
+    server 127.0.0.1:$BACKEND_PORT;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+EOF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx.log" &
+pids+=($!)
+wait_ready nginx "http://127.0.0.1:$NGINX_PORT/" bench.dev.localhost
+
+# wrk latency figures come as 94.00us / 1.20ms / 1.00s; print them in microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+    else print v }'
+}
+
+run() { # name url -> appends "rps p50_us p99_us" to $work/<name>.results
+  local out="$work/$1.wrk"
+  wrk -t"$THREADS" -c"$CONNS" -d2s -H 'Host: bench.dev.localhost' "$2" >/dev/null # warm-up
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.dev.localhost' "$2" >"$out"
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+  p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+  p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+  errors=$(awk '/Non-2xx|Socket errors/ { print }' "$out")
+  if [ -n "$errors" ]; then echo "$1: $errors" >&2; fi
+  echo "$rps $p50 $p99" >>"$work/$1.results"
+  printf '  %-8s %10.0f req/s   p50 %8.0f us   p99 %8.0f us\n' "$1" "$rps" "$p50" "$p99"
+}
+
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) CPUs, $(nginx -v 2>&1)"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round"
+  run direct "http://127.0.0.1:$BACKEND_PORT/"
+  run nginx "http://127.0.0.1:$NGINX_PORT/"
+  run slipway "http://127.0.0.1:$PROXY_PORT/"
+done
+
+# The median round by throughput, per target.
+median() { sort -n -k1 "$work/$1.results" | awk '{ rows[NR] = $0 } END { print rows[int((NR + 1) / 2)] }'; }
+read -r d_rps d_p50 d_p99 <<<"$(median direct)"
+read -r n_rps n_p50 n_p99 <<<"$(median nginx)"
+read -r s_rps s_p50 s_p99 <<<"$(median slipway)"
+
+echo
+echo "median of $ROUNDS rounds"
+printf '%-8s %12s %10s %10s %14s %12s\n' target req/s p50_us p99_us of_direct added_p99_us
+printf '%-8s %12.0f %10.0f %10.0f %13.0f%% %12s\n' direct "$d_rps" "$d_p50" "$d_p99" 100 -
+printf '%-8s %12.0f %10.0f %10.0f %13.0f%% %12.0f\n' nginx "$n_rps" "$n_p50" "$n_p99" \
+  "$(awk -v a="$n_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$(awk -v a="$n_p99" -v b="$d_p99" 'BEGIN { print a - b }')"
+printf '%-8s %12.0f %10.0f %10.0f %13.0f%% %12.0f\n' slipway "$s_rps" "$s_p50" "$s_p99" \
+  "$(awk -v a="$s_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$(awk -v a="$s_p99" -v b="$d_p99" 'BEGIN { print a - b }')"
+echo
+awk -v s="$s_rps" -v n="$n_rps" -v sp="$s_p99" -v np="$n_p99" -v dp="$d_p99" 'BEGIN {
+  ratio = s / n; sa = sp - dp; na = np - dp
+  printf "slipway/nginx throughput: %.2f (target >= 1.00) %s\n", ratio, (ratio >= 1 ? "MET" : "NOT MET")
+  printf "added p99: slipway %.0f us vs nginx %.0f us (target: slipway <= nginx) %s\n", sa, na, (sa <= na ? "MET" : "NOT MET")
+}'

@@ -1,0 +1,221 @@
+//! One backend address: its in-flight count (what `drain` waits on) and its pool of idle
+//! keep-alive connections.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::body::UpstreamBody;
+
+pub(crate) type Sender = SendRequest<UpstreamBody>;
+
+thread_local! {
+    /// Which of a backend's pools this thread uses: 0 on the caller's runtime, `n` on the
+    /// proxy's own worker thread `n`. A connection's task runs on the runtime that opened it, so
+    /// handing it only to requests on the same thread keeps every request on one core.
+    static POOL_SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes this thread use pool slot `slot` (the proxy's worker threads call this once).
+pub(crate) fn set_pool_slot(slot: usize) {
+    POOL_SLOT.with(|s| s.set(slot));
+}
+
+/// Why no connection to a backend could be opened. Nothing of the request was sent, so another
+/// backend may be tried.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("connecting to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("connecting to {0}: {1}")]
+    Io(SocketAddr, #[source] std::io::Error),
+    #[error("HTTP/1 handshake with {0}: {1}")]
+    Handshake(SocketAddr, #[source] hyper::Error),
+}
+
+pub(crate) struct Backend {
+    pub(crate) addr: SocketAddr,
+    in_flight: AtomicUsize,
+    /// Woken when `in_flight` drops to zero.
+    idle_notify: Notify,
+    /// Idle connections per pool slot (see `POOL_SLOT`), most recently used at the back.
+    pools: Box<[Mutex<VecDeque<IdleConn>>]>,
+}
+
+struct IdleConn {
+    sender: Sender,
+    since: Instant,
+}
+
+/// Settings of the connection pool, copied from `ProxyConfig`.
+#[derive(Clone, Copy)]
+pub(crate) struct PoolSettings {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_idle: usize,
+}
+
+impl Backend {
+    pub(crate) fn new(addr: SocketAddr, pool_slots: usize) -> Self {
+        Backend {
+            addr,
+            in_flight: AtomicUsize::new(0),
+            idle_notify: Notify::new(),
+            pools: (0..pool_slots.max(1))
+                .map(|_| Mutex::new(VecDeque::new()))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a request as in flight to this backend until the returned guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Waits until nothing is in flight to this backend, or `deadline`. Returns whether drained.
+    pub(crate) async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.idle_notify.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a decrement between the check and the wait is seen.
+            notified.as_mut().enable();
+            if self.in_flight() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.in_flight() == 0;
+            }
+        }
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> MutexGuard<'_, VecDeque<IdleConn>> {
+        let slot = POOL_SLOT.with(Cell::get) % self.pools.len();
+        lock(&self.pools[slot])
+    }
+
+    /// An idle pooled connection ready for a request, if there is a fresh one.
+    pub(crate) fn checkout(&self, settings: &PoolSettings) -> Option<Sender> {
+        let mut pool = self.pool();
+        while let Some(idle) = pool.pop_back() {
+            if idle.since.elapsed() > settings.idle_timeout {
+                // Everything before it is older still.
+                pool.clear();
+                return None;
+            }
+            if idle.sender.is_ready() {
+                return Some(idle.sender);
+            }
+            // Closed by the backend (or not reusable): dropping it ends its connection task.
+        }
+        None
+    }
+
+    /// Gives back a connection whose last exchange is complete.
+    pub(crate) fn put(self: &Arc<Self>, mut sender: Sender, settings: &PoolSettings) {
+        if sender.is_closed() {
+            return;
+        }
+        if sender.is_ready() {
+            self.put_ready(sender, settings);
+            return;
+        }
+        // The connection task has not yet noticed that the response is over. Wait for it off the
+        // request's path; a runtime is always there while requests are served, and without one the
+        // connection is simply not reused.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let backend = Arc::clone(self);
+        let settings = *settings;
+        runtime.spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(settings.idle_timeout, sender.ready()).await {
+                backend.put_ready(sender, &settings);
+            }
+        });
+    }
+
+    fn put_ready(&self, sender: Sender, settings: &PoolSettings) {
+        let now = Instant::now();
+        let mut pool = self.pool();
+        while pool
+            .front()
+            .is_some_and(|idle| now.duration_since(idle.since) > settings.idle_timeout)
+        {
+            pool.pop_front();
+        }
+        if pool.len() >= settings.max_idle {
+            pool.pop_front();
+        }
+        pool.push_back(IdleConn { sender, since: now });
+    }
+
+    /// Closes idle connections older than the idle timeout (or all of them).
+    pub(crate) fn close_idle(&self, older_than: Option<Duration>) {
+        for pool in &self.pools {
+            let mut pool = lock(pool);
+            match older_than {
+                None => pool.clear(),
+                Some(age) => {
+                    pool.retain(|idle| idle.since.elapsed() <= age && !idle.sender.is_closed())
+                }
+            }
+        }
+    }
+
+    /// Opens a new connection.
+    pub(crate) async fn connect(&self, settings: &PoolSettings) -> Result<Sender, ConnectError> {
+        let stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| ConnectError::Timeout(self.addr))?
+            .map_err(|e| ConnectError::Io(self.addr, e))?;
+        // Small requests and answers must leave at once, not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ConnectError::Handshake(self.addr, e))?;
+        let addr = self.addr;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(backend = %addr, error = %e, "backend connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+fn lock(pool: &Mutex<VecDeque<IdleConn>>) -> MutexGuard<'_, VecDeque<IdleConn>> {
+    // A panic while holding this lock leaves a plain queue behind, still usable.
+    pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A request counted in its backend's in-flight number; dropping it ends the count.
+pub(crate) struct InFlight(Arc<Backend>);
+
+impl InFlight {
+    pub(crate) fn backend(&self) -> &Arc<Backend> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_notify.notify_waiters();
+        }
+    }
+}
