@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+pub const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:7780";
 pub const DEFAULT_DATA_DIR: &str = ".slipway";
 pub const CONFIG_FILE: &str = "slipway.toml";
 
@@ -31,6 +32,17 @@ pub struct ServerArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Settings of the deployment engine that `up` runs.
+#[derive(Debug, Clone, Args, Default)]
+pub struct EngineArgs {
+    /// Address of the reverse proxy that serves deployed apps as <service>.<env>.localhost [default: 127.0.0.1:7780]
+    #[arg(long, env = "SLIPWAY_PROXY_LISTEN", value_name = "ADDR:PORT")]
+    pub proxy_listen: Option<String>,
+    /// Accept local paths and file:// URLs as repositories (single-user installs and tests)
+    #[arg(long, env = "SLIPWAY_ALLOW_LOCAL_REPOS")]
+    pub allow_local_repos: bool,
+}
+
 /// `slipway.toml`. Every key is optional; unknown keys are an error so typos don't pass silently.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +50,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub proxy_listen: Option<String>,
+    pub allow_local_repos: Option<bool>,
     /// Log filter, e.g. `info` or `slipway=debug,info` (overridden by `SLIPWAY_LOG`).
     pub log: Option<String>,
 }
@@ -48,6 +62,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub proxy_listen: SocketAddr,
+    pub allow_local_repos: bool,
     pub log: Option<String>,
     /// Which file, if any, contributed.
     pub config_file: Option<PathBuf>,
@@ -74,7 +90,11 @@ impl FileConfig {
 }
 
 /// Layers flags/env (`args`, `listen`) over the file over the defaults.
-pub fn resolve(args: &ServerArgs, listen: Option<&str>) -> anyhow::Result<Settings> {
+pub fn resolve(
+    args: &ServerArgs,
+    listen: Option<&str>,
+    engine: &EngineArgs,
+) -> anyhow::Result<Settings> {
     let (file, config_file) = FileConfig::load(args.config.as_deref())?;
     let listen_text = listen
         .map(str::to_string)
@@ -95,10 +115,20 @@ pub fn resolve(args: &ServerArgs, listen: Option<&str>) -> anyhow::Result<Settin
         Some(url) => url,
         None => sqlite_url(&data_dir.join("slipway.db")),
     };
+    let proxy_text = engine
+        .proxy_listen
+        .clone()
+        .or(file.proxy_listen)
+        .unwrap_or_else(|| DEFAULT_PROXY_LISTEN.to_string());
+    let proxy_listen: SocketAddr = proxy_text.parse().with_context(|| {
+        format!("--proxy-listen {proxy_text:?} is not an address:port such as 127.0.0.1:7780")
+    })?;
     Ok(Settings {
         listen,
         data_dir,
         database_url,
+        proxy_listen,
+        allow_local_repos: engine.allow_local_repos || file.allow_local_repos.unwrap_or(false),
         log: file.log,
         config_file,
     })
@@ -130,6 +160,7 @@ mod tests {
                 ..none.clone()
             },
             None,
+            &EngineArgs::default(),
         )
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
@@ -143,6 +174,7 @@ mod tests {
                 database_url: Some("postgres://x@h/db".into()),
             },
             Some("127.0.0.1:9100"),
+            &EngineArgs::default(),
         )
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
@@ -161,10 +193,12 @@ mod tests {
                 ..Default::default()
             },
             None,
+            &EngineArgs::default(),
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
-        let err = resolve(&ServerArgs::default(), Some("nope")).unwrap_err();
+        let err =
+            resolve(&ServerArgs::default(), Some("nope"), &EngineArgs::default()).unwrap_err();
         assert!(err.to_string().contains("--listen"));
     }
 }

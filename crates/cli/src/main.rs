@@ -47,6 +47,8 @@ enum Command {
         listen: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        engine: config::EngineArgs,
     },
     /// Register, list, show and delete services
     #[command(subcommand)]
@@ -165,7 +167,11 @@ fn init_logging(default: Option<&str>) {
 
 async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Up { listen, server } => match config::resolve(&server, listen.as_deref()) {
+        Command::Up {
+            listen,
+            server,
+            engine,
+        } => match config::resolve(&server, listen.as_deref(), &engine) {
             Ok(settings) => {
                 init_logging(settings.log.as_deref());
                 up::up(settings).await.map_err(local_error)
@@ -173,7 +179,7 @@ async fn run(cli: Cli) -> i32 {
             Err(e) => Err(usage_error(e)),
         },
         Command::PlatformRepo(PlatformRepoCmd::Rebuild { server }) => {
-            match config::resolve(&server, None) {
+            match config::resolve(&server, None, &config::EngineArgs::default()) {
                 Ok(settings) => {
                     init_logging(Some("warn"));
                     up::rebuild_platform_repo(settings)

@@ -77,7 +77,24 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     let crash_point = std::env::var("SLIPWAY_CRASH_POINT")
         .ok()
         .filter(|s| !s.is_empty());
-    let state = AppState::new(store, repo.clone(), crash_point);
+    let engine = slipway_engine::Engine::start(
+        store.clone(),
+        slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the deployment engine (proxy on {})",
+            settings.proxy_listen
+        )
+    })?;
+    let state = AppState::with_engine(
+        store,
+        repo.clone(),
+        crash_point,
+        Some(engine.clone()),
+        settings.allow_local_repos,
+    );
     if state.store.backend() == "postgres" {
         // Other replicas change the catalog too: bring this replica's projection up to date.
         let state = state.clone();
@@ -102,12 +119,15 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     }
     let shutdown = shutdown_signal()?;
     eprintln!(
-        "Slipway {} listening on http://{addr}  (API /api/v1, seed API /platform, docs /docs)\n  data: {}  database: {}",
+        "Slipway {} listening on http://{addr}  (API /api/v1, seed API /platform, docs /docs)\n  apps: http://<service>.<env>.localhost:{}/  data: {}  database: {}",
         env!("CARGO_PKG_VERSION"),
+        engine.proxy_addr.port(),
         settings.data_dir.display(),
         slipway_store::redact_url(&settings.database_url),
     );
     slipway_server::serve(listener, state, shutdown).await?;
+    tracing::info!("shutting down: stopping workers and apps (they resume at the next start)");
+    engine.shutdown().await;
     tracing::info!("shutting down: flushing the platform repository");
     repo.flush().await?;
     eprintln!("Slipway stopped.");

@@ -147,6 +147,8 @@ pub struct Deployment {
     pub url: Option<String>,
     /// Why it is in its current state (the latest event's reason).
     pub reason: Option<String>,
+    /// Instances to run (the local target balances them behind its proxy).
+    pub replicas: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -235,6 +237,8 @@ pub struct NewDeployment {
     pub environment: String,
     pub source: crate::DeploymentSource,
     pub trigger: String,
+    /// Instances to run; 1 unless asked.
+    pub replicas: u32,
     /// When given, a request with the same scope and key returns the deployment it created.
     pub idempotency: Option<crate::IdempotencyKey>,
 }

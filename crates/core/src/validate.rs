@@ -211,6 +211,48 @@ pub fn repo_url(field: &str, value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// [`repo_url`], or — when the operator started Slipway with `--allow-local-repos` — a local
+/// repository: an absolute path or a `file://` URL of one, without `.`/`..` segments.
+pub fn repo_source(field: &str, value: &str, allow_local: bool) -> Result<(), FieldError> {
+    let local = value
+        .strip_prefix("file://")
+        .or_else(|| value.starts_with('/').then_some(value));
+    let Some(path) = local else {
+        return repo_url(field, value);
+    };
+    if !allow_local {
+        return Err(FieldError::new(
+            field,
+            "is a local path; local repositories are accepted only when Slipway runs with --allow-local-repos. \
+             Use an https://, ssh:// or git@host:path URL",
+        ));
+    }
+    let fail = |why: &str| {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{why}; use an absolute path such as /srv/git/payments or file:///srv/git/payments"
+            ),
+        ))
+    };
+    if !path.starts_with('/') || path.len() < 2 {
+        return fail("is not an absolute path");
+    }
+    if path.len() > 2048 {
+        return fail("is longer than 2048 characters");
+    }
+    if path
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'))
+    {
+        return fail("contains quotes, angle brackets, backslashes or control characters");
+    }
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return fail("contains '.' or '..' path segments");
+    }
+    Ok(())
+}
+
 fn valid_user(user: &str) -> bool {
     !user.is_empty()
         && !user.starts_with('-')
@@ -296,6 +338,22 @@ mod tests {
             let e = dns_label("service_name", bad).unwrap_err();
             assert_eq!(e.field, "service_name");
         }
+    }
+
+    #[test]
+    fn local_repo_sources() {
+        for ok in ["/srv/git/app", "file:///srv/git/app", "/tmp/x y/repo"] {
+            assert!(repo_source("repo_url", ok, true).is_ok(), "{ok}");
+            assert!(repo_source("repo_url", ok, false)
+                .unwrap_err()
+                .message
+                .contains("--allow-local-repos"));
+        }
+        for bad in ["/srv/../etc", "file://relative", "/a/./b", "/", "/a\"b"] {
+            assert!(repo_source("repo_url", bad, true).is_err(), "{bad}");
+        }
+        assert!(repo_source("repo_url", "https://github.com/o/p", false).is_ok());
+        assert!(repo_source("repo_url", "ftp://x/y", true).is_err());
     }
 
     #[test]

@@ -400,11 +400,13 @@ fn validate_repo_url(url: &str) -> Result<(), RenderError> {
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return invalid("it contains whitespace or control characters");
     }
-    if !["https://", "ssh://", "git@"]
+    // Local repositories (an absolute path or file://) are accepted only when the operator allows
+    // them; the server checks that before rendering.
+    if !["https://", "ssh://", "git@", "file:///", "/"]
         .iter()
         .any(|scheme| url.starts_with(scheme))
     {
-        return invalid("it must start with https://, ssh:// or git@");
+        return invalid("it must start with https://, ssh://, git@ or be a local path");
     }
     Ok(())
 }
@@ -575,7 +577,8 @@ mod tests {
             "",
             "https://example.com/a\nb",
             "https://example.com/a b",
-            "file:///etc/passwd",
+            "ftp://example.com/a",
+            "relative/path",
         ] {
             let err = render_registration(&ServiceSpec {
                 repo_url: url,

@@ -64,7 +64,11 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
     let mut errors = ValidationErrors::default();
     errors.check(validate::dns_label(reg.fields.name, &reg.name));
     errors.check(validate::dns_label(reg.fields.team, &reg.team));
-    errors.check(validate::repo_url(reg.fields.repo_url, &reg.repo_url));
+    errors.check(validate::repo_source(
+        reg.fields.repo_url,
+        &reg.repo_url,
+        state.allow_local_repos,
+    ));
     if let Some(t) = &reg.template {
         if !TEMPLATES.contains(&t.as_str()) {
             errors.push(slipway_core::FieldError::new(
@@ -147,7 +151,11 @@ pub async fn update(
         errors.check(validate::dns_label("team", t));
     }
     if let Some(u) = &patch.repo_url {
-        errors.check(validate::repo_url("repo_url", u));
+        errors.check(validate::repo_source(
+            "repo_url",
+            u,
+            state.allow_local_repos,
+        ));
     }
     if let Some(Some(d)) = &patch.description {
         errors.check(validate::free_text("description", d, 1000));

@@ -189,6 +189,11 @@ impl From<StoreError> for ApiError {
                 ApiError::NotFound(format!("no {kind} named {name:?}"))
             }
             StoreError::Refused(msg) => ApiError::Refused(msg),
+            e @ StoreError::IdempotencyMismatch(_) => ApiError::Invalid {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                detail: e.to_string(),
+                errors: vec![FieldError::new("Idempotency-Key", e.to_string())],
+            },
             other => ApiError::Internal(other.into()),
         }
     }

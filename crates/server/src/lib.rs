@@ -15,6 +15,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::Router;
 use slipway_core::Actor;
+use slipway_engine::Engine;
 use slipway_platform_repo::PlatformRepo;
 use slipway_store::Store;
 use std::net::SocketAddr;
@@ -40,6 +41,10 @@ pub struct StateInner {
     /// commits land in the order the database saw the changes and an update renders from the row
     /// it replaces.
     pub catalog_lock: tokio::sync::Mutex<()>,
+    /// The deployment engine, when this process runs one (tests of the catalog alone do not).
+    pub engine: Option<Arc<Engine>>,
+    /// `--allow-local-repos`: repositories may be local paths or `file://` URLs.
+    pub allow_local_repos: bool,
 }
 
 impl Deref for AppState {
@@ -55,12 +60,31 @@ impl AppState {
         repo: Arc<PlatformRepo>,
         crash_point: Option<String>,
     ) -> Self {
+        Self::with_engine(store, repo, crash_point, None, false)
+    }
+
+    pub fn with_engine(
+        store: Arc<dyn Store>,
+        repo: Arc<PlatformRepo>,
+        crash_point: Option<String>,
+        engine: Option<Arc<Engine>>,
+        allow_local_repos: bool,
+    ) -> Self {
         AppState(Arc::new(StateInner {
             store,
             repo,
             crash_point,
             catalog_lock: tokio::sync::Mutex::new(()),
+            engine,
+            allow_local_repos,
         }))
+    }
+
+    /// The engine, or 503 when this process runs none.
+    pub fn engine(&self) -> Result<&Arc<Engine>, error::ApiError> {
+        self.engine.as_ref().ok_or_else(|| {
+            error::ApiError::Unavailable("this Slipway process runs no deployment engine".into())
+        })
     }
 
     /// Aborts the process when the operator asked to crash here (used by the crash-recovery test).

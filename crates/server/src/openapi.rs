@@ -10,8 +10,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use slipway_core::{
-    ArtifactInfo, ArtifactScope, AuditEvent, Deployment, DeploymentStatus, Environment, FieldError,
-    SeedDeploymentStatus, Service, Team,
+    ArtifactInfo, ArtifactScope, AuditEvent, Deployment, DeploymentEvent, DeploymentStatus,
+    Environment, FieldError, SeedDeploymentStatus, Service, Team,
 };
 use utoipa::OpenApi;
 
@@ -33,10 +33,13 @@ use utoipa::OpenApi;
         api::services::update_service, api::services::delete_service, api::services::list_artifacts,
         api::services::get_artifact, api::services::artifact_bundle, api::services::service_deployments,
         api::deployments::create_deployment, api::deployments::list_deployments, api::deployments::get_deployment,
+        api::deployments::deployment_logs, api::deployments::rollback_deployment, api::deployments::cancel_deployment,
+        api::deployments::destroy_deployment,
+        api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::metrics,
         api::audit::list_audit,
     ),
     components(schemas(
-        Problem, FieldError, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
+        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
     tags(

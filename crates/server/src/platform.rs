@@ -192,6 +192,7 @@ pub async fn create_deployment(
                 environment: catalog::REGISTRATION_ENV.into(),
                 source: DeploymentSource::Build { git_ref: None },
                 trigger: "platform-api".into(),
+                replicas: 1,
                 idempotency: None,
             },
             &actor,
@@ -261,12 +262,22 @@ pub async fn service_health(
 pub async fn health(state: &AppState, name: &str) -> ApiResult<SeedHealth> {
     let service = state.store.get_service(name).await?;
     let latest = state.store.latest_deployment(&service.name, None).await?;
+    // Runtime figures come from the local target's processes (`/proc`) in the environment the
+    // latest deployment went to; `null` when nothing runs there or no engine runs here.
+    let usage = match (&state.engine, &latest) {
+        (Some(engine), Some(d)) => engine.local.usage(&service.name, &d.environment),
+        _ => None,
+    };
     Ok(SeedHealth {
         service_name: service.name,
         last_deployment_time: latest.as_ref().map(|d| d.created_at),
         deployment_status: latest.map(|d| d.status.seed_view(d.status_before_destroy)),
-        pod_count: None,
-        cpu_usage: None,
-        memory_usage: None,
+        pod_count: usage.as_ref().map(|u| u.instances),
+        cpu_usage: usage
+            .as_ref()
+            .map(|u| format!("{}m", (u.cpu_percent * 10.0).round() as u64)),
+        memory_usage: usage
+            .as_ref()
+            .map(|u| format!("{}Mi", u.memory_bytes.div_ceil(1024 * 1024))),
     })
 }

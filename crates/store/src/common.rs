@@ -344,6 +344,7 @@ pub(crate) struct DeploymentRow {
     commit_sha: Option<String>,
     url: Option<String>,
     reason: Option<String>,
+    replicas: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -368,6 +369,7 @@ impl TryFrom<DeploymentRow> for Deployment {
             commit_sha: r.commit_sha,
             url: r.url,
             reason: r.reason,
+            replicas: u32::try_from(r.replicas).unwrap_or(1),
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -377,7 +379,7 @@ impl TryFrom<DeploymentRow> for Deployment {
 /// Columns of `deployments`, in `DeploymentRow` order.
 pub(crate) const DEPLOYMENT_COLUMNS: &str =
     "id, service, environment, git_ref, status, status_before_destroy, \"trigger\", \
-     release_id, rollback_of, commit_sha, url, reason, created_at, updated_at";
+     release_id, rollback_of, commit_sha, url, reason, replicas, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {

@@ -200,6 +200,9 @@ pub trait Store: Send + Sync + 'static {
     /// Cancels a job: a queued one at once, a running one by asking its worker (the next heartbeat
     /// tells it). Returns the job as it is now; a finished job is returned unchanged.
     async fn cancel_job(&self, id: i64) -> Result<Job>;
+    /// Ends every lease at once, so running jobs are taken over now. Only for a process that knows
+    /// it is the only worker (SQLite: the data directory's lock), at start, before its workers run.
+    async fn expire_all_leases(&self) -> Result<u64>;
     /// Records how a job ended; `false` when the worker no longer held its lease (nothing written).
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool>;
     /// Resolves when a job may have been enqueued (by this process, or on PostgreSQL by any), or after

@@ -867,6 +867,7 @@ impl Store for PostgresStore {
             commit_sha: None,
             url: None,
             reason: Some(reason.clone()),
+            replicas: new.replicas,
             created_at: at,
             updated_at: at,
         };
@@ -893,7 +894,7 @@ impl Store for PostgresStore {
         }
         sqlx::query(&format!(
             "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $10, $10)"
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $11, $10, $10)"
         ))
         .bind(&deployment.id)
         .bind(&deployment.service)
@@ -905,6 +906,7 @@ impl Store for PostgresStore {
         .bind(&deployment.rollback_of)
         .bind(&reason)
         .bind(at)
+        .bind(i32::try_from(deployment.replicas).unwrap_or(1))
         .execute(&mut *tx)
         .await?;
         insert_event(
@@ -1421,6 +1423,18 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await?;
         self.get_job(id).await
+    }
+
+    async fn expire_all_leases(&self) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE status = 'running'")
+            .bind(common::now() - chrono::Duration::seconds(1))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(n)
     }
 
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool> {

@@ -871,6 +871,7 @@ impl Store for SqliteStore {
             commit_sha: None,
             url: None,
             reason: Some(reason.clone()),
+            replicas: new.replicas,
             created_at: at,
             updated_at: at,
         };
@@ -892,7 +893,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(&format!(
             "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $10, $10)"
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $11, $10, $10)"
         ))
         .bind(&deployment.id)
         .bind(&deployment.service)
@@ -904,6 +905,7 @@ impl Store for SqliteStore {
         .bind(&deployment.rollback_of)
         .bind(&reason)
         .bind(ts(at))
+        .bind(i32::try_from(deployment.replicas).unwrap_or(1))
         .execute(&mut *tx)
         .await?;
         insert_event(
@@ -1421,6 +1423,18 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         self.get_job(id).await
+    }
+
+    async fn expire_all_leases(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE status = 'running'")
+            .bind(ts(common::now() - chrono::Duration::seconds(1)))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(n)
     }
 
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool> {

@@ -171,6 +171,7 @@ fn deployment(service: &str, environment: &str) -> NewDeployment {
             git_ref: Some("main".into()),
         },
         trigger: "api".into(),
+        replicas: 1,
         idempotency: None,
     }
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod deployments;
 pub mod environments;
+pub mod runtime;
 pub mod services;
 pub mod teams;
 
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(services::router())
         .merge(deployments::router())
         .merge(audit::router())
+        .merge(runtime::router())
 }
 
 pub async fn not_found() -> ApiError {

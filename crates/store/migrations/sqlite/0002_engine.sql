@@ -6,6 +6,7 @@ ALTER TABLE deployments ADD COLUMN rollback_of TEXT;
 ALTER TABLE deployments ADD COLUMN commit_sha TEXT;
 ALTER TABLE deployments ADD COLUMN url TEXT;
 ALTER TABLE deployments ADD COLUMN reason TEXT;
+ALTER TABLE deployments ADD COLUMN replicas INTEGER NOT NULL DEFAULT 1;
 
 CREATE TABLE deployment_events (
     deployment_id TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,

@@ -1,0 +1,143 @@
+//! The deployment engine: the orchestrator on the durable job queue, repository sources, deployment
+//! logs, and the built-in `local` target with its reverse proxy.
+
+pub mod local;
+pub mod logs;
+pub mod orchestrator;
+pub mod process;
+pub mod source;
+
+use local::{LocalConfig, LocalTarget};
+use logs::LogHub;
+use orchestrator::Orchestrator;
+use slipway_core::DEPLOY_QUEUE;
+use slipway_jobs::WorkerConfig;
+use slipway_proxy::{Proxy, ProxyConfig};
+use slipway_store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `<data-dir>`: releases and app logs go under `apps/`.
+    pub data_dir: PathBuf,
+    /// Where the proxy listens (`--proxy-listen`, default 127.0.0.1:7780).
+    pub proxy_listen: SocketAddr,
+    /// Jobs run at once.
+    pub workers: usize,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    /// Adjustments of the local target (tests shorten timeouts).
+    pub tune_local: Option<fn(&mut LocalConfig)>,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: PathBuf, proxy_listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            proxy_listen,
+            workers: 4,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            tune_local: None,
+        }
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub local: Arc<LocalTarget>,
+    pub proxy: Proxy,
+    pub logs: Arc<LogHub>,
+    /// The proxy's bound address.
+    pub proxy_addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Binds the proxy, stops what a previous run left and restarts what served, and starts the
+    /// workers.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+    ) -> std::io::Result<Arc<Engine>> {
+        let listener = TcpListener::bind(config.proxy_listen).await?;
+        let proxy_addr = listener.local_addr()?;
+        let proxy = Proxy::new(ProxyConfig::default());
+        let mut local_config = LocalConfig::new(config.data_dir.join("apps"), proxy_addr.port());
+        if let Some(tune) = config.tune_local {
+            tune(&mut local_config);
+        }
+        let local = LocalTarget::new(local_config, store.clone(), proxy.clone());
+        let logs = Arc::new(LogHub::default());
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        {
+            let proxy = proxy.clone();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = proxy
+                    .serve(listener, async move { stop.cancelled().await })
+                    .await
+                {
+                    tracing::error!(error = %e, "the proxy stopped");
+                }
+            }));
+        }
+        if store.backend() == "sqlite" {
+            // One process owns a SQLite data directory: whatever ran when it stopped is ours to resume.
+            store
+                .expire_all_leases()
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        local.recover().await.map_err(std::io::Error::other)?;
+        let orchestrator = Arc::new(Orchestrator {
+            store: store.clone(),
+            local: local.clone(),
+            logs: logs.clone(),
+            fetch_limits: source::FetchLimits::default(),
+        });
+        let mut workers = WorkerConfig::new(&[DEPLOY_QUEUE]);
+        workers.concurrency = config.workers;
+        workers.lease = config.lease;
+        workers.heartbeat = config.heartbeat;
+        {
+            let store = store.clone();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(slipway_jobs::run_workers(
+                store,
+                orchestrator,
+                workers,
+                async move { stop.cancelled().await },
+            )));
+        }
+        Ok(Arc::new(Engine {
+            store,
+            local,
+            proxy,
+            logs,
+            proxy_addr,
+            stop,
+            tasks: tokio::sync::Mutex::new(tasks),
+        }))
+    }
+
+    /// Stops the workers (their jobs resume at the next start), the proxy and the apps (restarted
+    /// at the next start).
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.local.shutdown().await;
+    }
+}

@@ -1,0 +1,1104 @@
+//! The `local` target: builds releases on this host with its own toolchains, runs them as supervised
+//! process groups on loopback ports, health-checks them, and swaps the proxy's route only once the
+//! new release is healthy (zero downtime). Single-node by design.
+//!
+//! Layout under the target's root (`<data-dir>/apps`):
+//! `<service>/<env>/releases/<release-id>/` (checkout + build output, one per release),
+//! `<service>/<env>/home/` (the app's `$HOME`: package caches survive releases),
+//! `<service>/<env>/logs/app.log` (stdout/stderr of every instance, rotated).
+
+use crate::logs::DeploymentLog;
+use crate::process::{self, Probe};
+use slipway_core::{Instance, LogStream};
+use slipway_proxy::Proxy;
+use slipway_store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the local target.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// `<data-dir>/apps`.
+    pub root: PathBuf,
+    /// The proxy's public port, for URLs.
+    pub proxy_port: u16,
+    /// Releases kept on disk per service and environment (the serving one and the rollback target
+    /// are always kept).
+    pub keep_releases: usize,
+    /// How long a new release has to answer its health check.
+    pub health_timeout: Duration,
+    /// How long install + build may take.
+    pub build_timeout: Duration,
+    /// SIGTERM → SIGKILL.
+    pub stop_grace: Duration,
+    /// How long in-flight requests to an old release may take to finish after a swap.
+    pub drain_timeout: Duration,
+    /// App log rotation.
+    pub log_max_bytes: u64,
+    pub log_keep: usize,
+    /// Exits of a starting instance that fail its deployment.
+    pub crash_loop_exits: u32,
+}
+
+impl LocalConfig {
+    pub fn new(root: PathBuf, proxy_port: u16) -> Self {
+        Self {
+            root,
+            proxy_port,
+            keep_releases: 5,
+            health_timeout: Duration::from_secs(60),
+            build_timeout: Duration::from_secs(20 * 60),
+            stop_grace: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 3,
+            crash_loop_exits: 3,
+        }
+    }
+}
+
+/// What an instance runs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub service: String,
+    pub environment: String,
+    pub release_id: String,
+    /// The app directory inside the release.
+    pub dir: PathBuf,
+    /// The start command (`sh -c`): the repository's own command, run as the service's workload.
+    pub start: String,
+    pub variables: BTreeMap<String, String>,
+    pub health_path: Option<String>,
+    /// The app listens on this port whatever `PORT` says.
+    pub fixed_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Starting,
+    Serving,
+    Stopping,
+}
+
+impl InstanceState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Serving => "serving",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+/// One supervised instance of a release.
+pub struct InstanceHandle {
+    pub release_id: String,
+    pub slot: i32,
+    pub port: u16,
+    pgid: AtomicI64,
+    exits: AtomicU32,
+    last_exit: Mutex<Option<String>>,
+    state: Mutex<InstanceState>,
+    stop: CancellationToken,
+    finished: CancellationToken,
+    started: Instant,
+    /// Where its output also goes while a deployment watches it start.
+    deploy_log: Mutex<Option<DeploymentLog>>,
+    cpu_prev: Mutex<Option<(u64, Instant)>>,
+}
+
+impl InstanceHandle {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    pub fn exits(&self) -> u32 {
+        self.exits.load(Ordering::Acquire)
+    }
+    pub fn last_exit(&self) -> Option<String> {
+        self.last_exit.lock().ok().and_then(|l| l.clone())
+    }
+    pub fn state(&self) -> InstanceState {
+        self.state
+            .lock()
+            .map(|s| *s)
+            .unwrap_or(InstanceState::Stopping)
+    }
+    fn set_state(&self, s: InstanceState) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = s;
+        }
+    }
+    fn running(&self) -> bool {
+        !self.finished.is_cancelled() && process::group_alive(self.pgid.load(Ordering::Acquire))
+    }
+}
+
+/// Per service and environment: its instances and its app log.
+struct App {
+    instances: Mutex<Vec<Arc<InstanceHandle>>>,
+    log: AppLog,
+    /// Serializes swaps of this app.
+    swap: tokio::sync::Mutex<()>,
+}
+
+/// Figures of what runs for a service in an environment, read from `/proc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub instances: u32,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+}
+
+/// What to build: commands run in order in `dir`.
+pub struct BuildSpec<'a> {
+    pub service: &'a str,
+    pub environment: &'a str,
+    pub dir: &'a Path,
+    pub commands: &'a [String],
+    pub variables: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("`{command}` failed ({status}); last lines of its output:\n{tail}")]
+    Failed {
+        command: String,
+        status: String,
+        tail: String,
+    },
+    #[error("the build took longer than {0:?} and was stopped")]
+    Timeout(Duration),
+    #[error("the build was cancelled")]
+    Cancelled,
+    #[error("the build could not start: {0}")]
+    Spawn(String),
+}
+
+pub struct LocalTarget {
+    pub config: LocalConfig,
+    store: Arc<dyn Store>,
+    proxy: Proxy,
+    apps: Mutex<HashMap<(String, String), Arc<App>>>,
+    /// Set while Slipway stops: instances stop but stay recorded, to be started again next time.
+    shutting_down: std::sync::atomic::AtomicBool,
+}
+
+/// Environment every app and build gets (the rest of Slipway's environment is not passed on).
+fn base_env(home: &Path) -> Vec<(String, String)> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut env = vec![
+        ("PATH".to_string(), path),
+        ("HOME".to_string(), home.display().to_string()),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+    ];
+    // Package managers' settings, mirrors and certificates the operator configured for builds.
+    for key in [
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "NPM_CONFIG_REGISTRY",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "GOPATH",
+        "GOPROXY",
+        "SSL_CERT_FILE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+    ] {
+        if let Ok(v) = std::env::var(key) {
+            env.push((key.to_string(), v));
+        }
+    }
+    env
+}
+
+impl LocalTarget {
+    pub fn new(config: LocalConfig, store: Arc<dyn Store>, proxy: Proxy) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            store,
+            proxy,
+            apps: Mutex::new(HashMap::new()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Stops every instance, keeping their records so the next start runs them again.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        let all: Vec<Arc<InstanceHandle>> = {
+            let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            apps.values()
+                .flat_map(|a| a.instances.lock().map(|l| l.clone()).unwrap_or_default())
+                .collect()
+        };
+        for inst in &all {
+            inst.stop.cancel();
+        }
+        for inst in &all {
+            inst.finished.cancelled().await;
+        }
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// `http://<service>.<env>.localhost:<proxy port>/`
+    pub fn url(&self, service: &str, environment: &str) -> String {
+        format!(
+            "http://{service}.{environment}.localhost:{}/",
+            self.config.proxy_port
+        )
+    }
+
+    pub fn app_dir(&self, service: &str, environment: &str) -> PathBuf {
+        self.config.root.join(service).join(environment)
+    }
+
+    pub fn release_dir(&self, service: &str, environment: &str, release: &str) -> PathBuf {
+        self.app_dir(service, environment)
+            .join("releases")
+            .join(release)
+    }
+
+    fn home_dir(&self, service: &str, environment: &str) -> PathBuf {
+        self.app_dir(service, environment).join("home")
+    }
+
+    fn app(&self, service: &str, environment: &str) -> Arc<App> {
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        apps.entry((service.to_string(), environment.to_string()))
+            .or_insert_with(|| {
+                Arc::new(App {
+                    instances: Mutex::new(Vec::new()),
+                    log: AppLog::start(
+                        self.app_dir(service, environment).join("logs"),
+                        self.config.log_max_bytes,
+                        self.config.log_keep,
+                    ),
+                    swap: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone()
+    }
+
+    /// Runs the plan's install and build commands in `dir`, streaming their output to `log`.
+    pub async fn build(
+        &self,
+        build: BuildSpec<'_>,
+        log: &DeploymentLog,
+        cancel: &CancellationToken,
+    ) -> Result<(), BuildError> {
+        let BuildSpec {
+            service,
+            environment,
+            dir,
+            commands,
+            variables,
+        } = build;
+        let home = self.home_dir(service, environment);
+        tokio::fs::create_dir_all(&home)
+            .await
+            .map_err(|e| BuildError::Spawn(format!("cannot create {}: {e}", home.display())))?;
+        let deadline = tokio::time::Instant::now() + self.config.build_timeout;
+        for command in commands {
+            log.system(format!("$ {command}"));
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(command)
+                .current_dir(dir)
+                .env_clear()
+                .envs(base_env(&home))
+                .env("CI", "true")
+                .envs(variables)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| BuildError::Spawn(format!("`{command}`: {e}")))?;
+            let pgid = i64::from(child.id().unwrap_or(0));
+            let tail = Arc::new(Mutex::new(std::collections::VecDeque::<String>::new()));
+            let readers = [
+                child
+                    .stdout
+                    .take()
+                    .map(|o| spawn_lines(o, LogStream::Stdout, log.clone(), tail.clone())),
+                child
+                    .stderr
+                    .take()
+                    .map(|o| spawn_lines(o, LogStream::Stderr, log.clone(), tail.clone())),
+            ];
+            let status = tokio::select! {
+                s = child.wait() => s.map_err(|e| BuildError::Spawn(e.to_string()))?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    process::stop_group(pgid, Duration::from_secs(2)).await;
+                    return Err(BuildError::Timeout(self.config.build_timeout));
+                }
+                _ = cancel.cancelled() => {
+                    process::stop_group(pgid, Duration::from_secs(2)).await;
+                    return Err(BuildError::Cancelled);
+                }
+            };
+            // Whatever the command left running in its group goes with it.
+            process::signal_group(pgid, libc::SIGKILL);
+            for r in readers.into_iter().flatten() {
+                let _ = r.await;
+            }
+            if !status.success() {
+                let tail = tail
+                    .lock()
+                    .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default();
+                return Err(BuildError::Failed {
+                    command: command.clone(),
+                    status: status.to_string(),
+                    tail,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `replicas` instances of a release (state `starting`), each on its own port, under
+    /// supervision. Their output also goes to `deploy_log` until they serve.
+    pub async fn start(
+        self: &Arc<Self>,
+        spec: RunSpec,
+        replicas: u32,
+        ports: Option<Vec<u16>>,
+        deploy_log: Option<DeploymentLog>,
+    ) -> std::io::Result<Vec<Arc<InstanceHandle>>> {
+        let app = self.app(&spec.service, &spec.environment);
+        tokio::fs::create_dir_all(self.home_dir(&spec.service, &spec.environment)).await?;
+        let spec = Arc::new(spec);
+        let mut started = Vec::new();
+        for slot in 0..replicas.max(1) {
+            let port = match (
+                spec.fixed_port,
+                ports.as_ref().and_then(|p| p.get(slot as usize)),
+            ) {
+                (Some(p), _) => p,
+                (None, Some(p)) if !process::port_in_use(*p).await => *p,
+                _ => {
+                    let taken: Vec<u16> = app
+                        .instances
+                        .lock()
+                        .map(|i| i.iter().map(|h| h.port).collect())
+                        .unwrap_or_default();
+                    process::free_port(&taken)?
+                }
+            };
+            let handle = Arc::new(InstanceHandle {
+                release_id: spec.release_id.clone(),
+                slot: i32::try_from(slot).unwrap_or(i32::MAX),
+                port,
+                pgid: AtomicI64::new(0),
+                exits: AtomicU32::new(0),
+                last_exit: Mutex::new(None),
+                state: Mutex::new(InstanceState::Starting),
+                stop: CancellationToken::new(),
+                finished: CancellationToken::new(),
+                started: Instant::now(),
+                deploy_log: Mutex::new(deploy_log.clone()),
+                cpu_prev: Mutex::new(None),
+            });
+            if let Ok(mut list) = app.instances.lock() {
+                list.push(handle.clone());
+            }
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(supervise(
+                self.clone(),
+                app.clone(),
+                handle.clone(),
+                spec.clone(),
+                ready_tx,
+            ));
+            // The first spawn has happened (or failed) before we go on, so callers see a pid.
+            let _ = ready_rx.await;
+            started.push(handle);
+        }
+        Ok(started)
+    }
+
+    /// Waits until every instance answers its health check. Fails on a crash loop, on the deadline,
+    /// or when cancelled. Returns when the last instance first answered.
+    pub async fn wait_healthy(
+        &self,
+        instances: &[Arc<InstanceHandle>],
+        health_path: Option<&str>,
+        log: &DeploymentLog,
+        cancel: &CancellationToken,
+    ) -> Result<Instant, String> {
+        let deadline = Instant::now() + self.config.health_timeout;
+        let mut healthy = vec![false; instances.len()];
+        let mut last = String::from("no probe answered yet");
+        loop {
+            for (i, inst) in instances.iter().enumerate() {
+                if healthy[i] {
+                    continue;
+                }
+                if inst.exits() >= self.config.crash_loop_exits {
+                    return Err(format!(
+                        "instance {} exited {} times while starting (crash loop); last: {}",
+                        inst.slot,
+                        inst.exits(),
+                        inst.last_exit().unwrap_or_default()
+                    ));
+                }
+                match process::probe(inst.port, health_path, Duration::from_secs(2)).await {
+                    Probe::Healthy(msg) => {
+                        healthy[i] = true;
+                        log.system(format!(
+                            "instance {} on port {}: {msg} after {} ms",
+                            inst.slot,
+                            inst.port,
+                            inst.started.elapsed().as_millis()
+                        ));
+                    }
+                    Probe::Unhealthy(msg) => last = msg,
+                }
+            }
+            if healthy.iter().all(|h| *h) {
+                return Ok(Instant::now());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no healthy answer within {:?} (health check {}); last probe: {last}",
+                    self.config.health_timeout,
+                    health_path.map_or("TCP connect".to_string(), |p| format!("GET {p}"))
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = cancel.cancelled() => return Err("cancelled".into()),
+            }
+        }
+    }
+
+    /// Moves traffic of the service's environment to `new` and returns the instances that served
+    /// before (now `stopping`; the caller retires them).
+    pub async fn swap(
+        &self,
+        service: &str,
+        environment: &str,
+        new: &[Arc<InstanceHandle>],
+    ) -> Vec<Arc<InstanceHandle>> {
+        let app = self.app(service, environment);
+        let _guard = app.swap.lock().await;
+        let is_new = |inst: &Arc<InstanceHandle>| new.iter().any(|n| Arc::ptr_eq(n, inst));
+        self.proxy
+            .set_backends(service, environment, new.iter().map(|i| i.addr()).collect());
+        let mut old = Vec::new();
+        let all: Vec<Arc<InstanceHandle>> =
+            app.instances.lock().map(|l| l.clone()).unwrap_or_default();
+        for inst in all {
+            if is_new(&inst) {
+                inst.set_state(InstanceState::Serving);
+                if let Ok(mut l) = inst.deploy_log.lock() {
+                    *l = None;
+                }
+                self.record(service, environment, &inst).await;
+            } else if inst.state() == InstanceState::Serving {
+                inst.set_state(InstanceState::Stopping);
+                self.record(service, environment, &inst).await;
+                old.push(inst);
+            }
+        }
+        old
+    }
+
+    /// Waits for in-flight requests to `old` to finish, then stops them.
+    pub async fn retire(&self, old: Vec<Arc<InstanceHandle>>) {
+        if old.is_empty() {
+            return;
+        }
+        let addrs: Vec<SocketAddr> = old.iter().map(|i| i.addr()).collect();
+        self.proxy.drain(&addrs, self.config.drain_timeout).await;
+        self.stop(&old).await;
+    }
+
+    /// Stops instances and waits for their supervisors to finish.
+    pub async fn stop(&self, instances: &[Arc<InstanceHandle>]) {
+        for inst in instances {
+            inst.set_state(InstanceState::Stopping);
+            inst.stop.cancel();
+        }
+        for inst in instances {
+            inst.finished.cancelled().await;
+        }
+    }
+
+    /// The release serving a service's environment, if any.
+    pub fn serving_release(&self, service: &str, environment: &str) -> Option<String> {
+        let app = self.app(service, environment);
+        let list = app.instances.lock().ok()?;
+        list.iter()
+            .find(|i| i.state() == InstanceState::Serving)
+            .map(|i| i.release_id.clone())
+    }
+
+    /// Serving instances of a service's environment.
+    pub fn serving(&self, service: &str, environment: &str) -> Vec<Arc<InstanceHandle>> {
+        let app = self.app(service, environment);
+        let list = app.instances.lock().map(|l| l.clone()).unwrap_or_default();
+        list.into_iter()
+            .filter(|i| i.state() == InstanceState::Serving)
+            .collect()
+    }
+
+    /// Stops everything a release runs in a service's environment; when it was serving, the
+    /// route goes too. Returns whether anything ran.
+    pub async fn destroy_release(&self, service: &str, environment: &str, release: &str) -> bool {
+        let app = self.app(service, environment);
+        let _guard = app.swap.lock().await;
+        let mine: Vec<Arc<InstanceHandle>> = app
+            .instances
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|i| i.release_id == release)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if mine.iter().any(|i| i.state() == InstanceState::Serving) {
+            self.proxy.remove(service, environment);
+        }
+        let any = !mine.is_empty();
+        self.stop(&mine).await;
+        any
+    }
+
+    /// Removes release directories beyond the newest `keep_releases`, never those in `keep`.
+    pub async fn clean_releases(
+        &self,
+        service: &str,
+        environment: &str,
+        newest_first: &[String],
+        keep: &[String],
+    ) {
+        let releases = self.app_dir(service, environment).join("releases");
+        let Ok(mut entries) = tokio::fs::read_dir(&releases).await else {
+            return;
+        };
+        let mut on_disk = Vec::new();
+        while let Ok(Some(e)) = entries.next_entry().await {
+            on_disk.push(e.file_name().to_string_lossy().to_string());
+        }
+        let recent: Vec<&String> = newest_first
+            .iter()
+            .take(self.config.keep_releases)
+            .collect();
+        for dir in on_disk {
+            let running = self
+                .app(service, environment)
+                .instances
+                .lock()
+                .map(|l| l.iter().any(|i| i.release_id == dir))
+                .unwrap_or(true);
+            if running || keep.contains(&dir) || recent.contains(&&dir) {
+                continue;
+            }
+            // Only directories of releases the store knows as older are removed; anything else
+            // (a build in progress) stays.
+            if newest_first.contains(&dir) {
+                process::remove_dir(&releases.join(&dir)).await;
+            }
+        }
+    }
+
+    /// After a restart of Slipway: stops what the previous process left running (it cannot be
+    /// supervised: its output pipes went with that process) and starts the releases that were
+    /// serving again, on the same ports where they are free.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), slipway_store::StoreError> {
+        let rows = self.store.list_instances(None).await?;
+        let mut serving: BTreeMap<(String, String, String), Vec<u16>> = BTreeMap::new();
+        for row in &rows {
+            if process::is_alive(row.pid, row.pid_start) {
+                tracing::info!(service = %row.service, environment = %row.environment, pid = row.pid, "stopping an instance left by the previous run");
+                process::stop_group(row.pid, self.config.stop_grace).await;
+            }
+            self.store
+                .delete_instance(&row.service, &row.environment, &row.release_id, row.slot)
+                .await?;
+            if row.state == InstanceState::Serving.as_str() {
+                serving
+                    .entry((
+                        row.service.clone(),
+                        row.environment.clone(),
+                        row.release_id.clone(),
+                    ))
+                    .or_default()
+                    .push(u16::try_from(row.port).unwrap_or(0));
+            }
+        }
+        for ((service, environment, release_id), ports) in serving {
+            let release = match self.store.get_release(&release_id).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%service, %environment, %release_id, error = %e, "cannot restart a release");
+                    continue;
+                }
+            };
+            let Some(spec) = self.spec_for(&release) else {
+                tracing::warn!(%service, %environment, %release_id, "release has no start command; not restarted");
+                continue;
+            };
+            let health = spec.health_path.clone();
+            let replicas = u32::try_from(ports.len()).unwrap_or(1);
+            match self.start(spec, replicas, Some(ports), None).await {
+                Ok(instances) => {
+                    let target = self.clone();
+                    tokio::spawn(async move {
+                        let log = DeploymentLog::detached();
+                        match target
+                            .wait_healthy(
+                                &instances,
+                                health.as_deref(),
+                                &log,
+                                &CancellationToken::new(),
+                            )
+                            .await
+                        {
+                            Ok(_) => {
+                                let old = target.swap(&service, &environment, &instances).await;
+                                target.retire(old).await;
+                                tracing::info!(%service, %environment, %release_id, "release restarted after a restart of Slipway");
+                            }
+                            Err(e) => {
+                                tracing::error!(%service, %environment, %release_id, error = %e, "restarted release is not healthy");
+                                // Keep trying under supervision, routed: it is all there is.
+                                let old = target.swap(&service, &environment, &instances).await;
+                                target.retire(old).await;
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(%service, %environment, %release_id, error = %e, "cannot restart a release")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How to run a stored release.
+    pub fn spec_for(&self, release: &slipway_core::Release) -> Option<RunSpec> {
+        let plan: slipway_analyzer::BuildPlan =
+            serde_json::from_value(release.plan.clone()).ok()?;
+        let root = self.release_dir(&release.service, &release.environment, &release.id);
+        let dir = if plan.app_dir.is_empty() || plan.app_dir == "." {
+            root
+        } else {
+            root.join(&plan.app_dir)
+        };
+        let start = match (&plan.start, &plan.static_dir) {
+            (Some(start), _) => start.clone(),
+            // A static site is served by Python's standard-library server (present wherever
+            // Slipway's own tests run); the directory name comes from the plan, quoted for sh.
+            (None, Some(static_dir)) => format!(
+                "exec python3 -m http.server \"$PORT\" --bind 127.0.0.1 --directory {}",
+                shell_quote(static_dir)
+            ),
+            (None, None) => return None,
+        };
+        let mut variables = plan.env.clone();
+        variables.extend(release.variables.clone());
+        Some(RunSpec {
+            service: release.service.clone(),
+            environment: release.environment.clone(),
+            release_id: release.id.clone(),
+            dir,
+            start,
+            variables,
+            health_path: plan.health_path.clone(),
+            fixed_port: (!plan.reads_port_env).then_some(plan.port).flatten(),
+        })
+    }
+
+    /// Instance count, CPU and memory of a service's serving instances, from `/proc`.
+    pub fn usage(&self, service: &str, environment: &str) -> Option<Usage> {
+        let serving = self.serving(service, environment);
+        if serving.is_empty() {
+            return None;
+        }
+        let ticks = process::ticks_per_second() as f64;
+        let mut usage = Usage {
+            instances: 0,
+            cpu_percent: 0.0,
+            memory_bytes: 0,
+        };
+        for inst in serving {
+            if !inst.running() {
+                continue;
+            }
+            let pgid = inst.pgid.load(Ordering::Acquire);
+            let Some((cpu, rss)) = process::group_usage(pgid) else {
+                continue;
+            };
+            usage.instances += 1;
+            usage.memory_bytes += rss;
+            let now = Instant::now();
+            let mut prev = inst.cpu_prev.lock().unwrap_or_else(|e| e.into_inner());
+            let (base_cpu, base_at) = match *prev {
+                Some((c, at)) if now.duration_since(at) >= Duration::from_millis(200) => (c, at),
+                // No recent reading: the average since the instance started.
+                _ => (0, inst.started),
+            };
+            let wall = now.duration_since(base_at).as_secs_f64();
+            if wall > 0.0 {
+                usage.cpu_percent += (cpu.saturating_sub(base_cpu) as f64 / ticks) / wall * 100.0;
+            }
+            *prev = Some((cpu, now));
+        }
+        Some(usage)
+    }
+
+    /// The app log of a service's environment: the last `lines` lines on disk, and a receiver of
+    /// the lines that follow.
+    pub async fn app_log(
+        &self,
+        service: &str,
+        environment: &str,
+        lines: usize,
+    ) -> (Vec<String>, broadcast::Receiver<Arc<str>>) {
+        let app = self.app(service, environment);
+        let rx = app.log.live.subscribe();
+        app.log.flush().await;
+        let path = self
+            .app_dir(service, environment)
+            .join("logs")
+            .join("app.log");
+        let tail = tokio::task::spawn_blocking(move || tail_lines(&path, lines))
+            .await
+            .unwrap_or_default();
+        (tail, rx)
+    }
+
+    async fn record(&self, service: &str, environment: &str, inst: &InstanceHandle) {
+        let pgid = inst.pgid.load(Ordering::Acquire);
+        let row = Instance {
+            service: service.to_string(),
+            environment: environment.to_string(),
+            release_id: inst.release_id.clone(),
+            slot: inst.slot,
+            pid: pgid,
+            pid_start: process::start_time(pgid).unwrap_or(0),
+            port: i32::from(inst.port),
+            state: inst.state().as_str().to_string(),
+            started_at: chrono::Utc::now(),
+        };
+        if let Err(e) = self.store.put_instance(&row).await {
+            tracing::error!(%service, %environment, error = %e, "cannot record an instance");
+        }
+    }
+}
+
+/// Runs one instance: starts it, restarts it with backoff when it exits, stops it when asked.
+async fn supervise(
+    target: Arc<LocalTarget>,
+    app: Arc<App>,
+    inst: Arc<InstanceHandle>,
+    spec: Arc<RunSpec>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(500);
+    let home = target.home_dir(&spec.service, &spec.environment);
+    loop {
+        if inst.stop.is_cancelled() {
+            break;
+        }
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(&spec.start)
+            .current_dir(&spec.dir)
+            .env_clear()
+            .envs(base_env(&home))
+            .env("NODE_ENV", "production")
+            .envs(&spec.variables)
+            .env("PORT", inst.port.to_string())
+            .env("SLIPWAY_SERVICE", &spec.service)
+            .env("SLIPWAY_ENVIRONMENT", &spec.environment)
+            .env("SLIPWAY_RELEASE", &spec.release_id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let ran_from = Instant::now();
+        match cmd.spawn() {
+            Err(e) => {
+                inst.exits.fetch_add(1, Ordering::AcqRel);
+                if let Ok(mut l) = inst.last_exit.lock() {
+                    *l = Some(format!("could not start `{}`: {e}", spec.start));
+                }
+                if let Some(r) = ready.take() {
+                    let _ = r.send(());
+                }
+            }
+            Ok(mut child) => {
+                let pgid = i64::from(child.id().unwrap_or(0));
+                inst.pgid.store(pgid, Ordering::Release);
+                target.record(&spec.service, &spec.environment, &inst).await;
+                if let Some(r) = ready.take() {
+                    let _ = r.send(());
+                }
+                let prefix = format!("{}/{}", short(&spec.release_id), inst.slot);
+                if let Some(out) = child.stdout.take() {
+                    tokio::spawn(pump(
+                        out,
+                        LogStream::Stdout,
+                        prefix.clone(),
+                        app.clone(),
+                        inst.clone(),
+                    ));
+                }
+                if let Some(err) = child.stderr.take() {
+                    tokio::spawn(pump(
+                        err,
+                        LogStream::Stderr,
+                        prefix.clone(),
+                        app.clone(),
+                        inst.clone(),
+                    ));
+                }
+                tokio::select! {
+                    status = child.wait() => {
+                        let what = match status {
+                            Ok(s) => format!("exited ({s})"),
+                            Err(e) => format!("could not be waited for: {e}"),
+                        };
+                        // Children it left behind go with it.
+                        process::signal_group(pgid, libc::SIGKILL);
+                        if let Ok(mut l) = inst.last_exit.lock() {
+                            *l = Some(what.clone());
+                        }
+                        inst.exits.fetch_add(1, Ordering::AcqRel);
+                        app.log.line(&prefix, LogStream::System, &format!("instance {what}; restarting in {} ms", backoff.as_millis()));
+                        if let Some(l) = inst.deploy_log.lock().ok().and_then(|l| l.clone()) {
+                            l.system(format!("instance {} {what}", inst.slot));
+                        }
+                    }
+                    _ = inst.stop.cancelled() => {
+                        process::stop_group(pgid, target.config.stop_grace).await;
+                        let _ = child.wait().await;
+                        break;
+                    }
+                }
+            }
+        }
+        if ran_from.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(500);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = inst.stop.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    if let Some(r) = ready.take() {
+        let _ = r.send(());
+    }
+    if let Ok(mut list) = app.instances.lock() {
+        list.retain(|i| !Arc::ptr_eq(i, &inst));
+    }
+    let keep_record = target.shutting_down.load(Ordering::Acquire);
+    if keep_record {
+        // Stopped with Slipway: the record stays so the next start runs it again.
+    } else if let Err(e) = target
+        .store
+        .delete_instance(
+            &spec.service,
+            &spec.environment,
+            &inst.release_id,
+            inst.slot,
+        )
+        .await
+    {
+        tracing::error!(service = %spec.service, error = %e, "cannot forget an instance");
+    }
+    inst.finished.cancel();
+}
+
+/// Single-quotes a word for `sh`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn short(id: &str) -> &str {
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
+}
+
+/// Copies an instance's output to the app log (and to its deployment's log while it starts).
+async fn pump(
+    out: impl tokio::io::AsyncRead + Unpin,
+    stream: LogStream,
+    prefix: String,
+    app: Arc<App>,
+    inst: Arc<InstanceHandle>,
+) {
+    let mut lines = BufReader::new(out).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        app.log.line(&prefix, stream, &line);
+        if let Some(l) = inst.deploy_log.lock().ok().and_then(|l| l.clone()) {
+            l.line(stream, &line);
+        }
+    }
+}
+
+/// Copies a build command's output to the deployment log, keeping the last lines for the error.
+fn spawn_lines(
+    out: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    stream: LogStream,
+    log: DeploymentLog,
+    tail: Arc<Mutex<std::collections::VecDeque<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.line(stream, &line);
+            if let Ok(mut t) = tail.lock() {
+                t.push_back(line);
+                if t.len() > 20 {
+                    t.pop_front();
+                }
+            }
+        }
+    })
+}
+
+/// An app's log file, rotated by size, with a live feed for followers.
+struct AppLog {
+    tx: mpsc::UnboundedSender<LogMsg>,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+enum LogMsg {
+    Line(String),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl AppLog {
+    fn start(dir: PathBuf, max_bytes: u64, keep: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (live, _) = broadcast::channel(1024);
+        tokio::spawn(app_log_writer(dir, max_bytes, keep, rx));
+        Self { tx, live }
+    }
+
+    fn line(&self, prefix: &str, stream: LogStream, text: &str) {
+        let line = format!(
+            "{} [{prefix} {}] {}",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            stream.as_str(),
+            text.trim_end_matches(['\r', '\n'])
+        );
+        let _ = self.live.send(Arc::from(line.as_str()));
+        let _ = self.tx.send(LogMsg::Line(line));
+    }
+
+    async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(LogMsg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn app_log_writer(
+    dir: PathBuf,
+    max_bytes: u64,
+    keep: usize,
+    mut rx: mpsc::UnboundedReceiver<LogMsg>,
+) {
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        tracing::error!(dir = %dir.display(), error = %e, "cannot create the app log directory");
+        return;
+    }
+    let path = dir.join("app.log");
+    let open = |path: PathBuf| async move {
+        tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await
+    };
+    let Ok(mut file) = open(path.clone()).await else {
+        return;
+    };
+    let mut size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            LogMsg::Flush(done) => {
+                let _ = file.flush().await;
+                let _ = done.send(());
+            }
+            LogMsg::Line(mut line) => {
+                line.push('\n');
+                if file.write_all(line.as_bytes()).await.is_err() {
+                    continue;
+                }
+                size += line.len() as u64;
+                if size >= max_bytes {
+                    let _ = file.flush().await;
+                    for n in (1..keep).rev() {
+                        let from = dir.join(format!("app.log.{n}"));
+                        let to = dir.join(format!("app.log.{}", n + 1));
+                        let _ = tokio::fs::rename(&from, &to).await;
+                    }
+                    let _ = tokio::fs::rename(&path, dir.join("app.log.1")).await;
+                    let _ = tokio::fs::remove_file(dir.join(format!("app.log.{}", keep + 1))).await;
+                    match open(path.clone()).await {
+                        Ok(f) => {
+                            file = f;
+                            size = 0;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot reopen the app log");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The last `n` lines of a file (reads at most its last 1 MiB).
+fn tail_lines(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(1024 * 1024);
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if from > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    lines[skip..].iter().map(|s| s.to_string()).collect()
+}
