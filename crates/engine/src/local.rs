@@ -142,6 +142,16 @@ impl InstanceHandle {
     }
 }
 
+impl Drop for InstanceHandle {
+    /// An instance whose supervisor went away without stopping it (the runtime shut down, a test
+    /// ended) takes its processes with it.
+    fn drop(&mut self) {
+        if !self.finished.is_cancelled() {
+            process::signal_group(self.pgid.load(Ordering::Acquire), libc::SIGKILL);
+        }
+    }
+}
+
 /// Per service and environment: its instances and its app log.
 struct App {
     instances: Mutex<Vec<Arc<InstanceHandle>>>,
@@ -331,6 +341,8 @@ impl LocalTarget {
                 .spawn()
                 .map_err(|e| BuildError::Spawn(format!("`{command}`: {e}")))?;
             let pgid = i64::from(child.id().unwrap_or(0));
+            // Whatever happens to this future, the command's whole group ends with it.
+            let _group = process::GroupGuard(pgid);
             let tail = Arc::new(Mutex::new(std::collections::VecDeque::<String>::new()));
             let readers = [
                 child

@@ -18,6 +18,15 @@ pub fn signal_group(pgid: i64, signal: i32) -> bool {
     unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
+/// Kills a process group when dropped.
+pub struct GroupGuard(pub i64);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.0, libc::SIGKILL);
+    }
+}
+
 /// `/proc/<pid>/stat` split after the command name (which may contain spaces and parentheses).
 fn stat_fields(pid: i64) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

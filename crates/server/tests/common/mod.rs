@@ -24,6 +24,19 @@ impl TestServer {
     }
 
     pub async fn start_with(database_url: Option<String>) -> Self {
+        Self::start_full(database_url, false).await
+    }
+
+    /// With a deployment engine (proxy on a free port, local repositories allowed, short timeouts).
+    pub async fn start_engine() -> Self {
+        Self::start_full(None, true).await
+    }
+
+    pub async fn start_engine_on(database_url: String) -> Self {
+        Self::start_full(Some(database_url), true).await
+    }
+
+    async fn start_full(database_url: Option<String>, with_engine: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("slipway.db").display()));
@@ -33,7 +46,26 @@ impl TestServer {
                 .await
                 .unwrap(),
         );
-        let state = AppState::new(store, repo, None);
+        let engine = if with_engine {
+            let mut config = slipway_engine::EngineConfig::new(
+                dir.path().to_path_buf(),
+                "127.0.0.1:0".parse().unwrap(),
+            );
+            config.heartbeat = std::time::Duration::from_millis(500);
+            config.tune_local = Some(|c| {
+                c.health_timeout = std::time::Duration::from_secs(20);
+                c.stop_grace = std::time::Duration::from_secs(3);
+                c.drain_timeout = std::time::Duration::from_secs(5);
+            });
+            Some(
+                slipway_engine::Engine::start(store.clone(), config)
+                    .await
+                    .unwrap(),
+            )
+        } else {
+            None
+        };
+        let state = AppState::with_engine(store, repo, None, engine, with_engine);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -65,6 +97,9 @@ impl TestServer {
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
+        }
+        if let Some(engine) = &self.state.engine {
+            engine.shutdown().await;
         }
     }
 
@@ -126,6 +161,17 @@ impl TestServer {
         let res = self
             .http
             .patch(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(res).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .put(format!("{}{path}", self.url))
             .json(&body)
             .send()
             .await

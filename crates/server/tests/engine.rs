@@ -1,0 +1,657 @@
+//! The deployment engine end to end: real git repositories made by the tests, real processes, the
+//! real proxy. No network: apps use only their language's standard library.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PY_APP: &str = r#"import os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+if os.environ.get("CRASH") == "1":
+    print("crashing on purpose", flush=True)
+    sys.exit(3)
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = ("hello " + os.environ.get("GREETING", "world") + " from " + VERSION + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+VERSION = "v1"
+print("listening on", os.environ["PORT"], flush=True)
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const NODE_APP: &str = r#"const http = require("http");
+const port = Number(process.env.PORT || 3000);
+http.createServer((req, res) => {
+  if (req.url === "/health") { res.end("ok"); return; }
+  res.end("node says " + (process.env.GREETING || "hi") + "\n");
+}).listen(port, "127.0.0.1", () => console.log("node listening on " + port));
+"#;
+
+/// A git repository in `dir` with `files`, committed on `main`; returns its path.
+fn git_repo(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    commit(dir, files, "initial");
+    dir.to_path_buf()
+}
+
+fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ],
+    );
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn py_repo(dir: &Path) -> PathBuf {
+    git_repo(dir, &[("app.py", PY_APP)])
+}
+
+async fn register(s: &TestServer, name: &str, repo: &Path) {
+    let (status, body) = s
+        .post(
+            "/platform/services",
+            json!({ "service_name": name, "team_name": "core", "repo_url": repo.display().to_string() }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn deploy(s: &TestServer, body: Value) -> String {
+    let (status, d) = s.post("/api/v1/deployments", body).await;
+    assert_eq!(status, 202, "{d}");
+    assert_eq!(d["status"], "QUEUED");
+    d["id"].as_str().unwrap().to_string()
+}
+
+/// Polls a deployment until it reaches a terminal status.
+async fn finished(s: &TestServer, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (status, d) = s.get(&format!("/api/v1/deployments/{id}")).await;
+        assert_eq!(status, 200, "{d}");
+        if matches!(
+            d["status"].as_str(),
+            Some("EXPOSED" | "FAILED" | "ROLLED_BACK" | "CANCELLED" | "DESTROYED")
+        ) {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "deployment did not end: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_status(s: &TestServer, id: &str, wanted: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, d) = s.get(&format!("/api/v1/deployments/{id}")).await;
+        if d["status"] == wanted {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment never reached {wanted}: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn statuses(d: &Value) -> Vec<String> {
+    d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// GET through the engine's proxy with the app's host name.
+async fn through_proxy(s: &TestServer, host: &str, path: &str) -> (u16, String) {
+    let proxy = s.state.engine.as_ref().unwrap().proxy_addr;
+    let res = s
+        .http
+        .get(format!("http://{proxy}{path}"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap())
+}
+
+async fn text(s: &TestServer, path: &str) -> String {
+    s.http
+        .get(format!("{}{path}", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_python_app_goes_from_registration_to_a_live_url() {
+    let s = TestServer::start_engine().await;
+    let repo = py_repo(&s.dir.path().join("src/hello"));
+    register(&s, "hello", &repo).await;
+
+    // The seed API deploys the default branch to dev.
+    let (status, seed) = s
+        .post("/platform/deployments", json!({ "service_name": "hello" }))
+        .await;
+    assert_eq!(status, 202, "{seed}");
+    let id = seed["build_id"].as_str().unwrap().to_string();
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    assert_eq!(
+        statuses(&d),
+        [
+            "QUEUED",
+            "ANALYZING",
+            "BUILDING",
+            "PROVISIONING",
+            "DEPLOYING",
+            "HEALTHY",
+            "EXPOSED"
+        ]
+    );
+    let proxy_port = s.state.engine.as_ref().unwrap().proxy_addr.port();
+    assert_eq!(
+        d["url"],
+        format!("http://hello.dev.localhost:{proxy_port}/")
+    );
+    assert_eq!(d["commit_sha"].as_str().unwrap().len(), 40);
+    let (status, body) = through_proxy(&s, "hello.dev.localhost", "/").await;
+    assert_eq!((status, body.as_str()), (200, "hello world from v1\n"));
+    // Host matching ignores case and the port.
+    let (status, _) = through_proxy(&s, &format!("HELLO.dev.localhost:{proxy_port}"), "/").await;
+    assert_eq!(status, 200);
+    let (status, _) = through_proxy(&s, "nope.dev.localhost", "/").await;
+    assert_eq!(status, 404);
+
+    // The seed views of the same record.
+    let (_, seed) = s.get(&format!("/platform/deployments/{id}")).await;
+    assert_eq!(seed["status"], "SUCCESS");
+    let (_, health) = s.get("/platform/services/hello/health").await;
+    assert_eq!(health["deployment_status"], "SUCCESS", "{health}");
+    assert_eq!(health["pod_count"], 1, "{health}");
+    assert!(
+        health["memory_usage"].as_str().unwrap().ends_with("Mi"),
+        "{health}"
+    );
+    assert!(
+        health["cpu_usage"].as_str().unwrap().ends_with('m'),
+        "{health}"
+    );
+
+    // Logs: the engine's steps and the app's own first words; the follow stream ends.
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(log.contains("[system] DEPLOYING"), "{log}");
+    assert!(log.contains("[stdout] listening on"), "{log}");
+    let sse = text(&s, &format!("/api/v1/deployments/{id}/logs?follow=true")).await;
+    assert!(sse.contains("event: log"), "{sse}");
+    assert!(sse.trim_end().ends_with("data: EXPOSED"), "{sse}");
+    let app_log = text(&s, "/api/v1/services/hello/logs?environment=dev").await;
+    assert!(app_log.contains("stdout] listening on"), "{app_log}");
+
+    // Proxy metrics count the requests.
+    let metrics = text(&s, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"slipway_proxy_requests_total{service="hello",environment="dev",code_class="2xx"} 2"#
+        ),
+        "{metrics}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_app_is_built_with_npm_and_exposed() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "npm is required in CI (install Node.js and npm)"
+        );
+        eprintln!("skipped: npm is not installed");
+        return;
+    }
+    let s = TestServer::start_engine().await;
+    let package = r#"{
+  "name": "node-hello",
+  "version": "1.0.0",
+  "private": true,
+  "scripts": { "start": "node server.js" },
+  "engines": { "node": ">=18" }
+}
+"#;
+    let lock = r#"{
+  "name": "node-hello",
+  "version": "1.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": { "name": "node-hello", "version": "1.0.0", "engines": { "node": ">=18" } }
+  }
+}
+"#;
+    let repo = git_repo(
+        &s.dir.path().join("src/node"),
+        &[
+            ("package.json", package),
+            ("package-lock.json", lock),
+            ("server.js", NODE_APP),
+        ],
+    );
+    register(&s, "node-hello", &repo).await;
+    s.put(
+        "/api/v1/services/node-hello/environments/dev/variables",
+        json!({ "variables": { "GREETING": "bonjour" } }),
+    )
+    .await;
+    let id = deploy(&s, json!({ "service": "node-hello" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(log.contains("$ npm ci"), "{log}");
+    let (status, body) = through_proxy(&s, "node-hello.dev.localhost", "/").await;
+    assert_eq!((status, body.as_str()), (200, "node says bonjour\n"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redeploys_under_load_lose_no_request_and_broken_releases_roll_back() {
+    let s = TestServer::start_engine().await;
+    let repo = py_repo(&s.dir.path().join("src/api"));
+    register(&s, "api", &repo).await;
+    let first = deploy(&s, json!({ "service": "api", "replicas": 2 })).await;
+    assert_eq!(finished(&s, &first).await["status"], "EXPOSED");
+
+    // 16 clients loop through the proxy while the app is redeployed three times.
+    let proxy = s.state.engine.as_ref().unwrap().proxy_addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut ok, mut failed, mut seen) =
+                (0u32, Vec::new(), std::collections::BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http
+                    .get(format!("http://{proxy}/"))
+                    .header("host", "api.dev.localhost")
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        ok += 1;
+                        seen.insert(r.text().await.unwrap_or_default());
+                    }
+                    Ok(r) => failed.push(format!("status {}", r.status())),
+                    Err(e) => failed.push(format!("error {e}")),
+                }
+            }
+            (ok, failed, seen)
+        }));
+    }
+    for greeting in ["one", "two", "three"] {
+        let (status, body) = s
+            .put(
+                "/api/v1/services/api/environments/dev/variables",
+                json!({ "variables": { "GREETING": greeting } }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let id = deploy(&s, json!({ "service": "api", "replicas": 2 })).await;
+        assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed, mut seen) = (0, Vec::new(), std::collections::BTreeSet::new());
+    for c in clients {
+        let (o, f, s) = c.await.unwrap();
+        ok += o;
+        failed.extend(f);
+        seen.extend(s);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 0);
+    assert!(seen.contains("hello three from v1\n"), "{seen:?}");
+    let (_, health) = s.get("/platform/services/api/health").await;
+    assert_eq!(health["pod_count"], 2, "{health}");
+
+    // A release that exits at start is rolled back by itself; the previous one keeps serving.
+    s.put(
+        "/api/v1/services/api/environments/dev/variables",
+        json!({ "variables": { "GREETING": "three", "CRASH": "1" } }),
+    )
+    .await;
+    let broken = deploy(&s, json!({ "service": "api" })).await;
+    let d = finished(&s, &broken).await;
+    assert_eq!(d["status"], "ROLLED_BACK", "{d}");
+    let st = statuses(&d);
+    assert_eq!(
+        &st[st.len() - 3..],
+        ["FAILED", "ROLLING_BACK", "ROLLED_BACK"],
+        "{d}"
+    );
+    let failed_event = &d["events"][st.len() - 3];
+    assert!(
+        failed_event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("crash loop"),
+        "{failed_event}"
+    );
+    let log = text(&s, &format!("/api/v1/deployments/{broken}/logs")).await;
+    assert!(log.contains("crashing on purpose"), "{log}");
+    let (status, body) = through_proxy(&s, "api.dev.localhost", "/").await;
+    assert_eq!((status, body.as_str()), (200, "hello three from v1\n"));
+    let (_, seed) = s.get(&format!("/platform/deployments/{broken}")).await;
+    assert_eq!(seed["status"], "FAILED");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_redeploys_an_earlier_release_without_rebuilding_and_destroy_stops_it() {
+    let s = TestServer::start_engine().await;
+    let dir = s.dir.path().join("src/web");
+    let repo = py_repo(&dir);
+    register(&s, "web", &repo).await;
+    let v1 = deploy(&s, json!({ "service": "web" })).await;
+    let v1d = finished(&s, &v1).await;
+    assert_eq!(v1d["status"], "EXPOSED");
+    // Nothing earlier to go back to.
+    let (status, body) = s
+        .post(&format!("/api/v1/deployments/{v1}/rollback"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    let v2_sha = commit(
+        &dir,
+        &[("app.py", &PY_APP.replace("\"v1\"", "\"v2\""))],
+        "v2",
+    );
+    let v2 = deploy(&s, json!({ "service": "web", "ref": v2_sha })).await;
+    let v2d = finished(&s, &v2).await;
+    assert_eq!(v2d["status"], "EXPOSED", "{v2d}");
+    assert_eq!(v2d["commit_sha"], v2_sha.as_str());
+    assert_eq!(
+        through_proxy(&s, "web.dev.localhost", "/").await.1,
+        "hello world from v2\n"
+    );
+
+    let (status, rb) = s
+        .post(&format!("/api/v1/deployments/{v2}/rollback"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{rb}");
+    assert_eq!(rb["rollback_of"], v2.as_str());
+    assert_eq!(rb["release_id"], v1d["release_id"]);
+    let rbd = finished(&s, rb["id"].as_str().unwrap()).await;
+    assert_eq!(rbd["status"], "EXPOSED", "{rbd}");
+    assert_eq!(
+        through_proxy(&s, "web.dev.localhost", "/").await.1,
+        "hello world from v1\n"
+    );
+    let log = text(
+        &s,
+        &format!("/api/v1/deployments/{}/logs", rb["id"].as_str().unwrap()),
+    )
+    .await;
+    assert!(log.contains("no rebuild"), "{log}");
+    assert!(!log.contains("fetched commit"), "{log}");
+
+    // Destroying the serving deployment stops its processes and removes its route.
+    let serving = rb["id"].as_str().unwrap().to_string();
+    let instances: Vec<_> = s
+        .state
+        .store
+        .list_instances(Some(("web", "dev")))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.state == "serving")
+        .collect();
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    assert_eq!(instances[0].release_id, v1d["release_id"].as_str().unwrap());
+    let pid = instances[0].pid;
+    let (status, body) = s.delete(&format!("/api/v1/deployments/{serving}")).await;
+    assert_eq!(status, 202, "{body}");
+    let gone = wait_status(&s, &serving, "DESTROYED").await;
+    assert_eq!(gone["status_before_destroy"], "EXPOSED");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} still runs"
+    );
+    assert_eq!(through_proxy(&s, "web.dev.localhost", "/").await.0, 404);
+    let (_, seed) = s.get(&format!("/platform/deployments/{serving}")).await;
+    assert_eq!(seed["status"], "SUCCESS", "DESTROYED keeps the view it had");
+    let (_, health) = s.get("/platform/services/web/health").await;
+    assert_eq!(health["pod_count"], Value::Null, "{health}");
+    let (status, _) = s.delete(&format!("/api/v1/deployments/{serving}")).await;
+    assert_eq!(status, 409);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_fails_with_reasons() {
+    let s = TestServer::start_engine().await;
+    let repo = py_repo(&s.dir.path().join("src/ok"));
+    register(&s, "ok", &repo).await;
+
+    let (status, body) = s
+        .post("/api/v1/deployments", json!({ "service": "ghost" }))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = s
+        .post(
+            "/api/v1/deployments",
+            json!({ "service": "ok", "environment": "mars" }),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = s
+        .post(
+            "/api/v1/deployments",
+            json!({ "service": "ok", "replicas": 0 }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "replicas");
+    let (status, body) = s
+        .post(
+            "/api/v1/deployments",
+            json!({ "service": "ok", "ref": "-bad" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+
+    // A ref that does not exist fails at ANALYZING.
+    let id = deploy(&s, json!({ "service": "ok", "ref": "no-such-branch" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(statuses(&d), ["QUEUED", "ANALYZING", "FAILED"]);
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("\"no-such-branch\" does not exist"),
+        "{d}"
+    );
+
+    // A repository nothing can be made of fails with the candidates checked.
+    let empty = git_repo(&s.dir.path().join("src/docs"), &[("README.md", "# docs\n")]);
+    register(&s, "docs", &empty).await;
+    let id = deploy(&s, json!({ "service": "docs" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "FAILED");
+    let reason = d["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ANALYZING") && reason.to_lowercase().contains("python"),
+        "{reason}"
+    );
+
+    // A failing build fails with the tail of its output.
+    let broken = git_repo(
+        &s.dir.path().join("src/broken"),
+        &[
+            ("app.py", PY_APP),
+            (
+                "slipway.toml",
+                "[build]\nbuild = \"echo compiling; echo 'error: missing semicolon' >&2; exit 3\"\nstart = \"python3 app.py\"\n",
+            ),
+        ],
+    );
+    register(&s, "broken", &broken).await;
+    let id = deploy(&s, json!({ "service": "broken" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "FAILED", "{d}");
+    let reason = d["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("BUILDING") && reason.contains("error: missing semicolon"),
+        "{reason}"
+    );
+
+    // Variables are checked.
+    let (status, body) = s
+        .put(
+            "/api/v1/services/ok/environments/dev/variables",
+            json!({ "variables": { "PORT": "1", "9x": "y" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_queueing_and_cancel() {
+    let s = TestServer::start_engine().await;
+    // A slow build keeps the first deployment busy.
+    let repo = git_repo(
+        &s.dir.path().join("src/slow"),
+        &[
+            ("app.py", PY_APP),
+            (
+                "slipway.toml",
+                "[build]\nbuild = \"sleep 30\"\nstart = \"python3 app.py\"\n",
+            ),
+        ],
+    );
+    register(&s, "slow", &repo).await;
+    let send = |key: &'static str, body: Value| {
+        let http = s.http.clone();
+        let url = format!("{}/api/v1/deployments", s.url);
+        async move {
+            let res = http
+                .post(url)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let replayed = res.headers().contains_key("idempotent-replayed");
+            (
+                res.status().as_u16(),
+                replayed,
+                res.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, replayed, first) = send("k-1", json!({ "service": "slow" })).await;
+    assert_eq!((status, replayed), (202, false));
+    let (status, replayed, again) = send("k-1", json!({ "service": "slow" })).await;
+    assert_eq!((status, replayed), (202, true));
+    assert_eq!(again["id"], first["id"]);
+    let (status, _, mismatch) = send("k-1", json!({ "service": "slow", "ref": "main" })).await;
+    assert_eq!(status, 422, "{mismatch}");
+    assert_eq!(mismatch["errors"][0]["field"], "Idempotency-Key");
+
+    let first = first["id"].as_str().unwrap().to_string();
+    wait_status(&s, &first, "BUILDING").await;
+    // A second deployment of the same service and environment waits its turn.
+    let second = deploy(&s, json!({ "service": "slow" })).await;
+    let (_, d) = s.get(&format!("/api/v1/deployments/{second}")).await;
+    assert_eq!(d["status"], "QUEUED");
+    let (status, d) = s
+        .post(&format!("/api/v1/deployments/{second}/cancel"), json!({}))
+        .await;
+    assert_eq!((status, d["status"].as_str()), (202, Some("CANCELLED")));
+    // The running one stops at its next heartbeat, its build killed.
+    let (status, _) = s
+        .post(&format!("/api/v1/deployments/{first}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let d = finished(&s, &first).await;
+    assert_eq!(d["status"], "CANCELLED", "{d}");
+    let (status, body) = s
+        .post(&format!("/api/v1/deployments/{first}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_engine_runs_on_postgres() {
+    let Some(db) = slipway_test_support::PgDb::create().await else {
+        return;
+    };
+    let s = TestServer::start_engine_on(db.url.clone()).await;
+    let repo = py_repo(&s.dir.path().join("src/pg"));
+    register(&s, "pg-app", &repo).await;
+    let id = deploy(&s, json!({ "service": "pg-app" })).await;
+    assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    assert_eq!(
+        through_proxy(&s, "pg-app.dev.localhost", "/").await,
+        (200, "hello world from v1\n".to_string())
+    );
+    s.stop().await;
+}
