@@ -24,6 +24,11 @@ thread_local! {
     static POOL_SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
+/// The pool slot of this thread.
+pub(crate) fn pool_slot() -> usize {
+    POOL_SLOT.with(Cell::get)
+}
+
 /// Makes this thread use pool slot `slot` (the proxy's worker threads call this once).
 pub(crate) fn set_pool_slot(slot: usize) {
     POOL_SLOT.with(|s| s.set(slot));
@@ -103,7 +108,7 @@ impl Backend {
 
     /// This thread's pool.
     fn pool(&self) -> MutexGuard<'_, VecDeque<IdleConn>> {
-        let slot = POOL_SLOT.with(Cell::get) % self.pools.len();
+        let slot = pool_slot() % self.pools.len();
         lock(&self.pools[slot])
     }
 

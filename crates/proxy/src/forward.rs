@@ -18,6 +18,7 @@ use crate::{host, Inner, Pick, Route};
 
 /// What the proxy knows about the client connection a request came on.
 pub(crate) struct Client {
+    pub(crate) addr: SocketAddr,
     /// The client's IP address, ready to go into `X-Forwarded-For`.
     pub(crate) ip: HeaderValue,
 }
@@ -27,7 +28,7 @@ impl Client {
         let ip = HeaderValue::from_str(&peer.ip().to_string())
             // An IP address is always a valid header value.
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Client { ip }
+        Client { addr: peer, ip }
     }
 }
 
@@ -159,10 +160,10 @@ async fn forward(
             }
         };
         let backend: &Arc<Backend> = in_flight.backend();
-        let mut sender = match backend.checkout(&inner.pool) {
-            Some(sender) => sender,
+        let (mut sender, pooled) = match backend.checkout(&inner.pool) {
+            Some(sender) => (sender, true),
             None => match backend.connect(&inner.pool).await {
-                Ok(sender) => sender,
+                Ok(sender) => (sender, false),
                 Err(e) => {
                     tracing::warn!(error = %e, "backend unreachable; trying another");
                     failed.push(backend.addr);
@@ -194,6 +195,11 @@ async fn forward(
                 // backend had just closed): nothing was sent, so try again.
                 Some(unsent) => {
                     tracing::debug!(backend = %backend.addr, error = %e.error(), "retrying a request not sent");
+                    if !pooled {
+                        // Even a fresh connection failed: count the backend as unreachable, so
+                        // that the retries end.
+                        failed.push(backend.addr);
+                    }
                     req = unsent;
                 }
                 None => {

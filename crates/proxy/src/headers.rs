@@ -24,6 +24,10 @@ pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forw
 /// is set, the `Upgrade` header is kept and `Connection: upgrade` is put back, so that an HTTP/1.1
 /// upgrade (WebSocket) passes through.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none of them: one pass over the names is cheaper than nine removals.
+    if !upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     // Only look at `Connection` tokens when there is one: the common request has none, or just
     // `keep-alive`, and pays no allocation here.
     if let Some(connection) = headers.get(header::CONNECTION) {
@@ -54,6 +58,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == PROXY_CONNECTION || HOP_BY_HOP.contains(name)
 }
 
 /// Whether a request asks for an HTTP/1.1 protocol upgrade (`Connection: upgrade` + `Upgrade`).

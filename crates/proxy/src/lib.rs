@@ -52,6 +52,10 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// At most this many idle connections are kept per backend (and worker thread).
     pub pool_max_idle_per_backend: usize,
+    /// A client connection on which no new request began for this long is closed (after the
+    /// request in progress, if any) — between one and two periods, as it is checked once per
+    /// period. This also ends clients that never finish sending a request's headers.
+    pub client_idle_timeout: Duration,
     /// Threads the proxy serves on, each with its own single-threaded runtime and its own
     /// connections to the backends, so a request never hops between cores (the design of
     /// nginx's workers). 0 serves on the runtime that calls [`Proxy::serve`] instead.
@@ -67,6 +71,7 @@ impl Default for ProxyConfig {
             max_request_body: None,
             pool_idle_timeout: Duration::from_secs(4),
             pool_max_idle_per_backend: 256,
+            client_idle_timeout: Duration::from_secs(60),
             worker_threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
@@ -133,6 +138,14 @@ impl Route {
         };
         if set.is_empty() {
             return Pick::NoBackends;
+        }
+        if let [only] = &set[..] {
+            // One backend (the usual case): no shared counter to bump.
+            return if tried.contains(&only.addr) {
+                Pick::Exhausted
+            } else {
+                Pick::Backend(only.enter())
+            };
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..set.len())
@@ -307,6 +320,7 @@ impl Inner {
             .routes
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slots = self.pool_slots();
         let route = routes
             .entry(key.into_boxed_str())
             .or_insert_with_key(|key| {
@@ -314,7 +328,7 @@ impl Inner {
                 Arc::new(Route {
                     service: service.into(),
                     environment: environment.into(),
-                    metrics: Arc::default(),
+                    metrics: Arc::new(RouteMetrics::new(slots)),
                     backends: RwLock::new(None),
                     next: AtomicUsize::new(0),
                 })

@@ -39,8 +39,18 @@ pub struct RouteStats {
     pub latency_buckets: Vec<(f64, u64)>,
 }
 
-#[derive(Default)]
+/// A route's counters, one shard per pool slot (see `backend::pool_slot`): a request only
+/// writes to its own thread's shard, so the proxy's worker threads never contend for a cache
+/// line here. Readers add the shards up.
 pub(crate) struct RouteMetrics {
+    shards: Box<[Shard]>,
+}
+
+// Two cache lines, so that neighbouring shards never share one (also with adjacent-line
+// prefetching).
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
     by_class: [AtomicU64; 5],
     in_flight: AtomicI64,
     latency_sum_micros: AtomicU64,
@@ -48,34 +58,73 @@ pub(crate) struct RouteMetrics {
     buckets: [AtomicU64; BUCKETS_MICROS.len() + 1],
 }
 
+/// The sums over all shards.
+struct Totals {
+    by_class: [u64; 5],
+    in_flight: i64,
+    latency_sum_micros: u64,
+    buckets: [u64; BUCKETS_MICROS.len() + 1],
+}
+
 impl RouteMetrics {
-    pub(crate) fn start(&self) {
-        self.in_flight.fetch_add(1, Relaxed);
+    pub(crate) fn new(shards: usize) -> Self {
+        RouteMetrics {
+            shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
+        }
     }
 
-    /// Ends a request started with `start`.
+    fn shard(&self) -> &Shard {
+        &self.shards[crate::backend::pool_slot() % self.shards.len()]
+    }
+
+    pub(crate) fn start(&self) {
+        self.shard().in_flight.fetch_add(1, Relaxed);
+    }
+
+    /// Ends a request started with `start` (on the same thread).
     pub(crate) fn finish(&self, status: u16, elapsed: Duration) {
+        let shard = self.shard();
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.by_class[class].fetch_add(1, Relaxed);
+        shard.by_class[class].fetch_add(1, Relaxed);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_micros.fetch_add(micros, Relaxed);
+        shard.latency_sum_micros.fetch_add(micros, Relaxed);
         let bucket = BUCKETS_MICROS
             .iter()
             .position(|bound| micros <= *bound)
             .unwrap_or(BUCKETS_MICROS.len());
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        self.in_flight.fetch_sub(1, Relaxed);
+        shard.buckets[bucket].fetch_add(1, Relaxed);
+        shard.in_flight.fetch_sub(1, Relaxed);
+    }
+
+    fn totals(&self) -> Totals {
+        let mut t = Totals {
+            by_class: [0; 5],
+            in_flight: 0,
+            latency_sum_micros: 0,
+            buckets: [0; BUCKETS_MICROS.len() + 1],
+        };
+        for shard in &self.shards {
+            for (sum, c) in t.by_class.iter_mut().zip(&shard.by_class) {
+                *sum += c.load(Relaxed);
+            }
+            t.in_flight += shard.in_flight.load(Relaxed);
+            t.latency_sum_micros += shard.latency_sum_micros.load(Relaxed);
+            for (sum, c) in t.buckets.iter_mut().zip(&shard.buckets) {
+                *sum += c.load(Relaxed);
+            }
+        }
+        t
     }
 
     pub(crate) fn snapshot(&self) -> RouteStats {
-        let by_class: [u64; 5] = std::array::from_fn(|i| self.by_class[i].load(Relaxed));
+        let t = self.totals();
         let mut cumulative = 0;
-        let latency_buckets = self
+        let latency_buckets = t
             .buckets
             .iter()
             .enumerate()
             .map(|(i, count)| {
-                cumulative += count.load(Relaxed);
+                cumulative += count;
                 let bound = BUCKETS_MICROS
                     .get(i)
                     .map_or(f64::INFINITY, |micros| *micros as f64 / 1e6);
@@ -83,11 +132,11 @@ impl RouteMetrics {
             })
             .collect();
         RouteStats {
-            requests: by_class.iter().sum(),
-            errors: by_class[4],
-            in_flight: u64::try_from(self.in_flight.load(Relaxed)).unwrap_or(0),
-            by_class,
-            latency_sum: Duration::from_micros(self.latency_sum_micros.load(Relaxed)),
+            requests: t.by_class.iter().sum(),
+            errors: t.by_class[4],
+            in_flight: u64::try_from(t.in_flight).unwrap_or(0),
+            by_class: t.by_class,
+            latency_sum: Duration::from_micros(t.latency_sum_micros),
             latency_buckets,
         }
     }
@@ -101,14 +150,15 @@ pub(crate) fn render(out: &mut String, routes: &[(&str, &str, &RouteMetrics)], u
         "# HELP slipway_proxy_requests_total Requests answered through the proxy, per route and status class.\n\
          # TYPE slipway_proxy_requests_total counter\n",
     );
-    for (service, environment, metrics) in routes {
+    let totals: Vec<Totals> = routes.iter().map(|(_, _, m)| m.totals()).collect();
+    for ((service, environment, _), metrics) in routes.iter().zip(&totals) {
         for (class, label) in CLASS_LABELS.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "slipway_proxy_requests_total{{service=\"{}\",environment=\"{}\",code_class=\"{label}\"}} {}",
                 Escaped(service),
                 Escaped(environment),
-                metrics.by_class[class].load(Relaxed)
+                metrics.by_class[class]
             );
         }
     }
@@ -116,18 +166,18 @@ pub(crate) fn render(out: &mut String, routes: &[(&str, &str, &RouteMetrics)], u
         "# HELP slipway_proxy_request_duration_seconds Time from receiving a request to the end of its response body.\n\
          # TYPE slipway_proxy_request_duration_seconds histogram\n",
     );
-    for (service, environment, metrics) in routes {
+    for ((service, environment, _), metrics) in routes.iter().zip(&totals) {
         let (service, environment) = (Escaped(service), Escaped(environment));
         let mut cumulative = 0;
         for (i, count) in metrics.buckets.iter().enumerate() {
-            cumulative += count.load(Relaxed);
+            cumulative += count;
             let le = BUCKET_LABELS.get(i).copied().unwrap_or("+Inf");
             let _ = writeln!(
                 out,
                 "slipway_proxy_request_duration_seconds_bucket{{service=\"{service}\",environment=\"{environment}\",le=\"{le}\"}} {cumulative}"
             );
         }
-        let sum = metrics.latency_sum_micros.load(Relaxed) as f64 / 1e6;
+        let sum = metrics.latency_sum_micros as f64 / 1e6;
         let _ = writeln!(
             out,
             "slipway_proxy_request_duration_seconds_sum{{service=\"{service}\",environment=\"{environment}\"}} {sum}"
@@ -141,13 +191,13 @@ pub(crate) fn render(out: &mut String, routes: &[(&str, &str, &RouteMetrics)], u
         "# HELP slipway_proxy_requests_in_flight Requests being handled right now, per route.\n\
          # TYPE slipway_proxy_requests_in_flight gauge\n",
     );
-    for (service, environment, metrics) in routes {
+    for ((service, environment, _), metrics) in routes.iter().zip(&totals) {
         let _ = writeln!(
             out,
             "slipway_proxy_requests_in_flight{{service=\"{}\",environment=\"{}\"}} {}",
             Escaped(service),
             Escaped(environment),
-            metrics.in_flight.load(Relaxed).max(0)
+            metrics.in_flight.max(0)
         );
     }
     let _ = write!(
@@ -186,7 +236,7 @@ mod tests {
         for (micros, label) in BUCKETS_MICROS.iter().zip(BUCKET_LABELS) {
             assert_eq!(*micros as f64 / 1e6, label.parse::<f64>().unwrap());
         }
-        let m = RouteMetrics::default();
+        let m = RouteMetrics::new(3);
         for (status, ms) in [(200, 0), (200, 3), (404, 30), (502, 20_000)] {
             m.start();
             m.finish(status, Duration::from_millis(ms));

@@ -3,17 +3,16 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::Service;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::body::ProxyBody;
 use crate::forward::{self, Client};
@@ -25,91 +24,44 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep_idle(Arc::clone(&inner)));
-    let workers = inner.config.worker_threads;
-    let result = if workers == 0 {
-        accept_loop(inner, listener, shutdown).await;
-        Ok(())
-    } else {
-        serve_on_workers(inner, listener, workers, shutdown).await
-    };
+    let result = accept_loop(inner, listener, shutdown).await;
     sweeper.abort();
     result
 }
 
-/// Runs `workers` threads, each with a single-threaded runtime accepting from the same listening
-/// socket, until `shutdown`; returns once every worker has finished its connections.
-async fn serve_on_workers(
-    inner: Arc<Inner>,
-    listener: TcpListener,
-    workers: usize,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    // Workers watch `stopping`; each holds a receiver until its connections are done, so the
-    // sender learns that all are done when no receiver is left.
-    let (stopping, stop_rx) = watch::channel(false);
-    let listener = listener.into_std()?;
-    let mut started = Vec::with_capacity(workers);
-    for slot in 1..=workers {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let listener = listener.try_clone()?;
-        let inner = Arc::clone(&inner);
-        let mut stop = stop_rx.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("slipway-proxy-{slot}"))
-            .spawn(move || {
-                backend::set_pool_slot(slot);
-                runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(inner, listener, stopped(&mut stop)).await,
-                        Err(e) => tracing::error!(error = %e, "proxy worker could not listen"),
-                    }
-                });
-            });
-        match thread {
-            Ok(thread) => started.push(thread),
-            Err(e) => {
-                // Stop the workers already running before reporting.
-                let _ = stopping.send(true);
-                return Err(e);
-            }
-        }
-    }
-    drop(listener);
-    drop(stop_rx);
-    shutdown.await;
-    // Fails only when every worker is gone already.
-    let _ = stopping.send(true);
-    stopping.closed().await;
-    Ok(())
+/// A worker thread as the accept loop sees it.
+struct Worker {
+    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    /// Client connections it serves now.
+    load: Arc<AtomicUsize>,
 }
 
-/// Accepts and serves connections until `shutdown`, then lets them finish their request in
-/// progress and returns when all are closed.
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    // Connections watch `stopping`; the sender learns they are all gone when every receiver
-    // has been dropped.
-    let (stopping, stop_rx) = watch::channel(false);
+/// Accepts connections until `shutdown` and hands each to the least busy worker thread (or
+/// serves it on this runtime when there are none); then has every connection finish its request
+/// in progress and returns once all are closed.
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).keep_alive(true);
+    // Idle and slow clients are handled by `client_idle_timeout` per connection instead of
+    // hyper's header timeout, which would arm a timer for every request.
+    http.keep_alive(true).header_read_timeout(None);
     let http = Arc::new(http);
+    // Every connection task and every worker holds a receiver of `stopping`; once it is set they
+    // wind down, and the sender learns that all are done when no receiver is left.
+    let (stopping, stop_rx) = watch::channel(false);
+    let workers = start_workers(&inner, &http, &stop_rx)?;
+    let mut next = 0;
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                tokio::spawn(connection(
-                    Arc::clone(&inner),
-                    Arc::clone(&http),
-                    stream,
-                    peer,
-                    stop_rx.clone(),
-                ));
-            }
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Per-connection failures (a client that reset before accept) and running out of
                 // file descriptors; neither ends the proxy. Back off a little on the latter.
@@ -117,42 +69,163 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, shutdown: impl Fu
                 if matches!(e.raw_os_error(), Some(23 | 24)) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
+                continue;
             }
+        };
+        if workers.is_empty() {
+            let conn = connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
+            tokio::spawn(conn.run(stop_rx.clone(), None));
+            continue;
+        }
+        // Least busy first, round-robin among equals, so that keep-alive connections (and the
+        // load they carry) spread evenly over the cores.
+        next = (next + 1) % workers.len();
+        let worker = (0..workers.len())
+            .map(|i| &workers[(next + i) % workers.len()])
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            .unwrap_or(&workers[0]); // not empty: checked above
+        match stream.into_std() {
+            Ok(stream) => {
+                worker.load.fetch_add(1, Ordering::Relaxed);
+                if worker.connections.send((stream, peer)).is_err() {
+                    worker.load.fetch_sub(1, Ordering::Relaxed);
+                    tracing::error!("a proxy worker thread is gone; connection dropped");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "handing a connection to a worker failed"),
         }
     }
     drop(listener);
+    // Closing the hand-over channels ends the workers' loops.
+    drop(workers);
     drop(stop_rx);
-    // No receiver left means no connection left, which is all `send` could fail on.
+    // Fails only when no connection and no worker is left, which is what is awaited next.
     let _ = stopping.send(true);
     stopping.closed().await;
+    Ok(())
 }
 
-async fn connection(
+/// Starts `worker_threads` threads, each with a single-threaded runtime serving the connections
+/// handed to it, so a request and its backend connection stay on one core (nginx's design).
+fn start_workers(
+    inner: &Arc<Inner>,
+    http: &Arc<http1::Builder>,
+    stop: &watch::Receiver<bool>,
+) -> std::io::Result<Vec<Worker>> {
+    let mut workers = Vec::with_capacity(inner.config.worker_threads);
+    for slot in 1..=inner.config.worker_threads {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (connections, mut handed) = mpsc::unbounded_channel();
+        let load = Arc::new(AtomicUsize::new(0));
+        let (inner, http, stop, worker_load) = (
+            Arc::clone(inner),
+            Arc::clone(http),
+            stop.clone(),
+            Arc::clone(&load),
+        );
+        std::thread::Builder::new()
+            .name(format!("slipway-proxy-{slot}"))
+            .spawn(move || {
+                backend::set_pool_slot(slot);
+                runtime.block_on(async move {
+                    // This worker's connections hold `alive` receivers; the worker ends after
+                    // the last one, and only then drops its `stop`, which `accept_loop` waits on.
+                    let (alive, alive_rx) = watch::channel(());
+                    while let Some((stream, peer)) = handed.recv().await {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                let conn =
+                                    connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
+                                let token = alive_rx.clone();
+                                let stop = stop.clone();
+                                let load = Arc::clone(&worker_load);
+                                tokio::spawn(async move {
+                                    conn.run(stop, Some(load)).await;
+                                    drop(token);
+                                });
+                            }
+                            Err(e) => {
+                                worker_load.fetch_sub(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "a worker could not take a connection");
+                            }
+                        }
+                    }
+                    drop(alive_rx);
+                    alive.closed().await;
+                    drop(stop);
+                });
+            })?;
+        workers.push(Worker { connections, load });
+    }
+    Ok(workers)
+}
+
+/// A client connection about to be served.
+struct Connection {
+    http: Arc<http1::Builder>,
+    stream: TcpStream,
+    state: Arc<ConnState>,
+}
+
+fn connection(
     inner: Arc<Inner>,
     http: Arc<http1::Builder>,
     stream: TcpStream,
     peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) {
+) -> Connection {
     let _ = stream.set_nodelay(true);
-    let service = ConnService(Arc::new(ConnState {
-        inner,
-        client: Client::new(peer),
-    }));
-    let conn = http
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = stopped(&mut stop) => {
-            // Finish the request in progress (if any), then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    Connection {
+        http,
+        stream,
+        state: Arc::new(ConnState {
+            inner,
+            client: Client::new(peer),
+            requests: AtomicU64::new(0),
+        }),
+    }
+}
+
+impl Connection {
+    /// Serves the connection until the client closes it, it stays idle for the idle timeout, or
+    /// the proxy stops; the last two let the request in progress finish first.
+    async fn run(self, mut stop: watch::Receiver<bool>, load: Option<Arc<AtomicUsize>>) {
+        let state = self.state;
+        let idle = state.inner.config.client_idle_timeout;
+        let conn = self
+            .http
+            .serve_connection(TokioIo::new(self.stream), service(Arc::clone(&state)))
+            .with_upgrades();
+        tokio::pin!(conn);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+        let mut seen = 0;
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = conn.as_mut() => break result,
+                () = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    break conn.await;
+                }
+                _ = ticks.tick() => {
+                    let requests = state.requests.load(Ordering::Relaxed);
+                    if requests == seen {
+                        // No request began in a whole period: close once the one in progress
+                        // (if any) is done. This also ends clients that never finish a header.
+                        conn.as_mut().graceful_shutdown();
+                        break conn.await;
+                    }
+                    seen = requests;
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(client = %state.client.addr, error = %e, "client connection ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+        if let Some(load) = load {
+            load.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -184,17 +257,23 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 struct ConnState {
     inner: Arc<Inner>,
     client: Client,
+    /// Requests begun on this connection.
+    requests: AtomicU64,
 }
 
-struct ConnService(Arc<ConnState>);
-
-impl Service<Request<Incoming>> for ConnService {
-    type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let state = Arc::clone(&self.0);
-        Box::pin(async move { Ok(forward::handle(&state.inner, &state.client, req).await) })
-    }
+/// The per-connection request handler. A closure rather than a `Service` impl, so that its future
+/// needs no box.
+fn service(
+    state: Arc<ConnState>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
+> {
+    hyper::service::service_fn(move |req: Request<Incoming>| {
+        state.requests.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::clone(&state);
+        async move { Ok(forward::handle(&state.inner, &state.client, req).await) }
+    })
 }
