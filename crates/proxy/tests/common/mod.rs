@@ -91,7 +91,7 @@ impl TestProxy {
 /// - `/status/{code}` answers that status;
 /// - `/headers` answers the request headers, one `name: value` line each;
 /// - `/echo` streams the request body back as it arrives;
-/// - `/slow` answers its name after a few milliseconds of work;
+/// - `/slow` answers its name after a few milliseconds of work, `/sleep/{ms}` after `ms`;
 /// - `/upgrade` switches protocols and echoes the bytes of the upgraded connection.
 pub struct TestBackend {
     pub name: String,
@@ -221,6 +221,12 @@ async fn answer(name: &str, mut req: Request<Incoming>) -> Response<Body> {
             r.headers_mut().insert("upgrade", "echo".parse().unwrap());
             r
         }
+        other if other.starts_with("/sleep/") => {
+            // Work that takes the given number of milliseconds.
+            let ms = other["/sleep/".len()..].parse().unwrap();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Response::new(text(name.to_owned()))
+        }
         other => match other.strip_prefix("/status/") {
             Some(code) => {
                 let mut r = Response::new(text(format!("{code} from {name}")));
@@ -249,6 +255,10 @@ impl Conn {
             .unwrap();
         tokio::spawn(conn.with_upgrades());
         Conn { sender }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
     }
 
     pub async fn send(&mut self, req: Request<Body>) -> hyper::Result<Response<Incoming>> {
