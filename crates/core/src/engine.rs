@@ -216,3 +216,24 @@ pub struct Instance {
     pub state: String,
     pub started_at: DateTime<Utc>,
 }
+
+/// Runtime figures of a service in one environment over one sampling interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RuntimeSample {
+    pub service: String,
+    pub environment: String,
+    pub at: DateTime<Utc>,
+    /// Instances running.
+    pub instances: i32,
+    /// CPU used by all instances, in percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory of all instances.
+    pub memory_bytes: i64,
+    /// Requests answered through the proxy during the interval.
+    pub requests: i64,
+    /// 5xx answers during the interval.
+    pub errors: i64,
+    /// Latency percentiles of the interval's requests (`null` without requests).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+}

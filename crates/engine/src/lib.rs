@@ -5,6 +5,7 @@ pub mod local;
 pub mod logs;
 pub mod orchestrator;
 pub mod process;
+pub mod sampler;
 pub mod source;
 
 use local::{LocalConfig, LocalTarget};
@@ -34,6 +35,9 @@ pub struct EngineConfig {
     pub heartbeat: Duration,
     /// Adjustments of the local target (tests shorten timeouts).
     pub tune_local: Option<fn(&mut LocalConfig)>,
+    /// How often runtime figures are written to the database, and how long they are kept.
+    pub sample_every: Duration,
+    pub sample_retention: Duration,
 }
 
 impl EngineConfig {
@@ -45,6 +49,8 @@ impl EngineConfig {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
             tune_local: None,
+            sample_every: Duration::from_secs(15),
+            sample_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -118,6 +124,18 @@ impl Engine {
                 workers,
                 async move { stop.cancelled().await },
             )));
+        }
+        {
+            let local = local.clone();
+            let store = store.clone();
+            let stop = stop.clone();
+            let (every, keep) = (config.sample_every, config.sample_retention);
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = sampler::run(local, store, every, keep) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }));
         }
         Ok(Arc::new(Engine {
             store,

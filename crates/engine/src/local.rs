@@ -343,6 +343,21 @@ impl LocalTarget {
             let pgid = i64::from(child.id().unwrap_or(0));
             // Whatever happens to this future, the command's whole group ends with it.
             let _group = process::GroupGuard(pgid);
+            // Recorded so that a Slipway killed mid-build stops it at its next start.
+            let build_row = Instance {
+                service: service.to_string(),
+                environment: environment.to_string(),
+                release_id: format!("build:{}", dir.display()),
+                slot: -1,
+                pid: pgid,
+                pid_start: process::start_time(pgid).unwrap_or(0),
+                port: 0,
+                state: "building".to_string(),
+                started_at: chrono::Utc::now(),
+            };
+            if let Err(e) = self.store.put_instance(&build_row).await {
+                tracing::warn!(error = %e, "cannot record a build process");
+            }
             let tail = Arc::new(Mutex::new(std::collections::VecDeque::<String>::new()));
             let readers = [
                 child
@@ -367,6 +382,10 @@ impl LocalTarget {
             };
             // Whatever the command left running in its group goes with it.
             process::signal_group(pgid, libc::SIGKILL);
+            let _ = self
+                .store
+                .delete_instance(service, environment, &build_row.release_id, -1)
+                .await;
             for r in readers.into_iter().flatten() {
                 let _ = r.await;
             }
@@ -740,6 +759,23 @@ impl LocalTarget {
             health_path: plan.health_path.clone(),
             fixed_port: (!plan.reads_port_env).then_some(plan.port).flatten(),
         })
+    }
+
+    /// Services and environments that have serving instances.
+    pub fn serving_apps(&self) -> Vec<(String, String)> {
+        let apps: Vec<((String, String), Arc<App>)> = {
+            let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            apps.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        apps.into_iter()
+            .filter(|(_, app)| {
+                app.instances
+                    .lock()
+                    .map(|l| l.iter().any(|i| i.state() == InstanceState::Serving))
+                    .unwrap_or(false)
+            })
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// Instance count, CPU and memory of a service's serving instances, from `/proc`.

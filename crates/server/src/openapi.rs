@@ -35,11 +35,11 @@ use utoipa::OpenApi;
         api::deployments::create_deployment, api::deployments::list_deployments, api::deployments::get_deployment,
         api::deployments::deployment_logs, api::deployments::rollback_deployment, api::deployments::cancel_deployment,
         api::deployments::destroy_deployment,
-        api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::metrics,
+        api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::service_metrics, api::runtime::metrics,
         api::audit::list_audit,
     ),
     components(schemas(
-        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
+        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
     tags(

@@ -237,6 +237,39 @@ async fn a_python_app_goes_from_registration_to_a_live_url() {
     let app_log = text(&s, "/api/v1/services/hello/logs?environment=dev").await;
     assert!(app_log.contains("stdout] listening on"), "{app_log}");
 
+    // Runtime history: samples from /proc and the proxy land in the database.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, m) = s
+            .get("/api/v1/services/hello/metrics?environment=dev")
+            .await;
+        assert_eq!(status, 200, "{m}");
+        let samples = m["samples"].as_array().unwrap();
+        let requests: i64 = samples
+            .iter()
+            .map(|x| x["requests"].as_i64().unwrap())
+            .sum();
+        if requests >= 2 {
+            assert_eq!(m["instances"], 1, "{m}");
+            assert!(
+                samples
+                    .iter()
+                    .all(|x| x["memory_bytes"].as_i64().unwrap() > 0),
+                "{m}"
+            );
+            assert!(
+                samples.iter().any(|x| x["latency_p50_ms"].is_number()),
+                "{m}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no samples with the requests: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Proxy metrics count the requests.
     let metrics = text(&s, "/metrics").await;
     assert!(

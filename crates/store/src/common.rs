@@ -8,7 +8,7 @@ use slipway_core::{
     job_kind, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
     Job, JobOutcome, JobStatus, LogLine, LogStream, NewDeployment, NewJob, NewService, Release,
-    Service, ServiceQuery, ServiceUpdate, Team, DEPLOY_QUEUE,
+    RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team, DEPLOY_QUEUE,
 };
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -498,6 +498,37 @@ impl TryFrom<JobRow> for Job {
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SampleRow {
+    service: String,
+    environment: String,
+    at: DateTime<Utc>,
+    instances: i32,
+    cpu_percent: f64,
+    memory_bytes: i64,
+    requests: i64,
+    errors: i64,
+    latency_p50_ms: Option<f64>,
+    latency_p99_ms: Option<f64>,
+}
+
+impl From<SampleRow> for RuntimeSample {
+    fn from(r: SampleRow) -> Self {
+        RuntimeSample {
+            service: r.service,
+            environment: r.environment,
+            at: r.at,
+            instances: r.instances,
+            cpu_percent: r.cpu_percent,
+            memory_bytes: r.memory_bytes,
+            requests: r.requests,
+            errors: r.errors,
+            latency_p50_ms: r.latency_p50_ms,
+            latency_p99_ms: r.latency_p99_ms,
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use slipway_core::{
     Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentStatus, Environment, Instance, Job, JobOutcome,
-    LogLine, NewDeployment, NewJob, NewLogLine, NewService, Page, Release, Service, ServiceQuery,
-    ServiceUpdate, Team, TransitionUpdate,
+    LogLine, NewDeployment, NewJob, NewLogLine, NewService, Page, Release, RuntimeSample, Service,
+    ServiceQuery, ServiceUpdate, Team, TransitionUpdate,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -208,6 +208,18 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves when a job may have been enqueued (by this process, or on PostgreSQL by any), or after
     /// `timeout`.
     async fn wait_for_jobs(&self, timeout: Duration);
+
+    // Runtime samples
+    async fn record_samples(&self, samples: &[RuntimeSample]) -> Result<()>;
+    /// Samples at or after `since`, oldest first.
+    async fn runtime_samples(
+        &self,
+        service: &str,
+        environment: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<RuntimeSample>>;
+    /// Deletes samples older than `before`; returns how many.
+    async fn prune_samples(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64>;
 
     // Local target instances
     async fn put_instance(&self, instance: &Instance) -> Result<()>;

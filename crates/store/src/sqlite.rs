@@ -7,8 +7,8 @@
 
 use crate::common::{
     self, convert, owner_key, ArtifactInfoRow, ArtifactRow, AuditRow, DeploymentRow,
-    EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, ServiceRow, TeamRow,
-    DEPLOYMENT_COLUMNS, INSTANCE_COLUMNS,
+    EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, SampleRow, ServiceRow,
+    TeamRow, DEPLOYMENT_COLUMNS, INSTANCE_COLUMNS,
 };
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
@@ -19,7 +19,8 @@ use slipway_core::{
     job_kind, Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
     Job, JobOutcome, JobStatus, LogLine, NewAuditEvent, NewDeployment, NewJob, NewLogLine,
-    NewService, Page, Release, Service, ServiceQuery, ServiceUpdate, Team, TransitionUpdate,
+    NewService, Page, Release, RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team,
+    TransitionUpdate,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -1463,6 +1464,65 @@ impl Store for SqliteStore {
 
     async fn wait_for_jobs(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.jobs_enqueued.notified()).await;
+    }
+
+    async fn record_samples(&self, samples: &[RuntimeSample]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for x in samples {
+            sqlx::query(
+                "INSERT INTO runtime_samples (service, environment, at, instances, cpu_percent, memory_bytes, \
+                 requests, errors, latency_p50_ms, latency_p99_ms) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM services WHERE name = $1) \
+                 ON CONFLICT (service, environment, at) DO NOTHING",
+            )
+            .bind(&x.service)
+            .bind(&x.environment)
+            .bind(ts(x.at))
+            .bind(x.instances)
+            .bind(x.cpu_percent)
+            .bind(x.memory_bytes)
+            .bind(x.requests)
+            .bind(x.errors)
+            .bind(x.latency_p50_ms)
+            .bind(x.latency_p99_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn runtime_samples(
+        &self,
+        service: &str,
+        environment: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RuntimeSample>> {
+        let rows: Vec<SampleRow> = sqlx::query_as(
+            "SELECT service, environment, at, instances, cpu_percent, memory_bytes, requests, errors, \
+             latency_p50_ms, latency_p99_ms FROM runtime_samples \
+             WHERE service = $1 AND environment = $2 AND at >= $3 ORDER BY at",
+        )
+        .bind(service)
+        .bind(environment)
+        .bind(ts(since))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(RuntimeSample::from).collect())
+    }
+
+    async fn prune_samples(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM runtime_samples WHERE at < $1")
+            .bind(ts(before))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn put_instance(&self, i: &Instance) -> Result<()> {

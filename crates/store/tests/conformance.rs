@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use slipway_core::{
     Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentSource,
     DeploymentStatus, IdempotencyKey, Instance, Job, JobOutcome, JobStatus, LogStream,
-    NewDeployment, NewJob, NewLogLine, NewService, Release, ServiceQuery, ServiceUpdate,
-    TransitionUpdate, DEPLOY_QUEUE,
+    NewDeployment, NewJob, NewLogLine, NewService, Release, RuntimeSample, ServiceQuery,
+    ServiceUpdate, TransitionUpdate, DEPLOY_QUEUE,
 };
 use slipway_store::{Store, StoreError};
 use std::collections::BTreeSet;
@@ -99,6 +99,7 @@ conformance!(
     cancel_queued_and_running_deployments,
     logs_releases_variables_and_instances,
     cancelled_writes_leave_the_store_usable,
+    runtime_samples_are_kept_and_pruned,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -1918,4 +1919,50 @@ async fn cancelled_writes_leave_the_store_usable(store: Arc<dyn Store>) {
         .await
         .expect("a write after cancelled writes does not hang")
         .expect("a write after cancelled writes succeeds");
+}
+
+async fn runtime_samples_are_kept_and_pruned(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    let t0 = chrono::Utc::now().trunc_subsecs(6) - chrono::Duration::minutes(10);
+    let sample = |minutes: i64, requests: i64| RuntimeSample {
+        service: "api".into(),
+        environment: "dev".into(),
+        at: t0 + chrono::Duration::minutes(minutes),
+        instances: 2,
+        cpu_percent: 12.5,
+        memory_bytes: 50 << 20,
+        requests,
+        errors: 1,
+        latency_p50_ms: Some(1.5),
+        latency_p99_ms: None,
+    };
+    let samples: Vec<_> = (0..5).map(|m| sample(m * 2, m * 10)).collect();
+    store.record_samples(&samples).await.expect("record");
+    // A sample of an unknown service is dropped, not an error (it may have just been deleted).
+    let mut ghost = sample(1, 1);
+    ghost.service = "ghost".into();
+    store.record_samples(&[ghost]).await.expect("record ghost");
+    let all = store
+        .runtime_samples("api", "dev", t0)
+        .await
+        .expect("samples");
+    assert_eq!(all, samples);
+    let recent = store
+        .runtime_samples("api", "dev", t0 + chrono::Duration::minutes(5))
+        .await
+        .expect("samples");
+    assert_eq!(recent.len(), 2);
+    let pruned = store
+        .prune_samples(t0 + chrono::Duration::minutes(3))
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 2);
+    assert_eq!(
+        store
+            .runtime_samples("api", "dev", t0)
+            .await
+            .expect("samples")
+            .len(),
+        3
+    );
 }

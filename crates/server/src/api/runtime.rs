@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
             get(get_variables).put(set_variables),
         )
         .route("/api/v1/services/{name}/logs", get(service_logs))
+        .route("/api/v1/services/{name}/metrics", get(service_metrics))
         .route("/metrics", get(metrics))
 }
 
@@ -205,6 +206,71 @@ pub async fn service_logs(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    /// Defaults to `dev`.
+    pub environment: Option<String>,
+    /// RFC 3339 time; samples at or after it (default: the last hour).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Runtime figures of a service in an environment: the history sampled every 15 s, and the
+/// figures now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceMetrics {
+    pub service: String,
+    pub environment: String,
+    /// Running instances now (`null` when nothing runs or this process runs no engine).
+    pub instances: Option<u32>,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    /// Proxy counters since Slipway started.
+    pub requests_total: Option<u64>,
+    pub errors_total: Option<u64>,
+    pub samples: Vec<slipway_core::RuntimeSample>,
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{name}/metrics", tag = "services", params(("name" = String, Path), MetricsQuery), responses(
+    (status = 200, body = ServiceMetrics),
+    (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn service_metrics(
+    State(state): State<AppState>,
+    ValidPath(name): ValidPath<String>,
+    ValidQuery(q): ValidQuery<MetricsQuery>,
+) -> ApiResult<Json<ServiceMetrics>> {
+    let env = q
+        .environment
+        .unwrap_or_else(|| crate::catalog::REGISTRATION_ENV.to_string());
+    state.store.get_service(&name).await?;
+    state.store.get_environment(&env).await?;
+    let since = q
+        .since
+        .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::hours(1));
+    let samples = state.store.runtime_samples(&name, &env, since).await?;
+    let usage = state
+        .engine
+        .as_ref()
+        .and_then(|e| e.local.usage(&name, &env));
+    let stats = state
+        .engine
+        .as_ref()
+        .and_then(|e| e.proxy.stats(&name, &env));
+    Ok(Json(ServiceMetrics {
+        service: name,
+        environment: env,
+        instances: usage.as_ref().map(|u| u.instances),
+        cpu_percent: usage
+            .as_ref()
+            .map(|u| (u.cpu_percent * 10.0).round() / 10.0),
+        memory_bytes: usage.as_ref().map(|u| u.memory_bytes),
+        requests_total: stats.as_ref().map(|s| s.requests),
+        errors_total: stats.as_ref().map(|s| s.errors),
+        samples,
+    }))
 }
 
 /// Prometheus text exposition: the proxy's per-route request counters and latency histograms.

@@ -52,6 +52,7 @@ impl TestServer {
                 "127.0.0.1:0".parse().unwrap(),
             );
             config.heartbeat = std::time::Duration::from_millis(500);
+            config.sample_every = std::time::Duration::from_millis(200);
             config.tune_local = Some(|c| {
                 c.health_timeout = std::time::Duration::from_secs(20);
                 c.stop_grace = std::time::Duration::from_secs(3);

@@ -93,3 +93,19 @@ CREATE TABLE instances (
     started_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (service, environment, release_id, slot)
 );
+
+-- Runtime figures of what runs, sampled every 15 s (kept 24 h by default) for history charts.
+CREATE TABLE runtime_samples (
+    service        TEXT NOT NULL REFERENCES services (name) ON DELETE CASCADE,
+    environment    TEXT NOT NULL,
+    at             TIMESTAMPTZ NOT NULL,
+    instances      INTEGER NOT NULL,
+    cpu_percent    DOUBLE PRECISION NOT NULL,
+    memory_bytes   BIGINT NOT NULL,
+    requests       BIGINT NOT NULL,
+    errors         BIGINT NOT NULL,
+    latency_p50_ms DOUBLE PRECISION,
+    latency_p99_ms DOUBLE PRECISION,
+    PRIMARY KEY (service, environment, at)
+);
+CREATE INDEX runtime_samples_at ON runtime_samples (at);
