@@ -761,6 +761,25 @@ impl LocalTarget {
         })
     }
 
+    /// Stops everything a deleted service ran, in every environment, removes its routes and its
+    /// releases, logs and home directories.
+    pub async fn remove_service(&self, service: &str) {
+        let apps: Vec<((String, String), Arc<App>)> = {
+            let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<(String, String)> =
+                apps.keys().filter(|(s, _)| s == service).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| apps.remove(&k).map(|a| (k, a)))
+                .collect()
+        };
+        for ((svc, env), app) in apps {
+            self.proxy.remove(&svc, &env);
+            let all = app.instances.lock().map(|l| l.clone()).unwrap_or_default();
+            self.stop(&all).await;
+        }
+        process::remove_dir(&self.config.root.join(service)).await;
+    }
+
     /// Services and environments that have serving instances.
     pub fn serving_apps(&self) -> Vec<(String, String)> {
         let apps: Vec<((String, String), Arc<App>)> = {

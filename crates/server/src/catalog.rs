@@ -210,6 +210,10 @@ pub async fn delete(state: &AppState, name: &str, actor: &Actor) -> ApiResult<()
         .list_artifacts(name, Some(ArtifactScope::Platform))
         .await?;
     state.store.delete_service(name, actor).await?;
+    if let Some(engine) = &state.engine {
+        // What it ran goes with it: processes, routes, releases and logs.
+        engine.local.remove_service(name).await;
+    }
     let deletes = artifacts.into_iter().map(|a| a.path).collect();
     project(
         state,

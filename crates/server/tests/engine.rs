@@ -511,6 +511,21 @@ async fn rollback_redeploys_an_earlier_release_without_rebuilding_and_destroy_st
     assert_eq!(health["pod_count"], Value::Null, "{health}");
     let (status, _) = s.delete(&format!("/api/v1/deployments/{serving}")).await;
     assert_eq!(status, 409);
+
+    // Deleting the service takes what it still runs (a new release here) with it.
+    let again = deploy(&s, json!({ "service": "web" })).await;
+    assert_eq!(finished(&s, &again).await["status"], "EXPOSED");
+    let (status, _) = s.delete("/api/v1/services/web").await;
+    assert_eq!(status, 204);
+    assert_eq!(through_proxy(&s, "web.dev.localhost", "/").await.0, 404);
+    assert!(!s.dir.path().join("apps/web").exists());
+    assert!(s
+        .state
+        .store
+        .list_instances(Some(("web", "dev")))
+        .await
+        .unwrap()
+        .is_empty());
     s.stop().await;
 }
 
