@@ -71,6 +71,7 @@ impl Slipway {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("slipway up did not start: {}", seen.join("\n"));
                 }
             }
