@@ -1,9 +1,11 @@
 //! The CLI's HTTP client: one place that turns transport failures and problem documents into messages
 //! and exit codes scripts can rely on.
 
+use crate::sse::{SseEvent, SseParser};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::fmt;
 
 /// Exit codes (documented in docs/cli.md).
@@ -16,6 +18,8 @@ pub mod exit {
     pub const CONFLICT: i32 = 5;
     pub const INVALID: i32 = 6;
     pub const SERVER: i32 = 7;
+    /// A followed deployment ended without serving (FAILED, ROLLED_BACK, CANCELLED, DESTROYED).
+    pub const DEPLOYMENT_FAILED: i32 = 8;
 }
 
 #[derive(Debug)]
@@ -35,6 +39,8 @@ impl std::error::Error for CliError {}
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// For streams, which stay open as long as they have something to say: no overall time limit.
+    streaming: reqwest::Client,
 }
 
 #[derive(serde::Deserialize)]
@@ -71,16 +77,28 @@ impl Client {
                 message: format!("--server {base:?} must start with http://"),
             });
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(120))
-            .user_agent(concat!("slipway-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CliError {
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .user_agent(concat!("slipway-cli/", env!("CARGO_PKG_VERSION")))
+        };
+        let built = |r: reqwest::Result<reqwest::Client>| {
+            r.map_err(|e| CliError {
                 code: exit::ERROR,
                 message: format!("cannot build the HTTP client: {e}"),
-            })?;
-        Ok(Client { base, http })
+            })
+        };
+        let http = built(
+            builder()
+                .timeout(std::time::Duration::from_secs(120))
+                .build(),
+        )?;
+        let streaming = built(builder().build())?;
+        Ok(Client {
+            base,
+            http,
+            streaming,
+        })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
@@ -95,9 +113,49 @@ impl Client {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), CliError> {
         let res = self.request::<()>(Method::DELETE, path, None).await?;
         check(res).await.map(|_| ())
+    }
+
+    /// A DELETE whose answer has a body (`202` with the resource).
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.send::<(), T>(Method::DELETE, path, None).await
+    }
+
+    /// A GET answered with plain text (logs).
+    pub async fn get_text(&self, path: &str) -> Result<String, CliError> {
+        let res = self.request::<()>(Method::GET, path, None).await?;
+        check(res).await?.text().await.map_err(|e| CliError {
+            code: exit::ERROR,
+            message: format!("the server's answer could not be read: {e}"),
+        })
+    }
+
+    /// Opens a Server-Sent Events stream.
+    pub async fn events(&self, path: &str) -> Result<EventStream, CliError> {
+        let url = format!("{}{}", self.base, path);
+        let req = self
+            .streaming
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let res = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
+        Ok(EventStream {
+            res: check(res).await?,
+            parser: SseParser::new(),
+            pending: VecDeque::new(),
+        })
     }
 
     async fn send<B: Serialize, T: DeserializeOwned>(
@@ -125,30 +183,55 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                CliError {
-                    code: exit::UNREACHABLE,
-                    message: format!(
-                        "the Slipway server at {} did not answer in time; the request may still have been applied, so check (e.g. `slipway service show`) before retrying",
-                        self.base
-                    ),
-                }
-            } else if e.is_connect() {
-                CliError {
-                    code: exit::UNREACHABLE,
-                    message: format!(
-                        "cannot reach the Slipway server at {}: is it running? Start it with `slipway up`, or point --server / SLIPWAY_URL at it.",
-                        self.base
-                    ),
-                }
-            } else {
-                CliError {
-                    code: exit::UNREACHABLE,
-                    message: format!("request to {url} failed: {e}"),
+        req.send().await.map_err(|e| self.transport_error(&url, e))
+    }
+
+    fn transport_error(&self, url: &str, e: reqwest::Error) -> CliError {
+        let message = if e.is_timeout() {
+            format!(
+                "the Slipway server at {} did not answer in time; the request may still have been applied, so check (e.g. `slipway service show`) before retrying",
+                self.base
+            )
+        } else if e.is_connect() {
+            format!(
+                "cannot reach the Slipway server at {}: is it running? Start it with `slipway up`, or point --server / SLIPWAY_URL at it.",
+                self.base
+            )
+        } else {
+            format!("request to {url} failed: {e}")
+        };
+        CliError {
+            code: exit::UNREACHABLE,
+            message,
+        }
+    }
+}
+
+/// An open event stream of the server.
+pub struct EventStream {
+    res: reqwest::Response,
+    parser: SseParser,
+    pending: VecDeque<SseEvent>,
+}
+
+impl EventStream {
+    /// The next event; `None` when the server closed the stream.
+    pub async fn next(&mut self) -> Result<Option<SseEvent>, CliError> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Ok(Some(ev));
+            }
+            match self.res.chunk().await {
+                Ok(Some(bytes)) => self.pending.extend(self.parser.feed(&bytes)),
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    return Err(CliError {
+                        code: exit::UNREACHABLE,
+                        message: format!("the event stream broke off: {e}"),
+                    })
                 }
             }
-        })
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! `slipway`: runs the platform (`up`) and talks to it over HTTP (everything else).
 
+mod analyze;
 mod client;
 mod config;
+mod follow;
 mod output;
+mod sse;
 mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -53,13 +56,72 @@ enum Command {
     /// Register, list, show and delete services
     #[command(subcommand)]
     Service(ServiceCmd),
-    /// Deploy a service (records a deployment; see `slipway deployment show`)
+    /// Deploy a service: build and run it (`--follow` streams the log until it serves or fails)
     Deploy {
-        service: String,
+        /// A registered service (or the name for a one-off app with --repo-url)
+        #[arg(required_unless_present = "repo_url")]
+        service: Option<String>,
+        /// Deploy a repository as a one-off app: registered (team `adhoc`) if it does not exist
+        #[arg(long, value_name = "URL")]
+        repo_url: Option<String>,
+        /// Name of the one-off app [default: the repository's name]
+        #[arg(
+            long = "service",
+            value_name = "NAME",
+            requires = "repo_url",
+            conflicts_with = "service"
+        )]
+        service_name: Option<String>,
+        /// Team of a one-off app registered by this deployment
+        #[arg(long, requires = "repo_url")]
+        team: Option<String>,
         /// Target environment
         #[arg(long = "env", default_value = "dev")]
         environment: String,
         /// Branch, tag or commit (default: the repository's default branch)
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        /// Instances to run [server default: 1]
+        #[arg(long)]
+        replicas: Option<u32>,
+        /// Stream the deployment's log until it ends; exit 0 only when it serves
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Roll a deployment back to the release that served before it
+    Rollback {
+        id: String,
+        /// Stream the rollback's log until it ends; exit 0 only when it serves
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a deployment that has not ended (what served keeps serving)
+    Cancel { id: String },
+    /// Stop what a deployment runs and remove its route; the record stays as DESTROYED
+    Destroy { id: String },
+    /// A running service's own output (stdout and stderr of every instance)
+    Logs {
+        service: String,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+        /// How many of the latest lines to show first
+        #[arg(long, default_value_t = 100)]
+        lines: usize,
+        /// Keep printing new lines until interrupted
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// A service's environment variables (the next deployment uses them)
+    #[command(subcommand)]
+    Env(EnvCmd),
+    /// Plan how to build and run a directory or repository, with the evidence (no server needed)
+    Analyze {
+        /// A directory, or a repository URL (https://, ssh://, git@host:path, file://)
+        source: String,
+        /// Plan this sub-directory of a monorepo
+        #[arg(long, value_name = "DIR")]
+        app_dir: Option<String>,
+        /// Branch, tag or commit to fetch (URLs only)
         #[arg(long = "ref")]
         git_ref: Option<String>,
     },
@@ -102,9 +164,43 @@ enum ServiceCmd {
 }
 
 #[derive(Subcommand)]
+enum EnvCmd {
+    /// Set variables (others are kept)
+    Set {
+        service: String,
+        /// NAME=value pairs
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        pairs: Vec<String>,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+    },
+    /// Remove variables
+    Unset {
+        service: String,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+    },
+    /// List variables and their values
+    List {
+        service: String,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum DeploymentCmd {
     /// Show one deployment
     Show { id: String },
+    /// A deployment's log (fetch, build, start, health checks)
+    Logs {
+        id: String,
+        /// Keep printing until the deployment ends
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// List deployments, newest first
     List {
         #[arg(long)]
@@ -189,6 +285,11 @@ async fn run(cli: Cli) -> i32 {
                 Err(e) => Err(usage_error(e)),
             }
         }
+        Command::Analyze {
+            source,
+            app_dir,
+            git_ref,
+        } => analyze::analyze(cli.output, &source, app_dir, git_ref).await,
         command => match Client::new(&cli.server) {
             Ok(client) => remote(&client, cli.output, command).await,
             Err(e) => Err(e),
@@ -291,15 +392,81 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
         }
         Command::Deploy {
             service,
+            repo_url,
+            service_name,
+            team,
             environment,
             git_ref,
+            replicas,
+            follow,
         } => {
-            let mut body = json!({ "service": service, "environment": environment });
-            if let Some(r) = git_ref {
-                body["ref"] = json!(r);
+            let service = service.or(service_name);
+            if let (Some(s), None) = (&service, &repo_url) {
+                label("service", s)?;
+            }
+            let mut body = json!({ "environment": environment });
+            for (key, value) in [
+                ("service", service),
+                ("repo_url", repo_url),
+                ("team", team),
+                ("ref", git_ref),
+            ] {
+                if let Some(v) = value {
+                    body[key] = json!(v);
+                }
+            }
+            if let Some(n) = replicas {
+                body["replicas"] = json!(n);
             }
             let v: Value = client.post("/api/v1/deployments", &body).await?;
+            started(client, format, &v, follow).await?;
+        }
+        Command::Rollback { id, follow } => {
+            deployment_id(&id)?;
+            let v: Value = client
+                .post(
+                    &format!("/api/v1/deployments/{}/rollback", enc(&id)),
+                    &json!({}),
+                )
+                .await?;
+            started(client, format, &v, follow).await?;
+        }
+        Command::Cancel { id } => {
+            deployment_id(&id)?;
+            let v: Value = client
+                .post(
+                    &format!("/api/v1/deployments/{}/cancel", enc(&id)),
+                    &json!({}),
+                )
+                .await?;
             output::deployment(format, &v);
+        }
+        Command::Destroy { id } => {
+            deployment_id(&id)?;
+            let v: Value = client
+                .delete_json(&format!("/api/v1/deployments/{}", enc(&id)))
+                .await?;
+            output::deployment(format, &v);
+        }
+        Command::Logs {
+            service,
+            environment,
+            lines,
+            follow,
+        } => {
+            label("service", &service)?;
+            label("environment", &environment)?;
+            let path = format!(
+                "/api/v1/services/{}/logs?environment={}&lines={lines}",
+                enc(&service),
+                enc(&environment)
+            );
+            follow::app_logs(client, &path, follow).await?;
+        }
+        Command::Env(cmd) => env(client, format, cmd).await?,
+        Command::Deployment(DeploymentCmd::Logs { id, follow }) => {
+            deployment_id(&id)?;
+            follow::deployment_logs(client, &id, follow).await?;
         }
         Command::Deployment(DeploymentCmd::Show { id }) => {
             deployment_id(&id)?;
@@ -327,7 +494,214 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             let v: Value = client.get(&format!("/api/v1/deployments{q}")).await?;
             output::deployment_list(format, &v);
         }
-        Command::Up { .. } | Command::PlatformRepo(_) => unreachable!("handled locally"),
+        Command::Up { .. } | Command::PlatformRepo(_) | Command::Analyze { .. } => {
+            unreachable!("handled locally")
+        }
     }
     Ok(())
+}
+
+/// After a deployment was accepted: print it, or follow it to its end.
+async fn started(client: &Client, format: Format, d: &Value, follow: bool) -> Result<(), CliError> {
+    if !follow {
+        output::deployment(format, d);
+        return Ok(());
+    }
+    let id = d["id"].as_str().unwrap_or_default();
+    let status = d["status"].as_str().unwrap_or("QUEUED");
+    follow::follow_deployment(client, format, id, status).await
+}
+
+/// Splits `NAME=value` (the value may contain `=` and may be empty).
+fn variable_pair(arg: &str) -> Result<(String, String), CliError> {
+    let usage = |why: &str| {
+        CliError {
+        code: exit::USAGE,
+        message: format!(
+            "{arg:?} {why}: give each variable as NAME=value, e.g. `slipway env set payments GREETING=hello LOG_LEVEL=debug`"
+        ),
+    }
+    };
+    let (name, value) = arg.split_once('=').ok_or_else(|| usage("has no '='"))?;
+    variable_name(name).map_err(|_| {
+        usage(
+            "does not start with a valid NAME (letters, digits and '_', not starting with a digit)",
+        )
+    })?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn variable_name(name: &str) -> Result<(), CliError> {
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: exit::USAGE,
+            message: format!(
+                "{name:?} is not a variable name: use letters, digits and '_', not starting with a digit (e.g. DATABASE_URL)"
+            ),
+        })
+    }
+}
+
+/// What `env set` / `env unset` do to the current variables.
+struct VariableChange {
+    set: Vec<(String, String)>,
+    unset: Vec<String>,
+}
+
+async fn env(client: &Client, format: Format, cmd: EnvCmd) -> Result<(), CliError> {
+    let (service, environment) = match &cmd {
+        EnvCmd::Set {
+            service,
+            environment,
+            ..
+        }
+        | EnvCmd::Unset {
+            service,
+            environment,
+            ..
+        }
+        | EnvCmd::List {
+            service,
+            environment,
+        } => (service.clone(), environment.clone()),
+    };
+    // Checked before anything is sent, so a typo changes nothing.
+    let change = match &cmd {
+        EnvCmd::Set { pairs, .. } => Some(VariableChange {
+            set: pairs
+                .iter()
+                .map(|p| variable_pair(p))
+                .collect::<Result<_, _>>()?,
+            unset: Vec::new(),
+        }),
+        EnvCmd::Unset { names, .. } => {
+            for n in names {
+                variable_name(n)?;
+            }
+            Some(VariableChange {
+                set: Vec::new(),
+                unset: names.clone(),
+            })
+        }
+        EnvCmd::List { .. } => None,
+    };
+    label("service", &service)?;
+    label("environment", &environment)?;
+    let path = format!(
+        "/api/v1/services/{}/environments/{}/variables",
+        enc(&service),
+        enc(&environment)
+    );
+    let current: Value = client.get(&path).await?;
+    let Some(VariableChange { set, unset }) = change else {
+        output::variables(format, &current);
+        return Ok(());
+    };
+    // The API replaces the whole set: read, change, write back.
+    let mut vars = current["variables"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (name, value) in &set {
+        vars.insert(name.clone(), json!(value));
+    }
+    let mut missing = Vec::new();
+    for name in &unset {
+        if vars.remove(name).is_none() {
+            missing.push(name.as_str());
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "not set in {service} ({environment}): {}",
+            missing.join(", ")
+        );
+    }
+    let v: Value = client.put(&path, &json!({ "variables": vars })).await?;
+    let text = if set.is_empty() {
+        format!(
+            "unset {} for {service} in {environment}; the next deployment uses the change",
+            unset.join(", ")
+        )
+    } else {
+        let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
+        format!(
+            "set {} for {service} in {environment}; the next deployment uses them",
+            names.join(", ")
+        )
+    };
+    output::message(format, &v, &text);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_pairs() {
+        assert_eq!(
+            variable_pair("GREETING=hello").unwrap(),
+            ("GREETING".into(), "hello".into())
+        );
+        assert_eq!(
+            variable_pair("URL=postgres://x?a=b").unwrap(),
+            ("URL".into(), "postgres://x?a=b".into())
+        );
+        assert_eq!(variable_pair("_E=").unwrap(), ("_E".into(), "".into()));
+        for bad in ["GREETING", "=x", "1X=y", "A-B=c", "A B=c"] {
+            let e = variable_pair(bad).unwrap_err();
+            assert_eq!(e.code, exit::USAGE, "{bad}");
+            assert!(e.message.contains("NAME=value"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let ok = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(ok(&[
+            "slipway",
+            "deploy",
+            "payments",
+            "-f",
+            "--replicas",
+            "2"
+        ]));
+        assert!(ok(&[
+            "slipway",
+            "deploy",
+            "--repo-url",
+            "https://x/y",
+            "--service",
+            "y"
+        ]));
+        assert!(!ok(&["slipway", "deploy"]));
+        assert!(!ok(&[
+            "slipway",
+            "deploy",
+            "payments",
+            "--service",
+            "other"
+        ]));
+        assert!(!ok(&["slipway", "env", "set", "payments"]));
+        assert!(ok(&[
+            "slipway",
+            "-o",
+            "json",
+            "analyze",
+            ".",
+            "--app-dir",
+            "web"
+        ]));
+        assert!(ok(&["slipway", "deployment", "logs", "abc", "-f"]));
+    }
 }

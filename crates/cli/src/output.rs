@@ -11,6 +11,21 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
+/// Writes `text` and a newline to standard output at once; `false` once nobody reads it any more
+/// (`slipway logs -f | head`), so a stream can stop instead of panicking.
+pub fn line(text: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
+}
+
+/// Writes `text` as it is to standard output; a reader that went away is not an error.
+pub fn text(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -152,4 +167,45 @@ pub fn deployment_list(format: Format, v: &Value) {
         })
         .unwrap_or_default();
     table(&["ID", "SERVICE", "ENV", "REF", "STATUS", "CREATED"], &rows);
+}
+
+/// How a followed deployment ended.
+pub fn deployment_outcome(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    println!("deployment: {}", s(v, "id"));
+    println!("status:     {}", s(v, "status"));
+    if !v["url"].is_null() {
+        println!("url:        {}", s(v, "url"));
+    }
+    if !v["release_id"].is_null() {
+        println!("release:    {}", s(v, "release_id"));
+    }
+    if !v["commit_sha"].is_null() {
+        println!("commit:     {}", s(v, "commit_sha"));
+    }
+    println!("reason:     {}", s(v, "reason"));
+}
+
+/// A service's variables in one environment.
+pub fn variables(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    let rows: Vec<Vec<String>> = v["variables"]
+        .as_object()
+        .map(|vars| {
+            vars.iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    vec![name.clone(), value]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["NAME", "VALUE"], &rows);
 }
