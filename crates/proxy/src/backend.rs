@@ -48,11 +48,19 @@ pub(crate) enum ConnectError {
 
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
-    in_flight: AtomicUsize,
-    /// Woken when `in_flight` drops to zero.
+    /// Per pool slot (see `POOL_SLOT`): its idle connections and its part of the in-flight count,
+    /// so worker threads never write to the same cache line for a request.
+    slots: Box<[Slot]>,
+    /// Woken when a slot's in-flight count drops to zero.
     idle_notify: Notify,
-    /// Idle connections per pool slot (see `POOL_SLOT`), most recently used at the back.
-    pools: Box<[Mutex<VecDeque<IdleConn>>]>,
+}
+
+// Two cache lines, so that neighbouring slots never share one.
+#[repr(align(128))]
+struct Slot {
+    /// Idle connections, most recently used at the back.
+    pool: Mutex<VecDeque<IdleConn>>,
+    in_flight: AtomicUsize,
 }
 
 struct IdleConn {
@@ -72,22 +80,35 @@ impl Backend {
     pub(crate) fn new(addr: SocketAddr, pool_slots: usize) -> Self {
         Backend {
             addr,
-            in_flight: AtomicUsize::new(0),
-            idle_notify: Notify::new(),
-            pools: (0..pool_slots.max(1))
-                .map(|_| Mutex::new(VecDeque::new()))
+            slots: (0..pool_slots.max(1))
+                .map(|_| Slot {
+                    pool: Mutex::new(VecDeque::new()),
+                    in_flight: AtomicUsize::new(0),
+                })
                 .collect(),
+            idle_notify: Notify::new(),
         }
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.slots
+            .iter()
+            .map(|slot| slot.in_flight.load(Ordering::Acquire))
+            .sum()
+    }
+
+    fn slot_index(&self) -> usize {
+        pool_slot() % self.slots.len()
     }
 
     /// Counts a request as in flight to this backend until the returned guard is dropped.
     pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(self))
+        let slot = self.slot_index();
+        self.slots[slot].in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            backend: Arc::clone(self),
+            slot,
+        }
     }
 
     /// Waits until nothing is in flight to this backend, or `deadline`. Returns whether drained.
@@ -108,8 +129,7 @@ impl Backend {
 
     /// This thread's pool.
     fn pool(&self) -> MutexGuard<'_, VecDeque<IdleConn>> {
-        let slot = pool_slot() % self.pools.len();
-        lock(&self.pools[slot])
+        lock(&self.slots[self.slot_index()].pool)
     }
 
     /// An idle pooled connection ready for a request, if there is a fresh one.
@@ -170,8 +190,8 @@ impl Backend {
 
     /// Closes idle connections older than the idle timeout (or all of them).
     pub(crate) fn close_idle(&self, older_than: Option<Duration>) {
-        for pool in &self.pools {
-            let mut pool = lock(pool);
+        for slot in &self.slots {
+            let mut pool = lock(&slot.pool);
             match older_than {
                 None => pool.clear(),
                 Some(age) => {
@@ -209,18 +229,23 @@ fn lock(pool: &Mutex<VecDeque<IdleConn>>) -> MutexGuard<'_, VecDeque<IdleConn>> 
 }
 
 /// A request counted in its backend's in-flight number; dropping it ends the count.
-pub(crate) struct InFlight(Arc<Backend>);
+pub(crate) struct InFlight {
+    backend: Arc<Backend>,
+    slot: usize,
+}
 
 impl InFlight {
     pub(crate) fn backend(&self) -> &Arc<Backend> {
-        &self.0
+        &self.backend
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle_notify.notify_waiters();
+        let slot = &self.backend.slots[self.slot];
+        if slot.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // This slot is idle; `wait_idle` adds up the others.
+            self.backend.idle_notify.notify_waiters();
         }
     }
 }

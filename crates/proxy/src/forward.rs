@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use crate::backend::{Backend, InFlight};
 use crate::body::{Exchange, ProxyBody, Upstream, UpstreamBody};
 use crate::headers;
-use crate::{host, Inner, Pick, Route};
+use crate::{host, Inner, Pick};
 
 /// What the proxy knows about the client connection a request came on.
 pub(crate) struct Client {
@@ -52,12 +52,12 @@ pub(crate) async fn handle(
     };
     route.metrics.start();
     let exchange = Exchange {
-        metrics: Arc::clone(&route.metrics),
+        route,
         started,
         status: 0,
         upstream: None,
     };
-    forward(inner, client, &route, req, exchange).await
+    forward(inner, client, req, exchange).await
 }
 
 fn unrouted(inner: &Inner, req: &Request<Incoming>) -> Response<ProxyBody> {
@@ -100,7 +100,6 @@ fn failure(status: StatusCode, text: &'static str, exchange: Exchange) -> Respon
 async fn forward(
     inner: &Inner,
     client: &Client,
-    route: &Route,
     mut req: Request<Incoming>,
     exchange: Exchange,
 ) -> Response<ProxyBody> {
@@ -135,7 +134,7 @@ async fn forward(
     // when one fails.
     let mut failed: Vec<SocketAddr> = Vec::new();
     loop {
-        let in_flight = match route.pick(&failed) {
+        let in_flight = match exchange.route.pick(&failed) {
             Pick::Backend(in_flight) => in_flight,
             Pick::Removed => {
                 return failure(

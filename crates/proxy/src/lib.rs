@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 
 use backend::{Backend, InFlight, PoolSettings};
@@ -86,9 +86,12 @@ pub struct Proxy {
 struct Inner {
     config: ProxyConfig,
     pool: PoolSettings,
-    /// Routes by key `service.environment` (lower case). Routes are never taken out of the map,
-    /// only emptied by `remove`, so that their counters stay monotonic.
-    routes: RwLock<HashMap<Box<str>, Arc<Route>>>,
+    /// Routes by key `service.environment` (lower case), one identical copy per pool slot so
+    /// that the worker threads never share a lock word (see `backend::pool_slot`). Routes are
+    /// never taken out, only emptied by `remove`, so that their counters stay monotonic.
+    routes: Box<[RouteTable]>,
+    /// Serializes changes to the route tables.
+    admin: Mutex<()>,
     /// Every backend some route or some in-flight request still holds, so that `drain` finds
     /// the in-flight count of an address that is no longer routed.
     backends: Mutex<HashMap<SocketAddr, Weak<Backend>>>,
@@ -96,14 +99,25 @@ struct Inner {
     unrouted: AtomicU64,
 }
 
+// Two cache lines, so that neighbouring tables never share one.
+#[repr(align(128))]
+struct RouteTable(RwLock<HashMap<Box<str>, Arc<Route>>>);
+
 struct Route {
     service: Box<str>,
     environment: Box<str>,
-    metrics: Arc<RouteMetrics>,
-    /// `None` once removed (404); an empty set answers 503.
-    backends: RwLock<Option<Arc<[Arc<Backend>]>>>,
+    metrics: RouteMetrics,
+    /// The backends, one identical copy per pool slot (like the route tables): `None` once
+    /// removed (404); an empty set answers 503.
+    backends: Box<[BackendSet]>,
     next: AtomicUsize,
 }
+
+type Backends = Option<Arc<[Arc<Backend>]>>;
+
+// Two cache lines, so that neighbouring copies never share one.
+#[repr(align(128))]
+struct BackendSet(RwLock<Backends>);
 
 /// What choosing a backend of a route gave.
 enum Pick {
@@ -115,17 +129,24 @@ enum Pick {
 }
 
 impl Route {
-    fn backends(&self) -> RwLockReadGuard<'_, Option<Arc<[Arc<Backend>]>>> {
+    /// This thread's copy of the backends.
+    fn backends(&self) -> RwLockReadGuard<'_, Backends> {
+        let copy = &self.backends[backend::pool_slot() % self.backends.len()];
         // The lock only guards a pointer swap; a panic elsewhere cannot leave it half-written.
-        self.backends
+        copy.0
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn backends_mut(&self) -> RwLockWriteGuard<'_, Option<Arc<[Arc<Backend>]>>> {
-        self.backends
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Replaces every copy. Each copy is swapped under its write lock, so once this returns no
+    /// thread can pick from the old set any more, and those that did are counted in flight.
+    fn set(&self, backends: &Backends) {
+        for copy in &self.backends {
+            *copy
+                .0
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = backends.clone();
+        }
     }
 
     /// Chooses the next backend round-robin, skipping `tried`, and counts the request in flight
@@ -162,11 +183,15 @@ impl Proxy {
             idle_timeout: config.pool_idle_timeout,
             max_idle: config.pool_max_idle_per_backend,
         };
+        let routes = (0..config.worker_threads + 1)
+            .map(|_| RouteTable(RwLock::new(HashMap::new())))
+            .collect();
         Proxy {
             inner: Arc::new(Inner {
                 config,
                 pool,
-                routes: RwLock::new(HashMap::new()),
+                routes,
+                admin: Mutex::new(()),
                 backends: Mutex::new(HashMap::new()),
                 unrouted: AtomicU64::new(0),
             }),
@@ -200,16 +225,18 @@ impl Proxy {
             }
             set.into()
         };
-        let route = self.inner.route_or_insert(key);
-        *route.backends_mut() = Some(set);
+        let admin = self.inner.admin();
+        let route = self.inner.route_or_insert(&admin, key);
+        route.set(&Some(set));
     }
 
     /// Removes the route: requests for its host are then answered 404 (no app deployed), as for
     /// a host never routed. Its counters are kept. To answer 503 instead (the app exists but has
     /// no running instance), set an empty backend list.
     pub fn remove(&self, service: &str, environment: &str) {
+        let _admin = self.inner.admin();
         if let Some(route) = self.inner.route(service, environment) {
-            *route.backends_mut() = None;
+            route.set(&None);
         }
     }
 
@@ -269,7 +296,7 @@ impl Proxy {
         routes.sort_by(|a, b| (&a.service, &a.environment).cmp(&(&b.service, &b.environment)));
         let rows: Vec<(&str, &str, &RouteMetrics)> = routes
             .iter()
-            .map(|r| (&*r.service, &*r.environment, &*r.metrics))
+            .map(|r| (&*r.service, &*r.environment, &r.metrics))
             .collect();
         metrics::render(out, &rows, self.inner.unrouted.load(Ordering::Relaxed));
     }
@@ -286,9 +313,12 @@ impl Proxy {
 }
 
 impl Inner {
+    /// This thread's copy of the route table.
     fn routes(&self) -> RwLockReadGuard<'_, HashMap<Box<str>, Arc<Route>>> {
+        let table = &self.routes[backend::pool_slot() % self.routes.len()];
         // Writers only insert complete entries; a poisoned map is still consistent.
-        self.routes
+        table
+            .0
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -312,28 +342,38 @@ impl Inner {
         host::key_of(service, environment).and_then(|key| self.route_by_key(&key))
     }
 
-    fn route_or_insert(&self, key: String) -> Arc<Route> {
+    /// Serializes the changes to routes (rare), so that all copies of a table or of a route's
+    /// backends always end up the same.
+    fn admin(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The route for `key`, added if missing; the caller holds `admin`.
+    fn route_or_insert(&self, _admin: &std::sync::MutexGuard<'_, ()>, key: String) -> Arc<Route> {
         if let Some(route) = self.route_by_key(&key) {
             return route;
         }
-        let mut routes = self
-            .routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let slots = self.pool_slots();
-        let route = routes
-            .entry(key.into_boxed_str())
-            .or_insert_with_key(|key| {
-                let (service, environment) = key.split_once('.').unwrap_or((key, ""));
-                Arc::new(Route {
-                    service: service.into(),
-                    environment: environment.into(),
-                    metrics: Arc::new(RouteMetrics::new(slots)),
-                    backends: RwLock::new(None),
-                    next: AtomicUsize::new(0),
-                })
-            });
-        Arc::clone(route)
+        let (service, environment) = key.split_once('.').unwrap_or((&key, ""));
+        let route = Arc::new(Route {
+            service: service.into(),
+            environment: environment.into(),
+            metrics: RouteMetrics::new(self.pool_slots()),
+            backends: (0..self.pool_slots())
+                .map(|_| BackendSet(RwLock::new(None)))
+                .collect(),
+            next: AtomicUsize::new(0),
+        });
+        let key: Box<str> = key.into();
+        for table in &self.routes {
+            table
+                .0
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(key.clone(), Arc::clone(&route));
+        }
+        route
     }
 
     /// Whether some route still sends requests to this backend.

@@ -1,10 +1,11 @@
 //! The accept loop and the client connections.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -12,7 +13,7 @@ use hyper::server::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::body::ProxyBody;
 use crate::forward::{self, Client};
@@ -49,10 +50,13 @@ async fn accept_loop(
     // hyper's header timeout, which would arm a timer for every request.
     http.keep_alive(true).header_read_timeout(None);
     let http = Arc::new(http);
-    // Every connection task and every worker holds a receiver of `stopping`; once it is set they
-    // wind down, and the sender learns that all are done when no receiver is left.
-    let (stopping, stop_rx) = watch::channel(false);
-    let workers = start_workers(&inner, &http, &stop_rx)?;
+    // Every worker holds a receiver of `workers_done` until its connections are closed, so the
+    // sender learns that all are done when no receiver is left.
+    let (workers_done, done_rx) = watch::channel(());
+    let workers = start_workers(&inner, &http, &done_rx)?;
+    // The connections served on this runtime (when there are no workers).
+    let local = Arc::new(ConnSet::default());
+    let (local_alive, local_alive_rx) = watch::channel(());
     let mut next = 0;
     tokio::pin!(shutdown);
     loop {
@@ -74,7 +78,11 @@ async fn accept_loop(
         };
         if workers.is_empty() {
             let conn = connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
-            tokio::spawn(conn.run(stop_rx.clone(), None));
+            let (set, alive) = (Arc::clone(&local), local_alive_rx.clone());
+            tokio::spawn(async move {
+                conn.run(&set, None).await;
+                drop(alive);
+            });
             continue;
         }
         // Least busy first, round-robin among equals, so that keep-alive connections (and the
@@ -96,12 +104,13 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    // Closing the hand-over channels ends the workers' loops.
+    // Closing the hand-over channels makes the workers close their connections and end.
     drop(workers);
-    drop(stop_rx);
-    // Fails only when no connection and no worker is left, which is what is awaited next.
-    let _ = stopping.send(true);
-    stopping.closed().await;
+    drop(done_rx);
+    local.close_all();
+    drop(local_alive_rx);
+    local_alive.closed().await;
+    workers_done.closed().await;
     Ok(())
 }
 
@@ -110,7 +119,7 @@ async fn accept_loop(
 fn start_workers(
     inner: &Arc<Inner>,
     http: &Arc<http1::Builder>,
-    stop: &watch::Receiver<bool>,
+    done: &watch::Receiver<()>,
 ) -> std::io::Result<Vec<Worker>> {
     let mut workers = Vec::with_capacity(inner.config.worker_threads);
     for slot in 1..=inner.config.worker_threads {
@@ -119,10 +128,10 @@ fn start_workers(
             .build()?;
         let (connections, mut handed) = mpsc::unbounded_channel();
         let load = Arc::new(AtomicUsize::new(0));
-        let (inner, http, stop, worker_load) = (
+        let (inner, http, done, worker_load) = (
             Arc::clone(inner),
             Arc::clone(http),
-            stop.clone(),
+            done.clone(),
             Arc::clone(&load),
         );
         std::thread::Builder::new()
@@ -131,7 +140,8 @@ fn start_workers(
                 backend::set_pool_slot(slot);
                 runtime.block_on(async move {
                     // This worker's connections hold `alive` receivers; the worker ends after
-                    // the last one, and only then drops its `stop`, which `accept_loop` waits on.
+                    // the last one, and only then drops `done`, which `accept_loop` waits on.
+                    let set = Arc::new(ConnSet::default());
                     let (alive, alive_rx) = watch::channel(());
                     while let Some((stream, peer)) = handed.recv().await {
                         match TcpStream::from_std(stream) {
@@ -139,10 +149,10 @@ fn start_workers(
                                 let conn =
                                     connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
                                 let token = alive_rx.clone();
-                                let stop = stop.clone();
+                                let set = Arc::clone(&set);
                                 let load = Arc::clone(&worker_load);
                                 tokio::spawn(async move {
-                                    conn.run(stop, Some(load)).await;
+                                    conn.run(&set, Some(&load)).await;
                                     drop(token);
                                 });
                             }
@@ -152,9 +162,11 @@ fn start_workers(
                             }
                         }
                     }
+                    // The proxy is stopping.
+                    set.close_all();
                     drop(alive_rx);
                     alive.closed().await;
-                    drop(stop);
+                    drop(done);
                 });
             })?;
         workers.push(Worker { connections, load });
@@ -189,9 +201,10 @@ fn connection(
 
 impl Connection {
     /// Serves the connection until the client closes it, it stays idle for the idle timeout, or
-    /// the proxy stops; the last two let the request in progress finish first.
-    async fn run(self, mut stop: watch::Receiver<bool>, load: Option<Arc<AtomicUsize>>) {
+    /// `set` closes it; the last two let the request in progress finish first.
+    async fn run(self, set: &ConnSet, load: Option<&AtomicUsize>) {
         let state = self.state;
+        let (id, mut close) = set.add();
         let idle = state.inner.config.client_idle_timeout;
         let conn = self
             .http
@@ -200,11 +213,13 @@ impl Connection {
         tokio::pin!(conn);
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
         let mut seen = 0;
+        // Every branch is polled whenever the task wakes (several times per request), so they
+        // are kept cheap: no shared lock, only this connection's own channel and timer.
         let result = loop {
             tokio::select! {
                 biased;
                 result = conn.as_mut() => break result,
-                () = stopped(&mut stop) => {
+                _ = &mut close => {
                     conn.as_mut().graceful_shutdown();
                     break conn.await;
                 }
@@ -220,11 +235,48 @@ impl Connection {
                 }
             }
         };
+        set.remove(id);
         if let Err(e) = result {
             tracing::debug!(client = %state.client.addr, error = %e, "client connection ended with an error");
         }
         if let Some(load) = load {
             load.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The client connections served in one place (a worker thread, or the caller's runtime), so
+/// that they can be told to close when the proxy stops.
+#[derive(Default)]
+struct ConnSet {
+    next_id: AtomicU64,
+    closers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+}
+
+impl ConnSet {
+    fn closers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
+        // Only whole entries go in and out; a poisoned map is still consistent.
+        self.closers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn add(&self) -> (u64, oneshot::Receiver<()>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (closer, close) = oneshot::channel();
+        self.closers().insert(id, closer);
+        (id, close)
+    }
+
+    fn remove(&self, id: u64) {
+        self.closers().remove(&id);
+    }
+
+    /// Tells every connection to close after its request in progress.
+    fn close_all(&self) {
+        for (_, closer) in self.closers().drain() {
+            // A connection that ended meanwhile no longer listens; nothing to do for it.
+            let _ = closer.send(());
         }
     }
 }
@@ -246,12 +298,6 @@ async fn sweep_idle(inner: Arc<Inner>) {
             backend.close_idle(Some(inner.pool.idle_timeout));
         }
     }
-}
-
-/// Resolves once the proxy is stopping (or its `serve` is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`; drop it before any other await.
-    let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
 struct ConnState {
