@@ -962,8 +962,15 @@ async fn supervise(
                         }
                     }
                     _ = inst.stop.cancelled() => {
-                        process::stop_group(pgid, target.config.stop_grace).await;
-                        let _ = child.wait().await;
+                        // SIGTERM, and reap the child while it stops (an unreaped child would look
+                        // alive until the grace period ends); SIGKILL what is left after it.
+                        process::signal_group(pgid, libc::SIGTERM);
+                        let grace = target.config.stop_grace;
+                        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                            process::signal_group(pgid, libc::SIGKILL);
+                            let _ = child.wait().await;
+                        }
+                        process::stop_group(pgid, Duration::from_secs(1)).await;
                         break;
                     }
                 }

@@ -427,20 +427,21 @@ impl Orchestrator {
         log: &DeploymentLog,
     ) -> Result<(), StoreError> {
         log.system(format!("FAILED: {reason}"));
-        self.move_to(&d.id, DeploymentStatus::Failed, reason, Default::default())
-            .await?;
         let previous = self.local.serving_release(&d.service, &d.environment);
         let why = match &previous {
             Some(r) => format!("release {r} keeps serving; the new release was stopped"),
             None => "no earlier release was serving; the new release was stopped".to_string(),
         };
-        self.move_to(
-            &d.id,
-            DeploymentStatus::RollingBack,
-            &why,
-            Default::default(),
-        )
-        .await?;
+        // FAILED and ROLLING_BACK land together: no reader sees FAILED as the end of this one.
+        self.store
+            .transition_deployment_through(
+                &d.id,
+                &[
+                    (DeploymentStatus::Failed, reason.to_string()),
+                    (DeploymentStatus::RollingBack, why.clone()),
+                ],
+            )
+            .await?;
         log.system(&why);
         let done = format!("rolled back: {reason}");
         self.move_to(

@@ -137,6 +137,13 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
         update: TransitionUpdate,
     ) -> Result<Deployment>;
+    /// Several transitions in one transaction (e.g. FAILED then ROLLING_BACK), so no reader sees
+    /// the intermediate states alone. Each step is checked like `transition_deployment`.
+    async fn transition_deployment_through(
+        &self,
+        id: &str,
+        steps: &[(DeploymentStatus, String)],
+    ) -> Result<Deployment>;
     /// A deployment's events, oldest first.
     async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>>;
     /// Cancels a deployment: a queued one is `CANCELLED` at once (its job too); a running one has its

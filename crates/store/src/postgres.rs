@@ -1043,6 +1043,31 @@ impl Store for PostgresStore {
         Ok(d)
     }
 
+    async fn transition_deployment_through(
+        &self,
+        id: &str,
+        steps: &[(DeploymentStatus, String)],
+    ) -> Result<Deployment> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let mut current = fetch_deployment(&mut tx, id).await?;
+        for (to, reason) in steps {
+            common::check_transition(id, current.status, *to)?;
+            move_deployment(
+                &mut tx,
+                &current,
+                *to,
+                reason,
+                &TransitionUpdate::default(),
+                at,
+            )
+            .await?;
+            current = fetch_deployment(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(current)
+    }
+
     async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>> {
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT seq, at, status, reason FROM deployment_events WHERE deployment_id = $1 ORDER BY seq",

@@ -1420,8 +1420,26 @@ async fn deployment_enqueues_its_job_and_records_transitions(store: Arc<dyn Stor
         (built.release_id.as_deref(), built.commit_sha.as_deref()),
         (Some("r1"), Some("abc"))
     );
+    // Steps through several states at once; a step the machine forbids changes nothing.
+    match store
+        .transition_deployment_through(
+            &d.id,
+            &[
+                (DeploymentStatus::Failed, "boom".into()),
+                (DeploymentStatus::Exposed, "nope".into()),
+            ],
+        )
+        .await
+    {
+        Err(StoreError::Refused(_)) => {}
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_deployment(&d.id).await.expect("get").status,
+        DeploymentStatus::Building
+    );
     let failed = store
-        .transition_deployment(&d.id, DeploymentStatus::Failed, "boom", Default::default())
+        .transition_deployment_through(&d.id, &[(DeploymentStatus::Failed, "boom".into())])
         .await
         .expect("fail");
     let destroyed = store
