@@ -35,11 +35,11 @@ use utoipa::OpenApi;
         api::deployments::create_deployment, api::deployments::list_deployments, api::deployments::get_deployment,
         api::deployments::deployment_logs, api::deployments::rollback_deployment, api::deployments::cancel_deployment,
         api::deployments::destroy_deployment,
-        api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::service_metrics, api::runtime::metrics,
+        api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::service_metrics, api::runtime::metrics, api::analyze::analyze,
         api::audit::list_audit,
     ),
     components(schemas(
-        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
+        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
     tags(
@@ -47,6 +47,7 @@ use utoipa::OpenApi;
         (name = "services", description = "Service catalog"),
         (name = "artifacts", description = "Generated golden-path files"),
         (name = "deployments", description = "Deployments"),
+        (name = "analyze", description = "Build plans of repositories"),
         (name = "teams"), (name = "environments"), (name = "audit"), (name = "system"),
     )
 )]

@@ -703,3 +703,62 @@ async fn the_engine_runs_on_postgres() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn analyze_plans_a_repository_with_evidence() {
+    let s = TestServer::start_engine().await;
+    let repo = py_repo(&s.dir.path().join("src/plan"));
+    let (status, plan) = s
+        .post(
+            "/api/v1/analyze",
+            json!({ "repo_url": repo.display().to_string(), "ref": "main" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    for key in [
+        "language",
+        "framework",
+        "version",
+        "install",
+        "build",
+        "start",
+        "port",
+        "app_dir",
+        "health_path",
+        "evidence",
+    ] {
+        assert!(plan.get(key).is_some(), "{key} missing: {plan}");
+    }
+    assert_eq!(plan["language"], "python");
+    assert_eq!(plan["start"], "python3 app.py");
+    assert!(plan["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["source"] == "app.py" && e["line"].is_number()));
+
+    let (status, body) = s
+        .post(
+            "/api/v1/analyze",
+            json!({ "repo_url": repo.display().to_string(), "ref": "nope" }),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let empty = git_repo(&s.dir.path().join("src/empty"), &[("README.md", "hi\n")]);
+    let (status, body) = s
+        .post(
+            "/api/v1/analyze",
+            json!({ "repo_url": empty.display().to_string() }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = s
+        .post(
+            "/api/v1/analyze",
+            json!({ "repo_url": "http://example.com/x", "app_dir": "../x" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
+    s.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The canonical API under `/api/v1`, one module per resource, plus Slipway's own `/health` and `/ready`.
 
+pub mod analyze;
 pub mod audit;
 pub mod deployments;
 pub mod environments;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(deployments::router())
         .merge(audit::router())
         .merge(runtime::router())
+        .merge(analyze::router())
 }
 
 pub async fn not_found() -> ApiError {
