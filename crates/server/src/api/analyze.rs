@@ -76,7 +76,6 @@ pub async fn analyze(
     }
     let options = slipway_analyzer::AnalyzeOptions {
         app_dir: req.app_dir.clone(),
-        ..Default::default()
     };
     let plan = tokio::task::spawn_blocking(move || {
         let plan = slipway_analyzer::analyze_dir(&dest, &options);
