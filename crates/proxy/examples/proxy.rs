@@ -31,9 +31,6 @@ fn main() -> std::io::Result<()> {
     {
         config.worker_threads = threads;
     }
-    if std::env::var_os("XNOREQ").is_some() {
-        config.request_timeout = None;
-    }
     // The proxy runs its own worker threads; this runtime only waits for Ctrl-C (or serves
     // requests itself when SLIPWAY_PROXY_THREADS=0).
     let runtime = tokio::runtime::Builder::new_current_thread()
