@@ -101,16 +101,6 @@ impl Backend {
         pool_slot() % self.slots.len()
     }
 
-    /// Counts a request as in flight to this backend until the returned guard is dropped.
-    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
-        let slot = self.slot_index();
-        self.slots[slot].in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight {
-            backend: Arc::clone(self),
-            slot,
-        }
-    }
-
     /// Waits until nothing is in flight to this backend, or `deadline`. Returns whether drained.
     pub(crate) async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
         loop {
@@ -228,24 +218,51 @@ fn lock(pool: &Mutex<VecDeque<IdleConn>>) -> MutexGuard<'_, VecDeque<IdleConn>> 
     pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A backend as one thread's copy of a backend set holds it: requests clone the handle, whose
+/// reference count only that thread touches, rather than the backend's.
+pub(crate) struct Handle(pub(crate) Arc<Backend>);
+
+impl std::ops::Deref for Handle {
+    type Target = Backend;
+    fn deref(&self) -> &Backend {
+        &self.0
+    }
+}
+
+impl Handle {
+    /// Counts a request as in flight to this backend until the returned guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        let slot = self.0.slot_index();
+        self.0.slots[slot].in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            handle: Arc::clone(self),
+            slot,
+        }
+    }
+}
+
 /// A request counted in its backend's in-flight number; dropping it ends the count.
 pub(crate) struct InFlight {
-    backend: Arc<Backend>,
+    handle: Arc<Handle>,
     slot: usize,
 }
 
 impl InFlight {
     pub(crate) fn backend(&self) -> &Arc<Backend> {
-        &self.backend
+        &self.handle.0
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let slot = &self.backend.slots[self.slot];
-        if slot.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let backend = &self.handle.0;
+        if backend.slots[self.slot]
+            .in_flight
+            .fetch_sub(1, Ordering::AcqRel)
+            == 1
+        {
             // This slot is idle; `wait_idle` adds up the others.
-            self.backend.idle_notify.notify_waiters();
+            backend.idle_notify.notify_waiters();
         }
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::backend::{InFlight, PoolSettings, Sender};
-use crate::Route;
+use crate::RouteHandle;
 
 /// Why a request body could not be forwarded.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,7 @@ impl Body for UpstreamBody {
 /// What a request holds until its answer is done: its route's counters, its backend's in-flight
 /// count and the backend connection, which goes back to the pool once the answer was read whole.
 pub(crate) struct Exchange {
-    pub(crate) route: Arc<Route>,
+    pub(crate) route: Arc<RouteHandle>,
     pub(crate) started: Instant,
     pub(crate) status: u16,
     pub(crate) upstream: Option<Upstream>,

@@ -101,7 +101,18 @@ struct Inner {
 
 // Two cache lines, so that neighbouring tables never share one.
 #[repr(align(128))]
-struct RouteTable(RwLock<HashMap<Box<str>, Arc<Route>>>);
+struct RouteTable(RwLock<HashMap<Box<str>, Arc<RouteHandle>>>);
+
+/// A route as one thread's table holds it: each table has its own handles, so the reference
+/// count a request bumps is only ever touched by that table's thread.
+struct RouteHandle(Arc<Route>);
+
+impl std::ops::Deref for RouteHandle {
+    type Target = Route;
+    fn deref(&self) -> &Route {
+        &self.0
+    }
+}
 
 struct Route {
     service: Box<str>,
@@ -113,7 +124,10 @@ struct Route {
     next: AtomicUsize,
 }
 
-type Backends = Option<Arc<[Arc<Backend>]>>;
+type Backends = Option<Arc<[BackendHandle]>>;
+
+/// A backend as one thread's copy of a backend set holds it (see `RouteHandle`).
+type BackendHandle = Arc<backend::Handle>;
 
 // Two cache lines, so that neighbouring copies never share one.
 #[repr(align(128))]
@@ -138,14 +152,20 @@ impl Route {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Replaces every copy. Each copy is swapped under its write lock, so once this returns no
-    /// thread can pick from the old set any more, and those that did are counted in flight.
-    fn set(&self, backends: &Backends) {
+    /// Replaces every copy (each with its own handles). Each copy is swapped under its write
+    /// lock, so once this returns no thread can pick from the old set any more, and those that
+    /// did are counted in flight.
+    fn set(&self, backends: Option<&[Arc<Backend>]>) {
         for copy in &self.backends {
+            let handles: Backends = backends.map(|set| {
+                set.iter()
+                    .map(|b| Arc::new(backend::Handle(Arc::clone(b))))
+                    .collect()
+            });
             *copy
                 .0
                 .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = backends.clone();
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = handles;
         }
     }
 
@@ -208,7 +228,7 @@ impl Proxy {
             tracing::warn!(service, environment, "not DNS-1123 labels; route ignored");
             return;
         };
-        let set: Arc<[Arc<Backend>]> = {
+        let set: Vec<Arc<Backend>> = {
             let mut registry = self.inner.registry();
             registry.retain(|_, backend| backend.strong_count() > 0);
             let mut set: Vec<Arc<Backend>> = Vec::with_capacity(backends.len());
@@ -223,11 +243,11 @@ impl Proxy {
                 registry.insert(addr, Arc::downgrade(&backend));
                 set.push(backend);
             }
-            set.into()
+            set
         };
         let admin = self.inner.admin();
         let route = self.inner.route_or_insert(&admin, key);
-        route.set(&Some(set));
+        route.set(Some(&set));
     }
 
     /// Removes the route: requests for its host are then answered 404 (no app deployed), as for
@@ -236,7 +256,7 @@ impl Proxy {
     pub fn remove(&self, service: &str, environment: &str) {
         let _admin = self.inner.admin();
         if let Some(route) = self.inner.route(service, environment) {
-            route.set(&None);
+            route.set(None);
         }
     }
 
@@ -292,7 +312,7 @@ impl Proxy {
     /// `slipway_proxy_request_duration_seconds` (histogram),
     /// `slipway_proxy_requests_in_flight` and `slipway_proxy_unrouted_requests_total`.
     pub fn render_prometheus(&self, out: &mut String) {
-        let mut routes: Vec<Arc<Route>> = self.inner.routes().values().cloned().collect();
+        let mut routes: Vec<Arc<RouteHandle>> = self.inner.routes().values().cloned().collect();
         routes.sort_by(|a, b| (&a.service, &a.environment).cmp(&(&b.service, &b.environment)));
         let rows: Vec<(&str, &str, &RouteMetrics)> = routes
             .iter()
@@ -314,7 +334,7 @@ impl Proxy {
 
 impl Inner {
     /// This thread's copy of the route table.
-    fn routes(&self) -> RwLockReadGuard<'_, HashMap<Box<str>, Arc<Route>>> {
+    fn routes(&self) -> RwLockReadGuard<'_, HashMap<Box<str>, Arc<RouteHandle>>> {
         let table = &self.routes[backend::pool_slot() % self.routes.len()];
         // Writers only insert complete entries; a poisoned map is still consistent.
         table
@@ -334,11 +354,11 @@ impl Inner {
         self.config.worker_threads + 1
     }
 
-    fn route_by_key(&self, key: &str) -> Option<Arc<Route>> {
+    fn route_by_key(&self, key: &str) -> Option<Arc<RouteHandle>> {
         self.routes().get(key).cloned()
     }
 
-    fn route(&self, service: &str, environment: &str) -> Option<Arc<Route>> {
+    fn route(&self, service: &str, environment: &str) -> Option<Arc<RouteHandle>> {
         host::key_of(service, environment).and_then(|key| self.route_by_key(&key))
     }
 
@@ -351,7 +371,11 @@ impl Inner {
     }
 
     /// The route for `key`, added if missing; the caller holds `admin`.
-    fn route_or_insert(&self, _admin: &std::sync::MutexGuard<'_, ()>, key: String) -> Arc<Route> {
+    fn route_or_insert(
+        &self,
+        _admin: &std::sync::MutexGuard<'_, ()>,
+        key: String,
+    ) -> Arc<RouteHandle> {
         if let Some(route) = self.route_by_key(&key) {
             return route;
         }
@@ -371,9 +395,9 @@ impl Inner {
                 .0
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(key.clone(), Arc::clone(&route));
+                .insert(key.clone(), Arc::new(RouteHandle(Arc::clone(&route))));
         }
-        route
+        Arc::new(RouteHandle(route))
     }
 
     /// Whether some route still sends requests to this backend.
@@ -382,7 +406,7 @@ impl Inner {
             route
                 .backends()
                 .as_ref()
-                .is_some_and(|set| set.iter().any(|b| Arc::ptr_eq(b, backend)))
+                .is_some_and(|set| set.iter().any(|b| Arc::ptr_eq(&b.0, backend)))
         })
     }
 }
