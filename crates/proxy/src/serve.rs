@@ -79,8 +79,10 @@ async fn accept_loop(
         if workers.is_empty() {
             let conn = connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
             let (set, alive) = (Arc::clone(&local), local_alive_rx.clone());
+            // Registered before the task starts, so that a shutdown right now still reaches it.
+            let registration = set.add();
             tokio::spawn(async move {
-                conn.run(&set, None).await;
+                conn.run(&set, registration, None).await;
                 drop(alive);
             });
             continue;
@@ -151,8 +153,9 @@ fn start_workers(
                                 let token = alive_rx.clone();
                                 let set = Arc::clone(&set);
                                 let load = Arc::clone(&worker_load);
+                                let registration = set.add();
                                 tokio::spawn(async move {
-                                    conn.run(&set, Some(&load)).await;
+                                    conn.run(&set, registration, Some(&load)).await;
                                     drop(token);
                                 });
                             }
@@ -202,9 +205,13 @@ fn connection(
 impl Connection {
     /// Serves the connection until the client closes it, it stays idle for the idle timeout, or
     /// `set` closes it; the last two let the request in progress finish first.
-    async fn run(self, set: &ConnSet, load: Option<&AtomicUsize>) {
+    async fn run(
+        self,
+        set: &ConnSet,
+        (id, mut close): (u64, oneshot::Receiver<()>),
+        load: Option<&AtomicUsize>,
+    ) {
         let state = self.state;
-        let (id, mut close) = set.add();
         let idle = state.inner.config.client_idle_timeout;
         let conn = self
             .http
