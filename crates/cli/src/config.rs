@@ -41,6 +41,12 @@ pub struct EngineArgs {
     /// Accept local paths and file:// URLs as repositories (single-user installs and tests)
     #[arg(long, env = "SLIPWAY_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
+    /// Releases kept on disk per service and environment, besides the serving one and its rollback target [default: 5]
+    #[arg(long, env = "SLIPWAY_KEEP_RELEASES", value_name = "N")]
+    pub keep_releases: Option<usize>,
+    /// How long sampled runtime figures are kept, in hours [default: 24]
+    #[arg(long, env = "SLIPWAY_METRICS_RETENTION_HOURS", value_name = "HOURS")]
+    pub metrics_retention_hours: Option<u64>,
 }
 
 /// `slipway.toml`. Every key is optional; unknown keys are an error so typos don't pass silently.
@@ -52,6 +58,8 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub proxy_listen: Option<String>,
     pub allow_local_repos: Option<bool>,
+    pub keep_releases: Option<usize>,
+    pub metrics_retention_hours: Option<u64>,
     /// Log filter, e.g. `info` or `slipway=debug,info` (overridden by `SLIPWAY_LOG`).
     pub log: Option<String>,
 }
@@ -64,6 +72,8 @@ pub struct Settings {
     pub database_url: String,
     pub proxy_listen: SocketAddr,
     pub allow_local_repos: bool,
+    pub keep_releases: usize,
+    pub metrics_retention_hours: u64,
     pub log: Option<String>,
     /// Which file, if any, contributed.
     pub config_file: Option<PathBuf>,
@@ -129,6 +139,15 @@ pub fn resolve(
         database_url,
         proxy_listen,
         allow_local_repos: engine.allow_local_repos || file.allow_local_repos.unwrap_or(false),
+        keep_releases: engine.keep_releases.or(file.keep_releases).unwrap_or(5),
+        metrics_retention_hours: match engine
+            .metrics_retention_hours
+            .or(file.metrics_retention_hours)
+            .unwrap_or(24)
+        {
+            0 => bail!("metrics_retention_hours must be at least 1"),
+            h => h,
+        },
         log: file.log,
         config_file,
     })

@@ -77,17 +77,19 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     let crash_point = std::env::var("SLIPWAY_CRASH_POINT")
         .ok()
         .filter(|s| !s.is_empty());
-    let engine = slipway_engine::Engine::start(
-        store.clone(),
-        slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot start the deployment engine (proxy on {})",
-            settings.proxy_listen
-        )
-    })?;
+    let mut engine_config =
+        slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen);
+    engine_config.keep_releases = settings.keep_releases;
+    engine_config.sample_retention =
+        std::time::Duration::from_secs(settings.metrics_retention_hours * 3600);
+    let engine = slipway_engine::Engine::start(store.clone(), engine_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the deployment engine (proxy on {})",
+                settings.proxy_listen
+            )
+        })?;
     let state = AppState::with_engine(
         store,
         repo.clone(),

@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub heartbeat: Duration,
     /// Adjustments of the local target (tests shorten timeouts).
     pub tune_local: Option<fn(&mut LocalConfig)>,
+    /// Releases kept on disk per service and environment (besides the serving one and its
+    /// rollback target).
+    pub keep_releases: usize,
     /// How often runtime figures are written to the database, and how long they are kept.
     pub sample_every: Duration,
     pub sample_retention: Duration,
@@ -49,6 +52,7 @@ impl EngineConfig {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
             tune_local: None,
+            keep_releases: 5,
             sample_every: Duration::from_secs(15),
             sample_retention: Duration::from_secs(24 * 3600),
         }
@@ -78,6 +82,7 @@ impl Engine {
         let proxy_addr = listener.local_addr()?;
         let proxy = Proxy::new(ProxyConfig::default());
         let mut local_config = LocalConfig::new(config.data_dir.join("apps"), proxy_addr.port());
+        local_config.keep_releases = config.keep_releases;
         if let Some(tune) = config.tune_local {
             tune(&mut local_config);
         }

@@ -614,12 +614,14 @@ impl LocalTarget {
         any
     }
 
-    /// Removes release directories beyond the newest `keep_releases`, never those in `keep`.
+    /// Removes directories of the releases in `known` (newest first) except the newest
+    /// `keep_releases` of `healthy` (newest first), those in `keep`, and any with instances.
     pub async fn clean_releases(
         &self,
         service: &str,
         environment: &str,
-        newest_first: &[String],
+        known: &[String],
+        healthy: &[String],
         keep: &[String],
     ) {
         let releases = self.app_dir(service, environment).join("releases");
@@ -630,10 +632,7 @@ impl LocalTarget {
         while let Ok(Some(e)) = entries.next_entry().await {
             on_disk.push(e.file_name().to_string_lossy().to_string());
         }
-        let recent: Vec<&String> = newest_first
-            .iter()
-            .take(self.config.keep_releases)
-            .collect();
+        let recent: Vec<&String> = healthy.iter().take(self.config.keep_releases).collect();
         for dir in on_disk {
             let running = self
                 .app(service, environment)
@@ -646,7 +645,7 @@ impl LocalTarget {
             }
             // Only directories of releases the store knows as older are removed; anything else
             // (a build in progress) stays.
-            if newest_first.contains(&dir) {
+            if known.contains(&dir) {
                 process::remove_dir(&releases.join(&dir)).await;
             }
         }

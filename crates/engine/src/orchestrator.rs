@@ -405,15 +405,9 @@ impl Orchestrator {
         let local = self.local.clone();
         let store = self.store.clone();
         let (service_name, env) = (d.service.clone(), d.environment.clone());
-        let serving = release.id.clone();
         tokio::spawn(async move {
             local.retire(old).await;
-            if let Ok(releases) = store.list_releases(&service_name, &env).await {
-                let target = rollback_target(&releases, &serving).map(|r| r.id.clone());
-                let ids: Vec<String> = releases.iter().map(|r| r.id.clone()).collect();
-                let keep: Vec<String> = std::iter::once(serving).chain(target).collect();
-                local.clean_releases(&service_name, &env, &ids, &keep).await;
-            }
+            clean_releases(&local, store.as_ref(), &service_name, &env).await;
         });
         Ok(())
     }
@@ -443,6 +437,7 @@ impl Orchestrator {
             )
             .await?;
         log.system(&why);
+        clean_releases(&self.local, self.store.as_ref(), &d.service, &d.environment).await;
         let done = format!("rolled back: {reason}");
         self.move_to(
             &d.id,
@@ -481,6 +476,18 @@ impl Orchestrator {
             self.local
                 .destroy_release(&d.service, &d.environment, &d.id)
                 .await;
+            // A build that never became a release leaves nothing worth keeping.
+            if matches!(
+                self.store.get_release(&d.id).await,
+                Err(StoreError::NotFound { .. })
+            ) {
+                crate::process::remove_dir(&self.local.release_dir(
+                    &d.service,
+                    &d.environment,
+                    &d.id,
+                ))
+                .await;
+            }
         }
     }
 
@@ -591,6 +598,29 @@ fn app_dir(root: &std::path::Path, plan: &BuildPlan) -> PathBuf {
 
 fn short_sha(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
+}
+
+/// Removes release directories beyond the newest `keep_releases` that became healthy, never the
+/// serving release or its rollback target.
+async fn clean_releases(local: &LocalTarget, store: &dyn Store, service: &str, env: &str) {
+    let Ok(releases) = store.list_releases(service, env).await else {
+        return;
+    };
+    let serving = local.serving_release(service, env);
+    let target = serving
+        .as_deref()
+        .and_then(|s| rollback_target(&releases, s))
+        .map(|r| r.id.clone());
+    let healthy: Vec<String> = releases
+        .iter()
+        .filter(|r| r.healthy_at.is_some())
+        .map(|r| r.id.clone())
+        .collect();
+    let all: Vec<String> = releases.iter().map(|r| r.id.clone()).collect();
+    let keep: Vec<String> = serving.into_iter().chain(target).collect();
+    local
+        .clean_releases(service, env, &all, &healthy, &keep)
+        .await;
 }
 
 /// The release a rollback from `current` goes to: the newest release that became healthy before

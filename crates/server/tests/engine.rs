@@ -430,6 +430,31 @@ async fn redeploys_under_load_lose_no_request_and_broken_releases_roll_back() {
     assert_eq!((status, body.as_str()), (200, "hello three from v1\n"));
     let (_, seed) = s.get(&format!("/platform/deployments/{broken}")).await;
     assert_eq!(seed["status"], "FAILED");
+
+    // Five releases were built; with keep_releases = 1 only the serving one and its rollback
+    // target stay on disk.
+    let (_, all) = s
+        .get("/api/v1/deployments?service=api&status=EXPOSED")
+        .await;
+    let exposed: Vec<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["release_id"].as_str().unwrap().to_string())
+        .collect();
+    let releases = s.dir.path().join("apps/api/dev/releases");
+    let on_disk = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(&releases)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect()
+    };
+    let expected: std::collections::BTreeSet<String> = exposed[..2].iter().cloned().collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_disk() != expected {
+        assert!(Instant::now() < deadline, "{:?} != {expected:?}", on_disk());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     s.stop().await;
 }
 

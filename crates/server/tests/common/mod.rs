@@ -53,6 +53,7 @@ impl TestServer {
             );
             config.heartbeat = std::time::Duration::from_millis(500);
             config.sample_every = std::time::Duration::from_millis(200);
+            config.keep_releases = 1;
             config.tune_local = Some(|c| {
                 c.health_timeout = std::time::Duration::from_secs(20);
                 c.stop_grace = std::time::Duration::from_secs(3);
