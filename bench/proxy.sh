@@ -8,10 +8,10 @@
 #   slipway/nginx throughput (target >= 1) and slipway's added p99 vs nginx's (target <=).
 # The three targets are measured ROUNDS times, interleaved, so that machine noise (other builds on
 # this shared machine) hits them alike; each round compares slipway with nginx measured right
-# before it, and the medians over rounds are reported. Every benchmark process (backend, proxies,
-# wrk) runs at the same raised priority (NICE, default -10, when root) to keep other work on the
-# machine from deciding the result. Loopback only; everything stops by itself (about
-# ROUNDS × 3 × (DURATION + 2 s) plus the build).
+# next to it (they take turns going first), and the medians over rounds are reported. Every
+# benchmark process (backend, proxies, wrk) runs at the same raised priority (NICE, default -10,
+# when root) to keep other work on the machine from deciding the result. Loopback only; everything
+# stops by itself (about ROUNDS × 3 × (DURATION + 2 s) plus the build).
 # Knobs: DURATION (8s), THREADS (2), CONNS (16), ROUNDS (5), NICE (-10), KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,8 +130,14 @@ echo "wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round"
   run direct "http://127.0.0.1:$BACKEND_PORT/"
-  run nginx "http://127.0.0.1:$NGINX_PORT/"
-  run slipway "http://127.0.0.1:$PROXY_PORT/"
+  # The two proxies take turns going first, so neither always runs later in a round.
+  if [ $((round % 2)) = 1 ]; then
+    run nginx "http://127.0.0.1:$NGINX_PORT/"
+    run slipway "http://127.0.0.1:$PROXY_PORT/"
+  else
+    run slipway "http://127.0.0.1:$PROXY_PORT/"
+    run nginx "http://127.0.0.1:$NGINX_PORT/"
+  fi
 done
 
 # Per round: slipway/nginx throughput and each proxy's added p99 (its p99 minus the direct p99 of
