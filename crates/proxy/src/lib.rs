@@ -30,7 +30,6 @@ use std::time::Duration;
 use backend::{Backend, InFlight, PoolSettings};
 use metrics::RouteMetrics;
 
-pub use body::{BodyError, ProxyBody, UpstreamBody};
 pub use metrics::RouteStats;
 
 /// Settings of a [`Proxy`].
