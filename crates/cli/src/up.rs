@@ -80,6 +80,7 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     let mut engine_config =
         slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen);
     engine_config.keep_releases = settings.keep_releases;
+    engine_config.secrets_key = Some(load_secrets_key(&settings.data_dir)?);
     engine_config.sample_retention =
         std::time::Duration::from_secs(settings.metrics_retention_hours * 3600);
     let engine = slipway_engine::Engine::start(store.clone(), engine_config)
@@ -134,6 +135,19 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     repo.flush().await?;
     eprintln!("Slipway stopped.");
     Ok(())
+}
+
+/// The secrets key: `SLIPWAY_SECRETS_KEY` (base64 of 32 bytes), else `<data-dir>/secrets.key`
+/// (created with a new random key, mode 0600, at first start).
+pub fn load_secrets_key(data_dir: &Path) -> anyhow::Result<slipway_engine::secrets::SecretKey> {
+    use slipway_engine::secrets::SecretKey;
+    match std::env::var("SLIPWAY_SECRETS_KEY") {
+        Ok(text) if !text.trim().is_empty() => {
+            SecretKey::from_base64(&text).context("SLIPWAY_SECRETS_KEY is not usable")
+        }
+        _ => SecretKey::load_or_create(&data_dir.join("secrets.key"))
+            .context("cannot load the secrets key"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is

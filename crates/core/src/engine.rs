@@ -237,3 +237,28 @@ pub struct RuntimeSample {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
 }
+
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SecretInfo {
+    pub name: String,
+    /// 1 for the first value, +1 for each new value.
+    pub version: i32,
+    /// Always `"********"`: values are write-only.
+    pub value: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A secret as the database keeps it: encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub service: String,
+    pub environment: String,
+    pub name: String,
+    pub version: i32,
+    pub key_id: String,
+    pub ciphertext: Vec<u8>,
+}
+
+/// The mask shown instead of a secret's value.
+pub const SECRET_MASK: &str = "********";

@@ -6,6 +6,7 @@ pub mod logs;
 pub mod orchestrator;
 pub mod process;
 pub mod sampler;
+pub mod secrets;
 pub mod source;
 
 use local::{LocalConfig, LocalTarget};
@@ -35,6 +36,8 @@ pub struct EngineConfig {
     pub heartbeat: Duration,
     /// Adjustments of the local target (tests shorten timeouts).
     pub tune_local: Option<fn(&mut LocalConfig)>,
+    /// The key that opens secrets (`None`: secrets cannot be used).
+    pub secrets_key: Option<secrets::SecretKey>,
     /// Releases kept on disk per service and environment (besides the serving one and its
     /// rollback target).
     pub keep_releases: usize,
@@ -52,6 +55,7 @@ impl EngineConfig {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
             tune_local: None,
+            secrets_key: None,
             keep_releases: 5,
             sample_every: Duration::from_secs(15),
             sample_retention: Duration::from_secs(24 * 3600),
@@ -86,7 +90,12 @@ impl Engine {
         if let Some(tune) = config.tune_local {
             tune(&mut local_config);
         }
-        let local = LocalTarget::new(local_config, store.clone(), proxy.clone());
+        let local = LocalTarget::new(
+            local_config,
+            config.secrets_key.clone(),
+            store.clone(),
+            proxy.clone(),
+        );
         let logs = Arc::new(LogHub::default());
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();

@@ -80,6 +80,8 @@ pub struct RunSpec {
     pub health_path: Option<String>,
     /// The app listens on this port whatever `PORT` says.
     pub fixed_port: Option<u16>,
+    /// Values masked in the app's log (its secrets).
+    pub redact: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +197,8 @@ pub enum BuildError {
 
 pub struct LocalTarget {
     pub config: LocalConfig,
+    /// Opens secrets for injection; `None` when no key is configured (then no secret may exist).
+    pub secrets: Option<crate::secrets::SecretKey>,
     store: Arc<dyn Store>,
     proxy: Proxy,
     apps: Mutex<HashMap<(String, String), Arc<App>>>,
@@ -233,9 +237,15 @@ fn base_env(home: &Path) -> Vec<(String, String)> {
 }
 
 impl LocalTarget {
-    pub fn new(config: LocalConfig, store: Arc<dyn Store>, proxy: Proxy) -> Arc<Self> {
+    pub fn new(
+        config: LocalConfig,
+        secrets: Option<crate::secrets::SecretKey>,
+        store: Arc<dyn Store>,
+        proxy: Proxy,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
+            secrets,
             store,
             proxy,
             apps: Mutex::new(HashMap::new()),
@@ -684,10 +694,20 @@ impl LocalTarget {
                     continue;
                 }
             };
-            let Some(spec) = self.spec_for(&release) else {
+            let Some(mut spec) = self.spec_for(&release) else {
                 tracing::warn!(%service, %environment, %release_id, "release has no start command; not restarted");
                 continue;
             };
+            match self.secret_env(&service, &environment).await {
+                Ok(secrets) => {
+                    spec.redact = secrets.values().cloned().collect();
+                    spec.variables.extend(secrets);
+                }
+                Err(e) => {
+                    tracing::error!(%service, %environment, error = %e, "cannot open the release's secrets; not restarted");
+                    continue;
+                }
+            }
             let health = spec.health_path.clone();
             let replicas = u32::try_from(ports.len()).unwrap_or(1);
             match self.start(spec, replicas, Some(ports), None).await {
@@ -757,6 +777,7 @@ impl LocalTarget {
             variables,
             health_path: plan.health_path.clone(),
             fixed_port: (!plan.reads_port_env).then_some(plan.port).flatten(),
+            redact: Vec::new(),
         })
     }
 
@@ -777,6 +798,33 @@ impl LocalTarget {
             self.stop(&all).await;
         }
         process::remove_dir(&self.config.root.join(service)).await;
+    }
+
+    /// The opened secrets of a service's environment, name → value.
+    pub async fn secret_env(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let sealed = self
+            .store
+            .sealed_secrets(Some((service, environment)))
+            .await
+            .map_err(|e| format!("cannot read secrets: {e}"))?;
+        if sealed.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let Some(key) = &self.secrets else {
+            return Err("the service has secrets but Slipway has no secrets key configured".into());
+        };
+        sealed
+            .iter()
+            .map(|s| {
+                key.open(s)
+                    .map(|v| (s.name.clone(), v))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
     }
 
     /// Services and environments that have serving instances.
@@ -925,6 +973,7 @@ async fn supervise(
                     let _ = r.send(());
                 }
                 let prefix = format!("{}/{}", short(&spec.release_id), inst.slot);
+                let redact = Arc::new(spec.redact.clone());
                 if let Some(out) = child.stdout.take() {
                     tokio::spawn(pump(
                         out,
@@ -932,6 +981,7 @@ async fn supervise(
                         prefix.clone(),
                         app.clone(),
                         inst.clone(),
+                        redact.clone(),
                     ));
                 }
                 if let Some(err) = child.stderr.take() {
@@ -941,6 +991,7 @@ async fn supervise(
                         prefix.clone(),
                         app.clone(),
                         inst.clone(),
+                        redact,
                     ));
                 }
                 tokio::select! {
@@ -1024,9 +1075,15 @@ async fn pump(
     prefix: String,
     app: Arc<App>,
     inst: Arc<InstanceHandle>,
+    redact: Arc<Vec<String>>,
 ) {
     let mut lines = BufReader::new(out).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    while let Ok(Some(mut line)) = lines.next_line().await {
+        for secret in redact.iter().filter(|s| s.len() >= 4) {
+            if line.contains(secret.as_str()) {
+                line = line.replace(secret.as_str(), "[redacted]");
+            }
+        }
         app.log.line(&prefix, stream, &line);
         if let Some(l) = inst.deploy_log.lock().ok().and_then(|l| l.clone()) {
             l.line(stream, &line);

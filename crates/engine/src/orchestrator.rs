@@ -180,7 +180,20 @@ impl Orchestrator {
     ) -> Result<(), Stop> {
         let service = self.store.get_service(&d.service).await?;
         let variables = self.store.get_variables(&d.service, &d.environment).await?;
-        let log = log.redacting(variables.values().cloned().collect());
+        // Secrets are opened now (a wrong key fails the deployment with the reason), injected into
+        // the app's environment only, and masked in this log.
+        let secrets = self
+            .local
+            .secret_env(&d.service, &d.environment)
+            .await
+            .map_err(Stop::Failed)?;
+        let log = log.redacting(
+            variables
+                .values()
+                .chain(secrets.values())
+                .cloned()
+                .collect(),
+        );
         let log = &log;
         let mut status = d.status;
 
@@ -310,11 +323,13 @@ impl Orchestrator {
         };
 
         // PROVISIONING
-        let Some(spec) = self.local.spec_for(&release) else {
+        let Some(mut spec) = self.local.spec_for(&release) else {
             return Err(Stop::Failed(
                 "the plan has no start command and no static directory to serve".into(),
             ));
         };
+        spec.variables.extend(secrets.clone());
+        spec.redact = secrets.values().cloned().collect();
         let replicas = if spec.fixed_port.is_some() {
             1
         } else {

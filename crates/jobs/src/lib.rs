@@ -118,7 +118,7 @@ impl WorkerConfig {
             concurrency: 4,
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
-            poll: Duration::from_secs(1),
+            poll: Duration::from_millis(250),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
         }
@@ -180,6 +180,8 @@ impl Worker {
     async fn run(self) {
         let queues: Vec<&str> = self.config.queues.iter().map(String::as_str).collect();
         while !self.stop.is_cancelled() {
+            // Read before claiming: a wake-up that arrives during the claim is not lost.
+            let generation = self.store.jobs_generation();
             match self
                 .store
                 .claim_job(&queues, &self.name, self.config.lease)
@@ -189,7 +191,7 @@ impl Worker {
                 Ok(None) => {
                     tokio::select! {
                         _ = self.stop.cancelled() => {}
-                        _ = self.store.wait_for_jobs(self.config.poll) => {}
+                        _ = self.store.wait_for_jobs(generation, self.config.poll) => {}
                     }
                 }
                 Err(e) => {

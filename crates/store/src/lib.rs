@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use slipway_core::{
     Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentStatus, Environment, Instance, Job, JobOutcome,
-    LogLine, NewDeployment, NewJob, NewLogLine, NewService, Page, Release, RuntimeSample, Service,
-    ServiceQuery, ServiceUpdate, Team, TransitionUpdate,
+    LogLine, NewDeployment, NewJob, NewLogLine, NewService, Page, Release, RuntimeSample,
+    SealedSecret, SecretInfo, Service, ServiceQuery, ServiceUpdate, Team, TransitionUpdate,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -212,9 +212,29 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_all_leases(&self) -> Result<u64>;
     /// Records how a job ended; `false` when the worker no longer held its lease (nothing written).
     async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome) -> Result<bool>;
-    /// Resolves when a job may have been enqueued (by this process, or on PostgreSQL by any), or after
-    /// `timeout`.
-    async fn wait_for_jobs(&self, timeout: Duration);
+    /// Resolves when [`Store::jobs_generation`] has moved past `since`, or after `timeout`.
+    async fn wait_for_jobs(&self, since: u64, timeout: Duration);
+    /// A counter that moves whenever a job may have become runnable (enqueued, finished, or — on
+    /// PostgreSQL — announced by another replica). A worker reads it before it claims and, when the
+    /// claim finds nothing, waits only for a change since that reading, so no wake-up is lost.
+    fn jobs_generation(&self) -> u64;
+
+    // Secrets (sealed by the caller; the store never sees a value)
+    /// Stores a new value (version + 1); `NotFound` for an unknown service or environment.
+    async fn put_secret(&self, secret: &SealedSecret, actor: &Actor) -> Result<SecretInfo>;
+    async fn list_secrets(&self, service: &str, environment: &str) -> Result<Vec<SecretInfo>>;
+    /// `NotFound` when there is no such secret.
+    async fn delete_secret(
+        &self,
+        service: &str,
+        environment: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<()>;
+    /// The sealed values of a service's environment (to inject at deploy time), or of every secret.
+    async fn sealed_secrets(&self, service_env: Option<(&str, &str)>) -> Result<Vec<SealedSecret>>;
+    /// Replaces ciphertexts (a key rotation) in one transaction, versions unchanged.
+    async fn reseal_secrets(&self, secrets: &[SealedSecret]) -> Result<()>;
 
     // Runtime samples
     async fn record_samples(&self, samples: &[RuntimeSample]) -> Result<()>;

@@ -19,8 +19,8 @@ use slipway_core::{
     job_kind, Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
     Job, JobOutcome, JobStatus, LogLine, NewAuditEvent, NewDeployment, NewJob, NewLogLine,
-    NewService, Page, Release, RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team,
-    TransitionUpdate,
+    NewService, Page, Release, RuntimeSample, SealedSecret, SecretInfo, Service, ServiceQuery,
+    ServiceUpdate, Team, TransitionUpdate, SECRET_MASK,
 };
 use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -33,7 +33,7 @@ const MAX_CONNECTIONS: u32 = 10;
 pub struct PostgresStore {
     pool: PgPool,
     /// Wakes job workers waiting in `wait_for_jobs`: by this process, and by `NOTIFY` from any.
-    jobs_enqueued: Arc<tokio::sync::Notify>,
+    jobs_enqueued: Arc<tokio::sync::watch::Sender<u64>>,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -46,7 +46,8 @@ impl Drop for PostgresStore {
 }
 
 /// Forwards `NOTIFY slipway_jobs` to the local workers; reconnects after errors.
-async fn listen_for_jobs(pool: PgPool, notify: Arc<tokio::sync::Notify>) {
+async fn listen_for_jobs(pool: PgPool, generation: Arc<tokio::sync::watch::Sender<u64>>) {
+    let bump = || generation.send_modify(|g| *g = g.wrapping_add(1));
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
@@ -54,13 +55,10 @@ async fn listen_for_jobs(pool: PgPool, notify: Arc<tokio::sync::Notify>) {
                     tracing::warn!(error = %e, "LISTEN {JOBS_CHANNEL} failed");
                 } else {
                     // Jobs enqueued while we were not listening.
-                    notify.notify_waiters();
+                    bump();
                     loop {
                         match listener.recv().await {
-                            Ok(_) => {
-                                notify.notify_waiters();
-                                notify.notify_one();
-                            }
+                            Ok(_) => bump(),
                             Err(e) => {
                                 tracing::warn!(error = %e, "job notifications interrupted; reconnecting");
                                 break;
@@ -84,7 +82,7 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let jobs_enqueued = Arc::new(tokio::sync::Notify::new());
+        let jobs_enqueued = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let listener = Some(tokio::spawn(listen_for_jobs(
             pool.clone(),
             jobs_enqueued.clone(),
@@ -98,8 +96,7 @@ impl PostgresStore {
 
     /// Wakes every waiting worker, and the next one to wait when none is waiting now.
     fn wake_workers(&self) {
-        self.jobs_enqueued.notify_waiters();
-        self.jobs_enqueued.notify_one();
+        self.jobs_enqueued.send_modify(|g| *g = g.wrapping_add(1));
     }
 }
 
@@ -1100,7 +1097,7 @@ impl Store for PostgresStore {
         .await?;
         let d = fetch_deployment(&mut tx, id).await?;
         tx.commit().await?;
-        self.jobs_enqueued.notify_waiters();
+        self.wake_workers();
         Ok(d)
     }
 
@@ -1357,8 +1354,9 @@ impl Store for PostgresStore {
         if queues.is_empty() {
             return Ok(None);
         }
-        let now = common::now();
         let mut tx = self.pool.begin().await?;
+        // Taken after BEGIN: a job committed while this claim waited for a connection is due.
+        let now = common::now();
         loop {
             let mut select = QueryBuilder::<Postgres>::new(format!(
                 "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.queue IN ("
@@ -1482,13 +1480,200 @@ impl Store for PostgresStore {
         .await?
         .rows_affected()
             == 1;
+        if done {
+            // A job waiting behind this one (same key), or this one again (a retry), may run now
+            // on any replica.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(JOBS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.wake_workers();
         Ok(done)
     }
 
-    async fn wait_for_jobs(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.jobs_enqueued.notified()).await;
+    async fn wait_for_jobs(&self, since: u64, timeout: Duration) {
+        let mut rx = self.jobs_enqueued.subscribe();
+        if *rx.borrow_and_update() != since {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    fn jobs_generation(&self) -> u64 {
+        *self.jobs_enqueued.borrow()
+    }
+
+    async fn put_secret(&self, x: &SealedSecret, actor: &Actor) -> Result<SecretInfo> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR KEY SHARE")
+            .bind(&x.service)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "service",
+                name: x.service.clone(),
+            });
+        }
+        if sqlx::query("SELECT 1 FROM environments WHERE name = $1 FOR KEY SHARE")
+            .bind(&x.environment)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "environment",
+                name: x.environment.clone(),
+            });
+        }
+        let version: i32 = sqlx::query_scalar(
+            "INSERT INTO secrets (service, environment, name, version, key_id, ciphertext, updated_at) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6) \
+             ON CONFLICT (service, environment, name) DO UPDATE SET version = secrets.version + 1, \
+             key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at \
+             RETURNING version",
+        )
+        .bind(&x.service)
+        .bind(&x.environment)
+        .bind(&x.name)
+        .bind(&x.key_id)
+        .bind(&x.ciphertext)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "secret.set",
+                "service",
+                &x.service,
+                json!({ "environment": x.environment, "name": x.name, "version": version }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(SecretInfo {
+            name: x.name.clone(),
+            version,
+            value: SECRET_MASK.to_string(),
+            updated_at: at,
+        })
+    }
+
+    async fn list_secrets(&self, service: &str, environment: &str) -> Result<Vec<SecretInfo>> {
+        let rows: Vec<(String, i32, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT name, version, updated_at FROM secrets WHERE service = $1 AND environment = $2 ORDER BY name",
+        )
+        .bind(service)
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version, updated_at)| SecretInfo {
+                name,
+                version,
+                value: SECRET_MASK.to_string(),
+                updated_at,
+            })
+            .collect())
+    }
+
+    async fn delete_secret(
+        &self,
+        service: &str,
+        environment: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query(
+            "DELETE FROM secrets WHERE service = $1 AND environment = $2 AND name = $3",
+        )
+        .bind(service)
+        .bind(environment)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone == 0 {
+            return Err(StoreError::NotFound {
+                kind: "secret",
+                name: name.to_string(),
+            });
+        }
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "secret.delete",
+                "service",
+                service,
+                json!({ "environment": environment, "name": name }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sealed_secrets(&self, service_env: Option<(&str, &str)>) -> Result<Vec<SealedSecret>> {
+        type Row = (String, String, String, i32, String, Vec<u8>);
+        let rows: Vec<Row> =
+            match service_env {
+                Some((service, environment)) => sqlx::query_as(
+                    "SELECT service, environment, name, version, key_id, ciphertext FROM secrets \
+                     WHERE service = $1 AND environment = $2 ORDER BY name",
+                )
+                .bind(service)
+                .bind(environment)
+                .fetch_all(&self.pool)
+                .await?,
+                None => sqlx::query_as(
+                    "SELECT service, environment, name, version, key_id, ciphertext FROM secrets \
+                     ORDER BY service, environment, name",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+            };
+        Ok(rows
+            .into_iter()
+            .map(
+                |(service, environment, name, version, key_id, ciphertext)| SealedSecret {
+                    service,
+                    environment,
+                    name,
+                    version,
+                    key_id,
+                    ciphertext,
+                },
+            )
+            .collect())
+    }
+
+    async fn reseal_secrets(&self, secrets: &[SealedSecret]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for x in secrets {
+            sqlx::query(
+                "UPDATE secrets SET key_id = $4, ciphertext = $5 \
+                 WHERE service = $1 AND environment = $2 AND name = $3",
+            )
+            .bind(&x.service)
+            .bind(&x.environment)
+            .bind(&x.name)
+            .bind(&x.key_id)
+            .bind(&x.ciphertext)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn record_samples(&self, samples: &[RuntimeSample]) -> Result<()> {

@@ -19,8 +19,8 @@ use slipway_core::{
     job_kind, Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
     Job, JobOutcome, JobStatus, LogLine, NewAuditEvent, NewDeployment, NewJob, NewLogLine,
-    NewService, Page, Release, RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team,
-    TransitionUpdate,
+    NewService, Page, Release, RuntimeSample, SealedSecret, SecretInfo, Service, ServiceQuery,
+    ServiceUpdate, Team, TransitionUpdate, SECRET_MASK,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -39,8 +39,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Background WAL checkpoints; stopped when the store is dropped.
     checkpointer: Option<tokio::task::JoinHandle<()>>,
-    /// Wakes job workers waiting in `wait_for_jobs`.
-    jobs_enqueued: tokio::sync::Notify,
+    /// The jobs generation (see `Store::jobs_generation`).
+    jobs_enqueued: tokio::sync::watch::Sender<u64>,
 }
 
 impl Drop for SqliteStore {
@@ -96,14 +96,13 @@ impl SqliteStore {
             writer,
             reader,
             checkpointer,
-            jobs_enqueued: tokio::sync::Notify::new(),
+            jobs_enqueued: tokio::sync::watch::Sender::new(0),
         })
     }
 
     /// Wakes every waiting worker, and the next one to wait when none is waiting now.
     fn wake_workers(&self) {
-        self.jobs_enqueued.notify_waiters();
-        self.jobs_enqueued.notify_one();
+        self.jobs_enqueued.send_modify(|g| *g = g.wrapping_add(1));
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -1363,8 +1362,9 @@ impl Store for SqliteStore {
         if queues.is_empty() {
             return Ok(None);
         }
-        let now = common::now();
         let mut tx = self.begin_write().await?;
+        // Taken after BEGIN: a job committed while this claim waited for the writer is due.
+        let now = common::now();
         loop {
             let mut select = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.queue IN ("
@@ -1487,8 +1487,187 @@ impl Store for SqliteStore {
         Ok(done)
     }
 
-    async fn wait_for_jobs(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.jobs_enqueued.notified()).await;
+    async fn wait_for_jobs(&self, since: u64, timeout: Duration) {
+        let mut rx = self.jobs_enqueued.subscribe();
+        if *rx.borrow_and_update() != since {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    fn jobs_generation(&self) -> u64 {
+        *self.jobs_enqueued.borrow()
+    }
+
+    async fn put_secret(&self, x: &SealedSecret, actor: &Actor) -> Result<SecretInfo> {
+        let at = common::now();
+        let mut tx = self.begin_write().await?;
+        if sqlx::query("SELECT 1 FROM services WHERE name = $1")
+            .bind(&x.service)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "service",
+                name: x.service.clone(),
+            });
+        }
+        if sqlx::query("SELECT 1 FROM environments WHERE name = $1")
+            .bind(&x.environment)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "environment",
+                name: x.environment.clone(),
+            });
+        }
+        let version: i32 = sqlx::query_scalar(
+            "INSERT INTO secrets (service, environment, name, version, key_id, ciphertext, updated_at) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6) \
+             ON CONFLICT (service, environment, name) DO UPDATE SET version = secrets.version + 1, \
+             key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at \
+             RETURNING version",
+        )
+        .bind(&x.service)
+        .bind(&x.environment)
+        .bind(&x.name)
+        .bind(&x.key_id)
+        .bind(&x.ciphertext)
+        .bind(ts(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "secret.set",
+                "service",
+                &x.service,
+                json!({ "environment": x.environment, "name": x.name, "version": version }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(SecretInfo {
+            name: x.name.clone(),
+            version,
+            value: SECRET_MASK.to_string(),
+            updated_at: at,
+        })
+    }
+
+    async fn list_secrets(&self, service: &str, environment: &str) -> Result<Vec<SecretInfo>> {
+        let rows: Vec<(String, i32, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT name, version, updated_at FROM secrets WHERE service = $1 AND environment = $2 ORDER BY name",
+        )
+        .bind(service)
+        .bind(environment)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version, updated_at)| SecretInfo {
+                name,
+                version,
+                value: SECRET_MASK.to_string(),
+                updated_at,
+            })
+            .collect())
+    }
+
+    async fn delete_secret(
+        &self,
+        service: &str,
+        environment: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.begin_write().await?;
+        let gone = sqlx::query(
+            "DELETE FROM secrets WHERE service = $1 AND environment = $2 AND name = $3",
+        )
+        .bind(service)
+        .bind(environment)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone == 0 {
+            return Err(StoreError::NotFound {
+                kind: "secret",
+                name: name.to_string(),
+            });
+        }
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "secret.delete",
+                "service",
+                service,
+                json!({ "environment": environment, "name": name }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sealed_secrets(&self, service_env: Option<(&str, &str)>) -> Result<Vec<SealedSecret>> {
+        type Row = (String, String, String, i32, String, Vec<u8>);
+        let rows: Vec<Row> =
+            match service_env {
+                Some((service, environment)) => sqlx::query_as(
+                    "SELECT service, environment, name, version, key_id, ciphertext FROM secrets \
+                     WHERE service = $1 AND environment = $2 ORDER BY name",
+                )
+                .bind(service)
+                .bind(environment)
+                .fetch_all(&self.reader)
+                .await?,
+                None => sqlx::query_as(
+                    "SELECT service, environment, name, version, key_id, ciphertext FROM secrets \
+                     ORDER BY service, environment, name",
+                )
+                .fetch_all(&self.reader)
+                .await?,
+            };
+        Ok(rows
+            .into_iter()
+            .map(
+                |(service, environment, name, version, key_id, ciphertext)| SealedSecret {
+                    service,
+                    environment,
+                    name,
+                    version,
+                    key_id,
+                    ciphertext,
+                },
+            )
+            .collect())
+    }
+
+    async fn reseal_secrets(&self, secrets: &[SealedSecret]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for x in secrets {
+            sqlx::query(
+                "UPDATE secrets SET key_id = $4, ciphertext = $5 \
+                 WHERE service = $1 AND environment = $2 AND name = $3",
+            )
+            .bind(&x.service)
+            .bind(&x.environment)
+            .bind(&x.name)
+            .bind(&x.key_id)
+            .bind(&x.ciphertext)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn record_samples(&self, samples: &[RuntimeSample]) -> Result<()> {
