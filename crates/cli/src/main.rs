@@ -6,6 +6,7 @@ mod config;
 mod follow;
 mod output;
 mod sse;
+mod templates;
 mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -128,6 +129,9 @@ enum Command {
     /// Inspect deployments
     #[command(subcommand)]
     Deployment(DeploymentCmd),
+    /// Golden-path templates: list, show, render a preview
+    #[command(subcommand)]
+    Templates(templates::TemplatesCmd),
     /// Maintain the platform repository (offline: stop `slipway up` first)
     #[command(subcommand, name = "platform-repo")]
     PlatformRepo(PlatformRepoCmd),
@@ -142,6 +146,9 @@ enum ServiceCmd {
         team: String,
         #[arg(long)]
         repo_url: String,
+        /// Golden-path template (`slipway templates list`); `default` when omitted
+        #[arg(long)]
+        template: Option<String>,
         #[arg(long)]
         description: Option<String>,
     },
@@ -343,13 +350,18 @@ fn deployment_id(value: &str) -> Result<(), CliError> {
 
 async fn remote(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
     match command {
+        Command::Templates(cmd) => templates::run(client, format, cmd).await?,
         Command::Service(ServiceCmd::Create {
             name,
             team,
             repo_url,
+            template,
             description,
         }) => {
             let mut body = json!({ "name": name, "team": team, "repo_url": repo_url });
+            if let Some(t) = template {
+                body["template"] = json!(t);
+            }
             if let Some(d) = description {
                 body["description"] = json!(d);
             }

@@ -33,6 +33,11 @@ pub fn yaml_string(value: &str) -> String {
     serde_json::Value::from(value).to_string()
 }
 
+/// A JSON string literal (also a valid YAML double-quoted scalar).
+pub fn json_string(value: &str) -> String {
+    serde_json::Value::from(value).to_string()
+}
+
 /// A single-quoted Groovy string, which Groovy never interpolates: only `\` and `'` need
 /// escaping (and line breaks, which a single-quoted string cannot hold).
 pub fn groovy_single_quoted(value: &str) -> String {

@@ -6,13 +6,21 @@ use crate::AppState;
 use slipway_core::{
     validate, Actor, Artifact, ArtifactScope, NewService, Service, ServiceUpdate, ValidationErrors,
 };
-use slipway_golden_paths::{render_registration, Rendered, ServiceSpec};
+use slipway_golden_paths::{render_service, Rendered, ServiceSpec, DEFAULT_TEMPLATE};
 use slipway_platform_repo::Change;
 
 /// The environment whose Terraform instantiation is generated at registration.
 pub const REGISTRATION_ENV: &str = "dev";
-/// Templates that exist today; the golden-paths issue adds more.
-pub const TEMPLATES: &[&str] = &["default"];
+/// Names of the built-in templates (a test keeps it equal to the embedded set). The templates in
+/// use, with `--templates-dir` overrides, are `crate::api::templates::templates()?.names()`.
+pub const TEMPLATES: &[&str] = &[
+    "default",
+    "go-api",
+    "node-api",
+    "python-api",
+    "rust-api",
+    "static-site",
+];
 
 /// A registration request after parsing, before validation.
 #[derive(Debug, Clone)]
@@ -50,13 +58,16 @@ pub struct Registered {
     pub artifacts: Vec<Artifact>,
 }
 
-fn render(name: &str, team: &str, repo_url: &str) -> ApiResult<Rendered> {
-    render_registration(&ServiceSpec {
-        name,
-        team,
-        repo_url,
-        environment: REGISTRATION_ENV,
-    })
+fn render(name: &str, team: &str, repo_url: &str, template: &str) -> ApiResult<Rendered> {
+    render_service(
+        &ServiceSpec {
+            name,
+            team,
+            repo_url,
+            environment: REGISTRATION_ENV,
+        },
+        template,
+    )
     .map_err(ApiError::internal)
 }
 
@@ -69,16 +80,16 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
         &reg.repo_url,
         state.allow_local_repos,
     ));
-    if let Some(t) = &reg.template {
-        if !TEMPLATES.contains(&t.as_str()) {
-            errors.push(slipway_core::FieldError::new(
-                "template",
-                format!(
-                    "unknown template {t:?}; available: {}",
-                    TEMPLATES.join(", ")
-                ),
-            ));
-        }
+    let template = reg.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
+    let templates = crate::api::templates::templates()?;
+    if !templates.contains(template) {
+        errors.push(slipway_core::FieldError::new(
+            "template",
+            format!(
+                "unknown template {template:?}; known templates: {}",
+                templates.names().join(", ")
+            ),
+        ));
     }
     if let Some(d) = &reg.description {
         errors.check(validate::free_text("description", d, 1000));
@@ -86,7 +97,7 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
     errors.into_result()?;
 
     let started = std::time::Instant::now();
-    let rendered = render(&reg.name, &reg.team, &reg.repo_url)?;
+    let rendered = render(&reg.name, &reg.team, &reg.repo_url, template)?;
     let rendered_at = started.elapsed();
     let _serial = state.catalog_lock.lock().await;
     let service = state
@@ -96,7 +107,7 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
                 name: reg.name.clone(),
                 team: reg.team.clone(),
                 repo_url: reg.repo_url.clone(),
-                template: reg.template.clone().unwrap_or_else(|| "default".into()),
+                template: template.to_string(),
                 description: reg.description.clone(),
                 artifacts: rendered.artifacts.clone(),
                 platform_files: rendered.platform_files.clone(),
@@ -171,7 +182,7 @@ pub async fn update(
         .unwrap_or_else(|| current.repo_url.clone());
     let regenerate = team != current.team || repo_url != current.repo_url;
     let rendered = if regenerate {
-        Some(render(name, &team, &repo_url)?)
+        Some(render(name, &team, &repo_url, &current.template)?)
     } else {
         None
     };
@@ -252,4 +263,15 @@ async fn project(
         .await
         .map(|_| ())
         .map_err(|e| ApiError::SavedNotProjected(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_template_names_are_the_builtin_ones() {
+        let builtin = slipway_golden_paths::TemplateSet::builtin()
+            .unwrap()
+            .names();
+        assert_eq!(super::TEMPLATES, builtin.as_slice());
+    }
 }

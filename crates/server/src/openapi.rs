@@ -37,9 +37,11 @@ use utoipa::OpenApi;
         api::deployments::destroy_deployment,
         api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::service_metrics, api::runtime::metrics, api::analyze::analyze,
         api::audit::list_audit,
+        api::templates::list_templates, api::templates::get_template, api::templates::render_template,
     ),
     components(schemas(
         Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
+        api::templates::Template, api::templates::RenderRequest, api::templates::RenderedTemplate, api::templates::RenderedFile,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
     tags(
@@ -48,6 +50,7 @@ use utoipa::OpenApi;
         (name = "artifacts", description = "Generated golden-path files"),
         (name = "deployments", description = "Deployments"),
         (name = "analyze", description = "Build plans of repositories"),
+        (name = "templates", description = "Golden-path templates"),
         (name = "teams"), (name = "environments"), (name = "audit"), (name = "system"),
     )
 )]

@@ -7,6 +7,7 @@ pub mod environments;
 pub mod runtime;
 pub mod services;
 pub mod teams;
+pub mod templates;
 
 use crate::error::{ApiError, Problem};
 use crate::AppState;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(runtime::router())
         .merge(analyze::router())
+        .merge(templates::router())
 }
 
 pub async fn not_found() -> ApiError {

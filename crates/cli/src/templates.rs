@@ -1,0 +1,155 @@
+//! `slipway templates …`: the golden-path templates the server uses.
+
+use crate::client::{enc, exit, CliError, Client};
+use crate::output;
+use crate::Format;
+use clap::Subcommand;
+use serde_json::{json, Value};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum TemplatesCmd {
+    /// List the templates
+    List,
+    /// Show a template: version, language, port, probes and the files it generates
+    Show { name: String },
+    /// Render a template for a service without registering it, into a directory
+    Render {
+        template: String,
+        /// Service name
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        repo_url: String,
+        #[arg(long, default_value = "dev")]
+        environment: String,
+        /// Directory to write the files into: `platform/…` and `service/…` (created; existing files are overwritten)
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub async fn run(client: &Client, format: Format, cmd: TemplatesCmd) -> Result<(), CliError> {
+    match cmd {
+        TemplatesCmd::List => {
+            let v: Value = client.get("/api/v1/templates").await?;
+            match format {
+                Format::Json => print_json(&v),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = v
+                        .as_array()
+                        .map(|a| a.as_slice())
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                s(t, "name"),
+                                t["version"].to_string(),
+                                s(t, "language"),
+                                s(t, "description"),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["NAME", "VERSION", "LANGUAGE", "DESCRIPTION"], &rows);
+                }
+            }
+        }
+        TemplatesCmd::Show { name } => {
+            crate::label("template", &name)?;
+            let t: Value = client
+                .get(&format!("/api/v1/templates/{}", enc(&name)))
+                .await?;
+            match format {
+                Format::Json => print_json(&t),
+                Format::Table => {
+                    println!("name:        {}", s(&t, "name"));
+                    println!("version:     {}", t["version"]);
+                    println!("generator:   {}", s(&t, "generator"));
+                    println!("language:    {}", s(&t, "language"));
+                    println!("port:        {}", t["port"]);
+                    println!("health:      {}", s(&t, "health_path"));
+                    println!("ready:       {}", s(&t, "ready_path"));
+                    println!("description: {}", s(&t, "description"));
+                    println!("platform repository files:");
+                    for f in t["platform_files"].as_array().into_iter().flatten() {
+                        println!("  {}", f.as_str().unwrap_or_default());
+                    }
+                    println!("service repository files:");
+                    for f in t["service_files"].as_array().into_iter().flatten() {
+                        println!("  {}", f.as_str().unwrap_or_default());
+                    }
+                }
+            }
+        }
+        TemplatesCmd::Render {
+            template,
+            name,
+            team,
+            repo_url,
+            environment,
+            out,
+        } => {
+            crate::label("template", &template)?;
+            let body = json!({
+                "name": name, "team": team, "repo_url": repo_url, "environment": environment,
+            });
+            let v: Value = client
+                .post(
+                    &format!("/api/v1/templates/{}/render", enc(&template)),
+                    &body,
+                )
+                .await?;
+            let mut written = Vec::new();
+            for f in v["files"].as_array().into_iter().flatten() {
+                let scope = f["scope"].as_str().unwrap_or_default();
+                let path = f["path"].as_str().unwrap_or_default();
+                let dest = out.join(safe_relative(scope)?).join(safe_relative(path)?);
+                write(&dest, f["content"].as_str().unwrap_or_default())?;
+                written.push(format!("{scope}/{path}"));
+            }
+            output::message(
+                format,
+                &json!({ "template": template, "out": out, "files": written }),
+                &format!(
+                    "wrote {} files of template {template} to {}",
+                    written.len(),
+                    out.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A path from the server must stay inside the output directory.
+fn safe_relative(path: &str) -> Result<&Path, CliError> {
+    let p = Path::new(path);
+    if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(CliError {
+            code: exit::ERROR,
+            message: format!("the server sent an unsafe path {path:?}"),
+        });
+    }
+    Ok(p)
+}
+
+fn write(dest: &Path, content: &str) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError {
+        code: exit::ERROR,
+        message: format!("cannot write {}: {e}", dest.display()),
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    std::fs::write(dest, content).map_err(fail)
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
