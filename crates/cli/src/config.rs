@@ -44,13 +44,16 @@ pub struct EngineArgs {
     /// Releases kept on disk per service and environment, besides the serving one and its rollback target [default: 5]
     #[arg(long, env = "SLIPWAY_KEEP_RELEASES", value_name = "N")]
     pub keep_releases: Option<usize>,
+    /// Requests per second allowed per client address before 429 (0 turns rate limiting off) [default: 50]
+    #[arg(long, env = "SLIPWAY_RATE_LIMIT", value_name = "PER_SECOND")]
+    pub rate_limit: Option<f64>,
     /// How long sampled runtime figures are kept, in hours [default: 24]
     #[arg(long, env = "SLIPWAY_METRICS_RETENTION_HOURS", value_name = "HOURS")]
     pub metrics_retention_hours: Option<u64>,
 }
 
 /// `slipway.toml`. Every key is optional; unknown keys are an error so typos don't pass silently.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
@@ -60,12 +63,13 @@ pub struct FileConfig {
     pub allow_local_repos: Option<bool>,
     pub keep_releases: Option<usize>,
     pub metrics_retention_hours: Option<u64>,
+    pub rate_limit: Option<f64>,
     /// Log filter, e.g. `info` or `slipway=debug,info` (overridden by `SLIPWAY_LOG`).
     pub log: Option<String>,
 }
 
 /// The settings in force after layering.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -74,6 +78,8 @@ pub struct Settings {
     pub allow_local_repos: bool,
     pub keep_releases: usize,
     pub metrics_retention_hours: u64,
+    /// Requests per second per client address; 0 is off.
+    pub rate_limit: f64,
     pub log: Option<String>,
     /// Which file, if any, contributed.
     pub config_file: Option<PathBuf>,
@@ -140,6 +146,10 @@ pub fn resolve(
         proxy_listen,
         allow_local_repos: engine.allow_local_repos || file.allow_local_repos.unwrap_or(false),
         keep_releases: engine.keep_releases.or(file.keep_releases).unwrap_or(5),
+        rate_limit: match engine.rate_limit.or(file.rate_limit).unwrap_or(50.0) {
+            r if r.is_finite() && r >= 0.0 => r,
+            r => bail!("rate_limit {r} must be a number of requests per second, 0 or more"),
+        },
         metrics_retention_hours: match engine
             .metrics_retention_hours
             .or(file.metrics_retention_hours)

@@ -91,13 +91,20 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
                 settings.proxy_listen
             )
         })?;
-    let state = AppState::with_engine(
+    let mut state = AppState::with_engine(
         store,
         repo.clone(),
         crash_point,
         Some(engine.clone()),
         settings.allow_local_repos,
     );
+    if settings.rate_limit > 0.0 {
+        state = state.limit_rate(slipway_server::guard::RateLimit {
+            per_second: settings.rate_limit,
+            // A page load or a CLI script may send a burst; four seconds' worth, at least 20.
+            burst: (settings.rate_limit * 4.0).max(20.0),
+        });
+    }
     if state.store.backend() == "postgres" {
         // Other replicas change the catalog too: bring this replica's projection up to date.
         let state = state.clone();

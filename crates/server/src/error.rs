@@ -46,6 +46,8 @@ pub enum ApiError {
     /// repository failed and is repaired at the next start.
     SavedNotProjected(anyhow::Error),
     Unavailable(String),
+    /// 429; the caller adds `Retry-After`.
+    TooManyRequests(String),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -116,6 +118,11 @@ impl ApiError {
                 "internal",
                 "Internal server error",
             ),
+            ApiError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -135,7 +142,8 @@ impl ApiError {
             | ApiError::Refused(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
-            | ApiError::Unavailable(d) => (d.clone(), vec![]),
+            | ApiError::Unavailable(d)
+            | ApiError::TooManyRequests(d) => (d.clone(), vec![]),
             ApiError::Internal(e) | ApiError::SavedNotProjected(e) => {
                 // The cause goes to the log under an id the client can quote; the client sees no internals.
                 let id = uuid::Uuid::now_v7().to_string();

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod openapi;
 pub mod platform;
 pub mod reconcile;
@@ -45,6 +46,8 @@ pub struct StateInner {
     pub engine: Option<Arc<Engine>>,
     /// `--allow-local-repos`: repositories may be local paths or `file://` URLs.
     pub allow_local_repos: bool,
+    /// Set once at start when rate limiting is on.
+    pub rate_limiter: std::sync::OnceLock<guard::RateLimiter>,
 }
 
 impl Deref for AppState {
@@ -77,7 +80,14 @@ impl AppState {
             catalog_lock: tokio::sync::Mutex::new(()),
             engine,
             allow_local_repos,
+            rate_limiter: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Turns rate limiting on (per client address). Only the first call has an effect.
+    pub fn limit_rate(self, limit: guard::RateLimit) -> Self {
+        let _ = self.0.rate_limiter.set(guard::RateLimiter::new(limit));
+        self
     }
 
     /// The engine, or 503 when this process runs none.
@@ -123,6 +133,11 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(api::panic_response))

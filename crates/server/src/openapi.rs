@@ -36,11 +36,12 @@ use utoipa::OpenApi;
         api::deployments::deployment_logs, api::deployments::rollback_deployment, api::deployments::cancel_deployment,
         api::deployments::destroy_deployment,
         api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::service_metrics, api::runtime::metrics, api::analyze::analyze,
+        api::secrets::set_secret, api::secrets::list_secrets, api::secrets::delete_secret,
         api::audit::list_audit,
         api::templates::list_templates, api::templates::get_template, api::templates::render_template,
     ),
     components(schemas(
-        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
+        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, api::secrets::SecretValue, slipway_core::SecretInfo, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
         api::templates::Template, api::templates::RenderRequest, api::templates::RenderedTemplate, api::templates::RenderedFile,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),

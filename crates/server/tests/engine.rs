@@ -787,3 +787,85 @@ async fn analyze_plans_a_repository_with_evidence() {
     assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_are_injected_write_only_and_never_logged_or_stored_in_clear() {
+    const SECRET: &str = "s3cr3t-value-4242";
+    let app = PY_APP
+        .replace(
+            "VERSION = \"v1\"",
+            "VERSION = os.environ.get(\"DB_PASSWORD\", \"none\")\nprint(\"connecting with password\", os.environ.get(\"DB_PASSWORD\"), flush=True)",
+        );
+    let s = TestServer::start_engine().await;
+    let repo = git_repo(&s.dir.path().join("src/vault"), &[("app.py", &app)]);
+    register(&s, "vault", &repo).await;
+    let path = "/api/v1/services/vault/environments/dev/secrets/DB_PASSWORD";
+    let (status, info) = s.put(path, json!({ "value": "first" })).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(
+        (info["version"].as_i64(), info["value"].as_str()),
+        (Some(1), Some("********"))
+    );
+    let (status, info) = s.put(path, json!({ "value": SECRET })).await;
+    assert_eq!((status, info["version"].as_i64()), (200, Some(2)));
+    let (_, list) = s
+        .get("/api/v1/services/vault/environments/dev/secrets")
+        .await;
+    assert_eq!(list[0]["name"], "DB_PASSWORD");
+    assert_eq!(list[0]["value"], "********");
+    assert!(!list.to_string().contains(SECRET));
+    let (status, body) = s
+        .put(
+            "/api/v1/services/vault/environments/dev/secrets/9bad",
+            json!({ "value": "x" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = s
+        .put(
+            "/api/v1/services/ghost/environments/dev/secrets/A",
+            json!({ "value": "x" }),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let id = deploy(&s, json!({ "service": "vault" })).await;
+    assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    // Injected: the app sees it …
+    let (_, body) = through_proxy(&s, "vault.dev.localhost", "/").await;
+    assert_eq!(body, format!("hello world from {SECRET}\n"));
+    // … but it appears in no log …
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(log.contains("connecting with password [redacted]"), "{log}");
+    assert!(!log.contains(SECRET), "{log}");
+    let app_log = text(&s, "/api/v1/services/vault/logs").await;
+    assert!(
+        app_log.contains("[redacted]") && !app_log.contains(SECRET),
+        "{app_log}"
+    );
+    // … nor in the database, the audit log or the release record.
+    let (_, audit) = s.get("/api/v1/audit?action=secret.set").await;
+    assert_eq!(audit["total"], 2, "{audit}");
+    assert!(!audit.to_string().contains(SECRET));
+    let (_, d) = s.get(&format!("/api/v1/deployments/{id}")).await;
+    let release = s
+        .state
+        .store
+        .get_release(d["release_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(!serde_json::to_string(&release).unwrap().contains(SECRET));
+    for file in ["slipway.db", "slipway.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.dir.path().join(file)) {
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "{file} holds the secret in clear"
+            );
+        }
+    }
+    let (status, _) = s.delete(path).await;
+    assert_eq!(status, 204);
+    let (status, _) = s.delete(path).await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod deployments;
 pub mod environments;
 pub mod runtime;
+pub mod secrets;
 pub mod services;
 pub mod teams;
 pub mod templates;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(runtime::router())
         .merge(analyze::router())
         .merge(templates::router())
+        .merge(secrets::router())
 }
 
 pub async fn not_found() -> ApiError {

@@ -54,6 +54,10 @@ impl TestServer {
             config.heartbeat = std::time::Duration::from_millis(500);
             config.sample_every = std::time::Duration::from_millis(200);
             config.keep_releases = 1;
+            config.secrets_key = Some(
+                slipway_engine::secrets::SecretKey::load_or_create(&dir.path().join("secrets.key"))
+                    .unwrap(),
+            );
             config.tune_local = Some(|c| {
                 c.health_timeout = std::time::Duration::from_secs(20);
                 c.stop_grace = std::time::Duration::from_secs(3);
