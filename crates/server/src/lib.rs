@@ -10,6 +10,7 @@ pub mod extract;
 pub mod guard;
 pub mod openapi;
 pub mod platform;
+pub mod portal;
 pub mod reconcile;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .merge(platform::router())
         .merge(api::router())
         .merge(dashboard::router())
+        .merge(portal::router())
         .merge(openapi::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
