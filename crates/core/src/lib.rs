@@ -3,10 +3,12 @@
 
 pub mod deployment;
 pub mod engine;
+pub mod identity;
 pub mod model;
 pub mod validate;
 
 pub use deployment::{DeploymentStatus, SeedDeploymentStatus};
 pub use engine::*;
+pub use identity::*;
 pub use model::*;
 pub use validate::{FieldError, ValidationErrors};

@@ -5,10 +5,11 @@ use crate::{effective_limit, Result, StoreError};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use slipway_core::{
-    job_kind, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
+    job_kind, ApiToken, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
-    Job, JobOutcome, JobStatus, LogLine, LogStream, NewDeployment, NewJob, NewService, Release,
-    RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team, DEPLOY_QUEUE,
+    Job, JobOutcome, JobStatus, LogLine, LogStream, Membership, NewDeployment, NewJob, NewService,
+    Release, Role, RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team, TokenOwner,
+    DEPLOY_QUEUE,
 };
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -530,6 +531,66 @@ impl From<SampleRow> for RuntimeSample {
             latency_p99_ms: r.latency_p99_ms,
         }
     }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    id: String,
+    name: String,
+    username: Option<String>,
+    team: Option<String>,
+    team_role: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const TOKEN_COLUMNS: &str =
+    "id, name, username, team, team_role, created_at, expires_at, revoked_at";
+
+impl TryFrom<TokenRow> for ApiToken {
+    type Error = sqlx::Error;
+    fn try_from(r: TokenRow) -> Result<Self, sqlx::Error> {
+        let owner = match (r.username, r.team, r.team_role) {
+            (Some(user), None, _) => TokenOwner::User { user },
+            (None, Some(team), Some(role)) => TokenOwner::Team {
+                team,
+                role: Role::parse(&role)
+                    .ok_or_else(|| decode_error(format!("unknown role {role:?}")))?,
+            },
+            _ => return Err(decode_error("token without a valid owner".into())),
+        };
+        Ok(ApiToken {
+            id: r.id,
+            name: r.name,
+            owner,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+/// `(user, team, team role)` columns of a token's owner.
+pub(crate) fn token_owner_columns(
+    owner: &TokenOwner,
+) -> (Option<String>, Option<String>, Option<&'static str>) {
+    match owner {
+        TokenOwner::User { user } => (Some(user.clone()), None, None),
+        TokenOwner::Team { team, role } => (None, Some(team.clone()), Some(role.as_str())),
+    }
+}
+
+pub(crate) fn memberships(rows: Vec<(String, String)>) -> Result<Vec<Membership>> {
+    rows.into_iter()
+        .map(|(team, role)| {
+            Ok(Membership {
+                team,
+                role: Role::parse(&role)
+                    .ok_or_else(|| decode_error(format!("unknown role {role:?}")))?,
+            })
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]

@@ -3,10 +3,11 @@
 
 use async_trait::async_trait;
 use slipway_core::{
-    Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
+    Actor, ApiToken, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentStatus, Environment, Instance, Job, JobOutcome,
-    LogLine, NewDeployment, NewJob, NewLogLine, NewService, Page, Release, RuntimeSample,
-    SealedSecret, SecretInfo, Service, ServiceQuery, ServiceUpdate, Team, TransitionUpdate,
+    LogLine, Membership, NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, Page,
+    Release, Role, RuntimeSample, SealedSecret, SecretInfo, Service, ServiceQuery, ServiceUpdate,
+    Team, TransitionUpdate, User,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,6 +118,30 @@ pub trait Store: Send + Sync + 'static {
         self.visit_platform_artifacts(&mut |a| all.push(a)).await?;
         Ok(all)
     }
+
+    // Identity
+    /// `Conflict` when the name is taken.
+    async fn create_user(&self, new: NewUser, actor: &Actor) -> Result<User>;
+    /// Creates a user on first sight (a JWT subject), with no memberships.
+    async fn ensure_user(&self, name: &str) -> Result<()>;
+    async fn get_user(&self, name: &str) -> Result<User>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn password_hash(&self, name: &str) -> Result<Option<String>>;
+    /// Sets (or with `None` removes) a user's role in a team.
+    async fn set_membership(
+        &self,
+        user: &str,
+        team: &str,
+        role: Option<Role>,
+        actor: &Actor,
+    ) -> Result<()>;
+    /// Replaces a user's memberships (from a JWT's claims); teams that do not exist are skipped.
+    async fn replace_memberships(&self, user: &str, memberships: &[Membership]) -> Result<()>;
+    async fn create_token(&self, new: NewToken, actor: &Actor) -> Result<ApiToken>;
+    /// The token with this hash, revoked or expired ones included (the caller decides).
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<ApiToken>;
 
     // Deployments
     /// Records a deployment as `QUEUED` and enqueues its `deploy` job in the same transaction; the id

@@ -8,7 +8,7 @@
 use crate::common::{
     self, convert, owner_key, ArtifactInfoRow, ArtifactRow, AuditRow, DeploymentRow,
     EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, SampleRow, ServiceRow,
-    TeamRow, DEPLOYMENT_COLUMNS, INSTANCE_COLUMNS,
+    TeamRow, TokenRow, DEPLOYMENT_COLUMNS, INSTANCE_COLUMNS, TOKEN_COLUMNS,
 };
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
@@ -16,11 +16,12 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use slipway_core::{
-    job_kind, Actor, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
-    DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
-    Job, JobOutcome, JobStatus, LogLine, NewAuditEvent, NewDeployment, NewJob, NewLogLine,
-    NewService, Page, Release, RuntimeSample, SealedSecret, SecretInfo, Service, ServiceQuery,
-    ServiceUpdate, Team, TransitionUpdate, SECRET_MASK,
+    job_kind, Actor, ApiToken, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery,
+    Deployment, DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment,
+    Instance, Job, JobOutcome, JobStatus, LogLine, Membership, NewAuditEvent, NewDeployment,
+    NewJob, NewLogLine, NewService, NewToken, NewUser, Page, Release, Role, RuntimeSample,
+    SealedSecret, SecretInfo, Service, ServiceQuery, ServiceUpdate, Team, TransitionUpdate, User,
+    SECRET_MASK,
 };
 use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -795,6 +796,294 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn create_user(&self, new: NewUser, actor: &Actor) -> Result<User> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (name, email, password_hash, admin, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&new.name)
+        .bind(&new.email)
+        .bind(&new.password_hash)
+        .bind(new.admin)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict {
+                kind: "user",
+                name: new.name,
+            });
+        }
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "user.create",
+                "user",
+                &new.name,
+                json!({ "admin": new.admin }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(User {
+            name: new.name,
+            email: new.email,
+            admin: new.admin,
+            memberships: Vec::new(),
+            created_at: at,
+        })
+    }
+
+    async fn ensure_user(&self, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(common::now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, name: &str) -> Result<User> {
+        let row: Option<(String, Option<String>, bool, DateTime<Utc>)> =
+            sqlx::query_as("SELECT name, email, admin, created_at FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((name, email, admin, created_at)) = row else {
+            return Err(StoreError::NotFound {
+                kind: "user",
+                name: name.to_string(),
+            });
+        };
+        let memberships: Vec<(String, String)> =
+            sqlx::query_as("SELECT team, role FROM memberships WHERE username = $1 ORDER BY team")
+                .bind(&name)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(User {
+            name,
+            email,
+            admin,
+            memberships: common::memberships(memberships)?,
+            created_at,
+        })
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut users = Vec::with_capacity(names.len());
+        for n in names {
+            users.push(self.get_user(&n).await?);
+        }
+        Ok(users)
+    }
+
+    async fn password_hash(&self, name: &str) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(hash.flatten())
+    }
+
+    async fn set_membership(
+        &self,
+        user: &str,
+        team: &str,
+        role: Option<Role>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        for (kind, table, name) in [("user", "users", user), ("team", "teams", team)] {
+            if sqlx::query(&format!("SELECT 1 FROM {table} WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::NotFound {
+                    kind,
+                    name: name.to_string(),
+                });
+            }
+        }
+        match role {
+            Some(role) => {
+                sqlx::query(
+                    "INSERT INTO memberships (username, team, role) VALUES ($1, $2, $3) \
+                     ON CONFLICT (username, team) DO UPDATE SET role = excluded.role",
+                )
+                .bind(user)
+                .bind(team)
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM memberships WHERE username = $1 AND team = $2")
+                    .bind(user)
+                    .bind(team)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "team.member",
+                "team",
+                team,
+                json!({ "user": user, "role": role.map(Role::as_str) }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_memberships(&self, user: &str, memberships: &[Membership]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM memberships WHERE username = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        for m in memberships {
+            // Teams that do not exist (yet) are skipped.
+            sqlx::query(
+                "INSERT INTO memberships (username, team, role) SELECT $1, $2, $3 \
+                 WHERE EXISTS (SELECT 1 FROM teams WHERE name = $2) ON CONFLICT (username, team) DO NOTHING",
+            )
+            .bind(user)
+            .bind(&m.team)
+            .bind(m.role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_token(&self, new: NewToken, actor: &Actor) -> Result<ApiToken> {
+        let at = common::now();
+        let (user, team, role) = common::token_owner_columns(&new.owner);
+        let mut tx = self.pool.begin().await?;
+        let owner_exists = match (&user, &team) {
+            (Some(u), _) => sqlx::query("SELECT 1 FROM users WHERE name = $1").bind(u),
+            (_, Some(t)) => sqlx::query("SELECT 1 FROM teams WHERE name = $1").bind(t),
+            _ => sqlx::query("SELECT 1 WHERE 1 = 0"),
+        }
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if !owner_exists {
+            return Err(StoreError::NotFound {
+                kind: if user.is_some() { "user" } else { "team" },
+                name: user.clone().or(team.clone()).unwrap_or_default(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO api_tokens (id, token_hash, name, username, team, team_role, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&new.id)
+        .bind(&new.token_hash)
+        .bind(&new.name)
+        .bind(&user)
+        .bind(&team)
+        .bind(role)
+        .bind(at)
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(
+            &mut tx,
+            actor.audit(
+                "token.create",
+                "token",
+                &new.id,
+                json!({ "name": new.name, "user": user, "team": team }),
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ApiToken {
+            id: new.id,
+            name: new.name,
+            owner: new.owner,
+            created_at: at,
+            expires_at: new.expires_at,
+            revoked_at: None,
+        })
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(ApiToken::try_from).transpose()?)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
+    async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<ApiToken> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let revoked = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound {
+                kind: "token",
+                name: id.to_string(),
+            });
+        };
+        if revoked == 1 {
+            insert_audit(
+                &mut tx,
+                actor.audit("token.revoke", "token", id, json!({})),
+                at,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(row.try_into()?)
     }
 
     async fn create_deployment(

@@ -7,9 +7,9 @@ use chrono::SubsecRound;
 use sha2::{Digest, Sha256};
 use slipway_core::{
     Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentSource,
-    DeploymentStatus, IdempotencyKey, Instance, Job, JobOutcome, JobStatus, LogStream,
-    NewDeployment, NewJob, NewLogLine, NewService, Release, RuntimeSample, ServiceQuery,
-    ServiceUpdate, TransitionUpdate, DEPLOY_QUEUE,
+    DeploymentStatus, IdempotencyKey, Instance, Job, JobOutcome, JobStatus, LogStream, Membership,
+    NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, Release, Role, RuntimeSample,
+    ServiceQuery, ServiceUpdate, TokenOwner, TransitionUpdate, DEPLOY_QUEUE,
 };
 use slipway_store::{Store, StoreError};
 use std::collections::BTreeSet;
@@ -100,6 +100,7 @@ conformance!(
     logs_releases_variables_and_instances,
     cancelled_writes_leave_the_store_usable,
     runtime_samples_are_kept_and_pruned,
+    users_memberships_and_tokens,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -1983,4 +1984,140 @@ async fn runtime_samples_are_kept_and_pruned(store: Arc<dyn Store>) {
             .len(),
         3
     );
+}
+
+async fn users_memberships_and_tokens(store: Arc<dyn Store>) {
+    let actor = alice();
+    store.create_team("core", &actor).await.expect("team");
+    let u = store
+        .create_user(
+            NewUser {
+                name: "bob".into(),
+                email: Some("bob@example.com".into()),
+                password_hash: Some("$argon2id$x".into()),
+                admin: false,
+            },
+            &actor,
+        )
+        .await
+        .expect("user");
+    assert_eq!(u.name, "bob");
+    assert_conflict(
+        store
+            .create_user(
+                NewUser {
+                    name: "bob".into(),
+                    email: None,
+                    password_hash: None,
+                    admin: true,
+                },
+                &actor,
+            )
+            .await,
+        "user",
+    );
+    store
+        .set_membership("bob", "core", Some(Role::TeamMember), &actor)
+        .await
+        .expect("member");
+    store
+        .set_membership("bob", "core", Some(Role::TeamMaintainer), &actor)
+        .await
+        .expect("promote");
+    assert_not_found(
+        store
+            .set_membership("bob", "ghost", Some(Role::Viewer), &actor)
+            .await,
+        "team",
+    );
+    let bob = store.get_user("bob").await.expect("get");
+    assert_eq!(
+        bob.memberships,
+        [Membership {
+            team: "core".into(),
+            role: Role::TeamMaintainer
+        }]
+    );
+    assert_eq!(
+        store.password_hash("bob").await.expect("hash").as_deref(),
+        Some("$argon2id$x")
+    );
+    store.ensure_user("carol").await.expect("ensure");
+    store.ensure_user("carol").await.expect("ensure again");
+    store
+        .replace_memberships(
+            "carol",
+            &[
+                Membership {
+                    team: "core".into(),
+                    role: Role::Viewer,
+                },
+                Membership {
+                    team: "ghost".into(),
+                    role: Role::Viewer,
+                },
+            ],
+        )
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .get_user("carol")
+            .await
+            .expect("get")
+            .memberships
+            .len(),
+        1
+    );
+    assert_eq!(store.list_users().await.expect("list").len(), 2);
+
+    let t = store
+        .create_token(
+            NewToken {
+                id: "tok1".into(),
+                token_hash: "h1".into(),
+                name: "ci".into(),
+                owner: TokenOwner::Team {
+                    team: "core".into(),
+                    role: Role::TeamMember,
+                },
+                expires_at: None,
+            },
+            &actor,
+        )
+        .await
+        .expect("token");
+    assert_eq!(
+        store.token_by_hash("h1").await.expect("find"),
+        Some(t.clone())
+    );
+    assert_eq!(store.token_by_hash("nope").await.expect("find"), None);
+    assert_not_found(
+        store
+            .create_token(
+                NewToken {
+                    id: "tok2".into(),
+                    token_hash: "h2".into(),
+                    name: "x".into(),
+                    owner: TokenOwner::User {
+                        user: "ghost".into(),
+                    },
+                    expires_at: None,
+                },
+                &actor,
+            )
+            .await,
+        "user",
+    );
+    let revoked = store.revoke_token("tok1", &actor).await.expect("revoke");
+    assert!(revoked.revoked_at.is_some());
+    assert!(store
+        .token_by_hash("h1")
+        .await
+        .expect("find")
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert_eq!(store.list_tokens().await.expect("list").len(), 1);
+    assert_not_found(store.revoke_token("nope", &actor).await, "token");
 }
