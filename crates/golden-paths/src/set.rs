@@ -40,6 +40,8 @@ struct Manifest {
     test_command: String,
     #[serde(default)]
     jenkins_contract: Vec<String>,
+    /// Container health-check command (ECS `healthCheck.command`).
+    healthcheck: Vec<String>,
 }
 
 /// What a template is, as the API and the CLI show it.
@@ -158,6 +160,11 @@ impl TemplateSet {
         env.add_filter("yaml_string", escape::yaml_string);
         env.add_filter("groovy_sq", escape::groovy_single_quoted);
         env.add_filter("json_string", escape::json_string);
+        env.add_filter("tojson", |value: minijinja::Value| {
+            serde_json::to_string(&value).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+            })
+        });
         for (path, source) in &sources {
             if let Some(name) = path.strip_suffix(".j2") {
                 env.add_template_owned(name.to_string(), source.clone())
@@ -476,6 +483,7 @@ struct Context<'a> {
     build_command: &'a str,
     test_command: &'a str,
     jenkins_contract: &'a [String],
+    healthcheck: &'a [String],
     git_credentials_id: String,
     aws_credentials_id: String,
     kubeconfig_credentials_id: String,
@@ -525,6 +533,7 @@ impl<'a> Context<'a> {
             build_command: &manifest.build_command,
             test_command: &manifest.test_command,
             jenkins_contract: &manifest.jenkins_contract,
+            healthcheck: &manifest.healthcheck,
             git_credentials_id: "slipway-git".to_string(),
             aws_credentials_id: format!("slipway-{environment}-aws"),
             kubeconfig_credentials_id: format!("slipway-{environment}-kubeconfig"),

@@ -75,7 +75,8 @@ async fn services_create_list_filter_page_show() {
     let created = register(&s, "payments", "core").await;
     assert_eq!(created["name"], "payments");
     assert_eq!(created["template"], "default");
-    assert_eq!(created["artifacts"].as_array().unwrap().len(), 4);
+    // 4 platform-repository files and 21 for the service's own repository.
+    assert_eq!(created["artifacts"].as_array().unwrap().len(), 25);
     for (name, team) in [
         ("billing", "core"),
         ("search-api", "discovery"),
@@ -225,9 +226,9 @@ async fn artifacts_list_file_and_bundles_by_scope() {
     register(&s, "payments", "core").await;
     let (_, list) = s.get("/api/v1/services/payments/artifacts").await;
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 4);
+    assert_eq!(list.len(), 25);
     for a in list {
-        assert_eq!(a["scope"], "platform");
+        assert!(a["scope"] == "platform" || a["scope"] == "service", "{a}");
         assert_eq!(a["sha256"].as_str().unwrap().len(), 64);
         assert!(a["generator"]
             .as_str()
@@ -237,7 +238,9 @@ async fn artifacts_list_file_and_bundles_by_scope() {
     let (_, list) = s
         .get("/api/v1/services/payments/artifacts?scope=service")
         .await;
-    assert_eq!(list, json!([]));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 21);
+    assert!(list.iter().any(|a| a["path"] == "Dockerfile"));
     assert_eq!(
         s.get("/api/v1/services/payments/artifacts?scope=nope")
             .await
@@ -299,7 +302,9 @@ async fn artifacts_list_file_and_bundles_by_scope() {
         .all(|n| n.starts_with("platform/") || n.starts_with("service/")));
     assert!(all.contains(&"platform/terraform/envs/dev/payments/main.tf".to_string()));
     let (service, _) = bundle("?scope=service").await;
-    assert!(service.is_empty());
+    assert!(service.contains(&"Dockerfile".to_string()));
+    assert!(service.contains(&".github/workflows/ci.yml".to_string()));
+    assert!(service.iter().all(|n| !n.starts_with("terraform/")));
     s.stop().await;
 }
 

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 /// SHA-256 over every generated file of the sample service (paths, lengths and contents).
 /// When it changes on purpose: review the snapshots, bump `GENERATOR_VERSION`, update this.
 const SAMPLE_BUNDLE_SHA256: &str =
-    "d7208396682b4a7f541ebe595296632e6169a2381d23e5460e6b828b29aed300";
+    "589111437b3d6af7d874b67b80369c81b3a29d2976d4172a3a8b5b176cbda486";
 
 fn snapshot_name(path: &str) -> String {
     path.chars()
@@ -36,7 +36,7 @@ fn every_file_matches_its_snapshot() {
         count += 1;
     }
     assert_eq!(
-        count, 13,
+        count, 34,
         "a file was added or removed: add or remove its snapshot"
     );
 }
@@ -67,4 +67,25 @@ fn the_whole_output_has_the_pinned_hash() {
         "the generated files changed: review the snapshots, bump GENERATOR_VERSION if the \
          change is intended, and pin the new hash"
     );
+}
+
+/// The other templates' service files (their shared modules are the default's).
+#[test]
+fn every_template_matches_its_snapshots() {
+    let set = slipway_golden_paths::TemplateSet::builtin().unwrap();
+    for template in set.names().into_iter().filter(|t| t != "default") {
+        let rendered = set.render(&crate::common::SAMPLE, &template).unwrap();
+        for artifact in &rendered.artifacts {
+            insta::with_settings!({
+                description => artifact.path.as_str(),
+                omit_expression => true,
+                prepend_module_to_snapshot => false,
+            }, {
+                insta::assert_snapshot!(
+                    format!("{template}__{}", snapshot_name(&artifact.path)),
+                    text(artifact)
+                );
+            });
+        }
+    }
 }

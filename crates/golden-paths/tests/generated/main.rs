@@ -10,4 +10,5 @@ mod escaping;
 mod golden_files;
 mod jenkins;
 mod kubernetes;
+mod service_files;
 mod terraform;
