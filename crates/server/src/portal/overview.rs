@@ -96,7 +96,8 @@ async fn overview(State(state): State<AppState>, session: Session) -> PortalResu
         in_progress += count(store, Some(s)).await?;
     }
     let finished = exposed + failed + rolled_back;
-    let success_rate = (finished > 0).then(|| (exposed as f64 * 100.0 / finished as f64).round());
+    let success_rate =
+        (finished > 0).then(|| (exposed as f64 * 100.0 / finished as f64).round() as i64);
 
     let recent = store
         .list_deployments(&DeploymentQuery {
@@ -126,7 +127,7 @@ async fn overview(State(state): State<AppState>, session: Session) -> PortalResu
             .iter()
             .filter(|d| d.status == DeploymentStatus::Exposed)
             .count();
-        (ok as f64 * 100.0 / recent_finished.len() as f64).round()
+        (ok as f64 * 100.0 / recent_finished.len() as f64).round() as i64
     });
 
     // Services: failing first, then the rest by name.

@@ -95,6 +95,8 @@ async fn list(
         Some(st) => {
             // Services whose newest deployment has this status, most recent first: scan that
             // status's deployments newest first and keep those still the newest of their service.
+            let unfiltered =
+                filter.team.is_none() && filter.template.is_none() && filter.search.is_none();
             let mut seen = HashSet::new();
             let mut matched = 0u64;
             let mut scanned = 0u64;
@@ -120,12 +122,15 @@ async fn list(
                     if latest.as_ref().is_none_or(|l| l.id != d.id) {
                         continue;
                     }
-                    let Ok(s) = store.get_service(&d.service).await else {
-                        continue;
+                    // The service row is read only when a filter needs it or the row is shown.
+                    let service = if unfiltered && matched < offset {
+                        None
+                    } else {
+                        match store.get_service(&d.service).await {
+                            Ok(s) if matches_filter(&s, &filter) => Some(s),
+                            _ => continue,
+                        }
                     };
-                    if !matches_filter(&s, &filter) {
-                        continue;
-                    }
                     matched += 1;
                     if matched <= offset {
                         continue;
@@ -134,7 +139,9 @@ async fn list(
                         more = true;
                         break 'scan;
                     }
-                    rows.push((s, latest));
+                    if let Some(s) = service {
+                        rows.push((s, latest));
+                    }
                 }
             }
             (None, more)
