@@ -20,6 +20,8 @@ pub mod exit {
     pub const SERVER: i32 = 7;
     /// A followed deployment ended without serving (FAILED, ROLLED_BACK, CANCELLED, DESTROYED).
     pub const DEPLOYMENT_FAILED: i32 = 8;
+    /// 401 or 403: no valid credential, or a permission missing.
+    pub const DENIED: i32 = 9;
 }
 
 #[derive(Debug)]
@@ -59,6 +61,23 @@ struct FieldError {
     message: String,
 }
 
+/// The API token to send: `SLIPWAY_TOKEN`, else the administrator token `slipway up` saved in its
+/// data directory (`SLIPWAY_DATA_DIR`, default `./.slipway`).
+pub fn discover_token() -> Option<String> {
+    if let Ok(t) = std::env::var("SLIPWAY_TOKEN") {
+        if !t.trim().is_empty() {
+            return Some(t.trim().to_string());
+        }
+    }
+    let dir = std::env::var_os("SLIPWAY_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(".slipway"));
+    std::fs::read_to_string(dir.join("admin-token"))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
 impl Client {
     pub fn new(base: &str) -> Result<Self, CliError> {
         let base = base.trim_end_matches('/').to_string();
@@ -77,10 +96,18 @@ impl Client {
                 message: format!("--server {base:?} must start with http://"),
             });
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = discover_token() {
+            if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
+                v.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, v);
+            }
+        }
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .user_agent(concat!("slipway-cli/", env!("CARGO_PKG_VERSION")))
+                .default_headers(headers.clone())
         };
         let built = |r: reqwest::Result<reqwest::Client>| {
             r.map_err(|e| CliError {
@@ -119,6 +146,12 @@ impl Client {
         body: &B,
     ) -> Result<T, CliError> {
         self.send(Method::PUT, path, Some(body)).await
+    }
+
+    /// A PUT answered with no body (`204`).
+    pub async fn put_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CliError> {
+        let res = self.request(Method::PUT, path, Some(body)).await?;
+        check(res).await.map(|_| ())
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), CliError> {
@@ -260,6 +293,7 @@ async fn check(res: reqwest::Response) -> Result<reqwest::Response, CliError> {
     let code = match status {
         StatusCode::NOT_FOUND => exit::NOT_FOUND,
         StatusCode::CONFLICT => exit::CONFLICT,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => exit::DENIED,
         s if s.is_client_error() => exit::INVALID,
         _ => exit::SERVER,
     };

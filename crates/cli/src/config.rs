@@ -47,6 +47,24 @@ pub struct EngineArgs {
     /// Requests per second allowed per client address before 429 (0 turns rate limiting off) [default: 50]
     #[arg(long, env = "SLIPWAY_RATE_LIMIT", value_name = "PER_SECOND")]
     pub rate_limit: Option<f64>,
+    /// `required`: every route but /health, /ready, /metrics and the docs needs a token; `off`: no authentication [default: off on a loopback address; must be given otherwise]
+    #[arg(long, env = "SLIPWAY_AUTH", value_name = "required|off")]
+    pub auth: Option<String>,
+    /// HS256 secret for JWT bearer tokens (a file holding it)
+    #[arg(long, env = "SLIPWAY_JWT_SECRET_FILE", value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// RS256 or ES256 public key (PEM file) for JWT bearer tokens
+    #[arg(long, env = "SLIPWAY_JWT_PUBLIC_KEY_FILE", value_name = "FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Issuer JWTs must carry (`iss`)
+    #[arg(long, env = "SLIPWAY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Audience JWTs must carry (`aud`)
+    #[arg(long, env = "SLIPWAY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Claim holding `team:role` strings [default: groups]
+    #[arg(long, env = "SLIPWAY_JWT_GROUPS_CLAIM")]
+    pub jwt_groups_claim: Option<String>,
     /// How long sampled runtime figures are kept, in hours [default: 24]
     #[arg(long, env = "SLIPWAY_METRICS_RETENTION_HOURS", value_name = "HOURS")]
     pub metrics_retention_hours: Option<u64>,
@@ -64,8 +82,25 @@ pub struct FileConfig {
     pub keep_releases: Option<usize>,
     pub metrics_retention_hours: Option<u64>,
     pub rate_limit: Option<f64>,
+    pub auth: Option<String>,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub jwt_public_key_file: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub jwt_groups_claim: Option<String>,
     /// Log filter, e.g. `info` or `slipway=debug,info` (overridden by `SLIPWAY_LOG`).
     pub log: Option<String>,
+}
+
+/// Where JWT keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtSettings {
+    /// (file, algorithm): `HS256` for a secret, `RS256`/`ES256` for a PEM public key.
+    pub key_file: PathBuf,
+    pub algorithm: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub groups_claim: String,
 }
 
 /// The settings in force after layering.
@@ -80,6 +115,8 @@ pub struct Settings {
     pub metrics_retention_hours: u64,
     /// Requests per second per client address; 0 is off.
     pub rate_limit: f64,
+    pub auth_required: bool,
+    pub jwt: Option<JwtSettings>,
     pub log: Option<String>,
     /// Which file, if any, contributed.
     pub config_file: Option<PathBuf>,
@@ -139,7 +176,53 @@ pub fn resolve(
     let proxy_listen: SocketAddr = proxy_text.parse().with_context(|| {
         format!("--proxy-listen {proxy_text:?} is not an address:port such as 127.0.0.1:7780")
     })?;
+    let auth_required = match engine.auth.clone().or(file.auth.clone()).as_deref() {
+        Some("required") => true,
+        Some("off") => false,
+        Some(other) => bail!("--auth {other:?}: use required or off"),
+        None if listen.ip().is_loopback() => false,
+        None => bail!(
+            "--listen {listen} is reachable from other hosts: choose --auth required (recommended) or --auth off explicitly"
+        ),
+    };
+    let secret = engine
+        .jwt_secret_file
+        .clone()
+        .or(file.jwt_secret_file.clone());
+    let public = engine
+        .jwt_public_key_file
+        .clone()
+        .or(file.jwt_public_key_file.clone());
+    let jwt = match (secret, public) {
+        (Some(_), Some(_)) => bail!("give a JWT secret file or a public key file, not both"),
+        (Some(f), None) => Some((f, "HS256".to_string())),
+        (None, Some(f)) => {
+            let pem = std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read the JWT public key {}", f.display()))?;
+            // An EC key is ES256; anything else PEM is taken as RSA (RS256).
+            let alg = if pem.contains("EC PUBLIC KEY") || looks_like_ec(&pem) {
+                "ES256"
+            } else {
+                "RS256"
+            };
+            Some((f, alg.to_string()))
+        }
+        (None, None) => None,
+    }
+    .map(|(key_file, algorithm)| JwtSettings {
+        key_file,
+        algorithm,
+        issuer: engine.jwt_issuer.clone().or(file.jwt_issuer.clone()),
+        audience: engine.jwt_audience.clone().or(file.jwt_audience.clone()),
+        groups_claim: engine
+            .jwt_groups_claim
+            .clone()
+            .or(file.jwt_groups_claim.clone())
+            .unwrap_or_else(|| "groups".into()),
+    });
     Ok(Settings {
+        auth_required,
+        jwt,
         listen,
         data_dir,
         database_url,
@@ -161,6 +244,19 @@ pub fn resolve(
         log: file.log,
         config_file,
     })
+}
+
+/// A PEM `PUBLIC KEY` holding an EC key: its DER carries the id-ecPublicKey OID.
+fn looks_like_ec(pem: &str) -> bool {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map(|der| {
+            der.windows(7)
+                .any(|w| w == [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01])
+        })
+        .unwrap_or(false)
 }
 
 fn sqlite_url(path: &Path) -> String {

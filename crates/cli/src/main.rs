@@ -4,6 +4,7 @@ mod analyze;
 mod client;
 mod config;
 mod follow;
+mod identity;
 mod output;
 mod sse;
 mod templates;
@@ -132,6 +133,17 @@ enum Command {
     /// Golden-path templates: list, show, render a preview
     #[command(subcommand)]
     Templates(templates::TemplatesCmd),
+    /// Users (admins)
+    #[command(subcommand)]
+    User(identity::UserCmd),
+    /// Team membership
+    #[command(subcommand)]
+    Team(identity::TeamCmd),
+    /// API tokens
+    #[command(subcommand)]
+    Token(identity::TokenCmd),
+    /// Who the server takes you for
+    Whoami,
     /// Maintain the platform repository (offline: stop `slipway up` first)
     #[command(subcommand, name = "platform-repo")]
     PlatformRepo(PlatformRepoCmd),
@@ -351,6 +363,10 @@ fn deployment_id(value: &str) -> Result<(), CliError> {
 async fn remote(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
     match command {
         Command::Templates(cmd) => templates::run(client, format, cmd).await?,
+        Command::User(cmd) => identity::user(client, format, cmd).await?,
+        Command::Team(cmd) => identity::team(client, cmd).await?,
+        Command::Token(cmd) => identity::token(client, format, cmd).await?,
+        Command::Whoami => identity::whoami(client, format).await?,
         Command::Service(ServiceCmd::Create {
             name,
             team,

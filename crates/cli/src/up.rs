@@ -98,6 +98,13 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
         Some(engine.clone()),
         settings.allow_local_repos,
     );
+    if settings.auth_required {
+        let config = auth_config(&settings)?;
+        state = state.require_auth(config);
+        bootstrap_admin_token(&state, &settings.data_dir).await?;
+    } else {
+        tracing::warn!("authentication is off (--auth off): every caller is an administrator; keep Slipway on loopback");
+    }
     if settings.rate_limit > 0.0 {
         state = state.limit_rate(slipway_server::guard::RateLimit {
             per_second: settings.rate_limit,
@@ -155,6 +162,101 @@ pub fn load_secrets_key(data_dir: &Path) -> anyhow::Result<slipway_engine::secre
         _ => SecretKey::load_or_create(&data_dir.join("secrets.key"))
             .context("cannot load the secrets key"),
     }
+}
+
+fn auth_config(settings: &Settings) -> anyhow::Result<slipway_server::auth::AuthConfig> {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    let jwt = match &settings.jwt {
+        None => None,
+        Some(j) => {
+            let bytes = std::fs::read(&j.key_file)
+                .with_context(|| format!("cannot read {}", j.key_file.display()))?;
+            let (key, algorithm) = match j.algorithm.as_str() {
+                "HS256" => {
+                    let secret = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+                    if secret.len() < 32 {
+                        bail!(
+                            "the JWT secret in {} must be at least 32 bytes",
+                            j.key_file.display()
+                        );
+                    }
+                    (DecodingKey::from_secret(&secret), Algorithm::HS256)
+                }
+                "ES256" => (DecodingKey::from_ec_pem(&bytes)?, Algorithm::ES256),
+                _ => (DecodingKey::from_rsa_pem(&bytes)?, Algorithm::RS256),
+            };
+            Some(slipway_server::auth::JwtConfig {
+                key,
+                algorithm,
+                issuer: j.issuer.clone(),
+                audience: j.audience.clone(),
+                groups_claim: j.groups_claim.clone(),
+            })
+        }
+    };
+    Ok(slipway_server::auth::AuthConfig {
+        required: true,
+        jwt,
+    })
+}
+
+/// On the first start with authentication, an administrator and a token for it: the token goes to
+/// `<data-dir>/admin-token` (mode 0600), where the CLI finds it, and is printed once.
+async fn bootstrap_admin_token(state: &AppState, data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join("admin-token");
+    if path.exists() {
+        return Ok(());
+    }
+    let system = slipway_core::Actor {
+        name: "slipway".into(),
+        remote_addr: None,
+    };
+    match state
+        .store
+        .create_user(
+            slipway_core::NewUser {
+                name: "admin".into(),
+                email: None,
+                password_hash: None,
+                admin: true,
+            },
+            &system,
+        )
+        .await
+    {
+        Ok(_) | Err(slipway_store::StoreError::Conflict { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let (token, token_hash) = slipway_server::auth::new_token()
+        .map_err(|e| anyhow::anyhow!("cannot make a token: {e:?}"))?;
+    state
+        .store
+        .create_token(
+            slipway_core::NewToken {
+                id: uuid_like(),
+                token_hash,
+                name: "admin (created at first start)".into(),
+                owner: slipway_core::TokenOwner::User {
+                    user: "admin".into(),
+                },
+                expires_at: None,
+            },
+            &system,
+        )
+        .await?;
+    slipway_engine::secrets::write_private(&path, &format!("{token}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "An administrator token was created and saved to {} (mode 0600); the CLI uses it from there.\n  admin token: {token}\n  (shown once; create more with `slipway token create`)",
+        path.display()
+    );
+    Ok(())
+}
+
+fn uuid_like() -> String {
+    use sha2::Digest;
+    let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    format!("{:x}", sha2::Sha256::digest(seed.as_bytes()))[..32].to_string()
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is

@@ -5,7 +5,19 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A role in one team. `admin` is not a team role: it is a flag on the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Read the team's services, deployments and logs.
@@ -67,9 +79,14 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenOwner {
-    User { user: String },
+    User {
+        user: String,
+    },
     /// A team's service account, with one role in that team.
-    Team { team: String, role: Role },
+    Team {
+        team: String,
+        role: Role,
+    },
 }
 
 /// An API token as listed: never the token itself.

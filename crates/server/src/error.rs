@@ -48,6 +48,10 @@ pub enum ApiError {
     Unavailable(String),
     /// 429; the caller adds `Retry-After`.
     TooManyRequests(String),
+    /// 401: no credential, or one that is not valid.
+    Unauthorized(String),
+    /// 403: valid credential, missing permission (the message names it).
+    Forbidden(String),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -118,6 +122,12 @@ impl ApiError {
                 "internal",
                 "Internal server error",
             ),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Permission missing"),
             ApiError::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
@@ -143,7 +153,9 @@ impl ApiError {
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Unavailable(d)
-            | ApiError::TooManyRequests(d) => (d.clone(), vec![]),
+            | ApiError::TooManyRequests(d)
+            | ApiError::Unauthorized(d)
+            | ApiError::Forbidden(d) => (d.clone(), vec![]),
             ApiError::Internal(e) | ApiError::SavedNotProjected(e) => {
                 // The cause goes to the log under an id the client can quote; the client sees no internals.
                 let id = uuid::Uuid::now_v7().to_string();

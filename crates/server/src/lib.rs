@@ -3,6 +3,7 @@
 //! bind port 0.
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod dashboard;
 pub mod error;
@@ -49,6 +50,8 @@ pub struct StateInner {
     pub allow_local_repos: bool,
     /// Set once at start when rate limiting is on.
     pub rate_limiter: std::sync::OnceLock<guard::RateLimiter>,
+    /// Authentication settings; off unless set with [`AppState::require_auth`].
+    pub auth: auth::AuthConfig,
 }
 
 impl Deref for AppState {
@@ -82,7 +85,20 @@ impl AppState {
             engine,
             allow_local_repos,
             rate_limiter: std::sync::OnceLock::new(),
+            auth: auth::AuthConfig::default(),
         }))
+    }
+
+    /// Requires a credential on every non-public route. Call before the state is shared.
+    pub fn require_auth(self, config: auth::AuthConfig) -> Self {
+        match std::sync::Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.auth = config;
+                AppState(Arc::new(inner))
+            }
+            // Already shared: keep it as it is (a programming error, caught by the auth tests).
+            Err(shared) => AppState(shared),
+        }
     }
 
     /// Turns rate limiting on (per client address). Only the first call has an effect.
@@ -118,10 +134,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestActor {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(RequestActor(Actor {
-            name: "anonymous".to_string(),
-            remote_addr,
-        }))
+        let name = parts
+            .extensions
+            .get::<auth::Principal>()
+            .map_or_else(|| "anonymous".to_string(), |p| p.name.clone());
+        Ok(RequestActor(Actor { name, remote_addr }))
     }
 }
 
@@ -133,6 +150,10 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(portal::router())
         .merge(openapi::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

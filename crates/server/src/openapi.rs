@@ -37,11 +37,14 @@ use utoipa::OpenApi;
         api::deployments::destroy_deployment,
         api::runtime::set_variables, api::runtime::get_variables, api::runtime::service_logs, api::runtime::service_metrics, api::runtime::metrics, api::analyze::analyze,
         api::secrets::set_secret, api::secrets::list_secrets, api::secrets::delete_secret,
+        api::identity::whoami, api::identity::create_user, api::identity::list_users, api::identity::get_user,
+        api::identity::set_member, api::identity::remove_member, api::identity::create_token,
+        api::identity::list_tokens, api::identity::revoke_token,
         api::audit::list_audit,
         api::templates::list_templates, api::templates::get_template, api::templates::render_template,
     ),
     components(schemas(
-        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, api::secrets::SecretValue, slipway_core::SecretInfo, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
+        Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, api::secrets::SecretValue, slipway_core::SecretInfo, api::identity::WhoAmI, api::identity::UserCreate, api::identity::MemberRole, api::identity::TokenCreate, api::identity::TokenCreated, slipway_core::User, slipway_core::Membership, slipway_core::Role, slipway_core::ApiToken, slipway_core::TokenOwner, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
         api::templates::Template, api::templates::RenderRequest, api::templates::RenderedTemplate, api::templates::RenderedFile,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
@@ -52,6 +55,7 @@ use utoipa::OpenApi;
         (name = "deployments", description = "Deployments"),
         (name = "analyze", description = "Build plans of repositories"),
         (name = "templates", description = "Golden-path templates"),
+        (name = "identity", description = "Users, team members, API tokens"),
         (name = "teams"), (name = "environments"), (name = "audit"), (name = "system"),
     )
 )]

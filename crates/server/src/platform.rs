@@ -1,6 +1,7 @@
 //! The seed-000 API, kept exactly: `/platform/services`, `/platform/deployments`,
 //! `/platform/services/{name}/health`. Same routes, same JSON shapes, real data.
 
+use crate::auth::Caller;
 use crate::catalog::{self, Registration, SEED_FIELDS};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{ValidJson, ValidPath};
@@ -77,8 +78,12 @@ pub struct SeedRegisterResponse {
 pub async fn register_service(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
+    Caller(caller): Caller,
     ValidJson(req): ValidJson<SeedRegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<SeedRegisterResponse>)> {
+    if validate::dns_label("team_name", &req.team_name).is_ok() {
+        crate::auth::may_register(&state, &caller, &req.team_name).await?;
+    }
     let reg = Registration {
         name: req.service_name,
         team: req.team_name,
@@ -180,10 +185,12 @@ impl From<Deployment> for SeedDeployment {
 pub async fn create_deployment(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
+    Caller(caller): Caller,
     ValidJson(req): ValidJson<SeedDeployRequest>,
 ) -> ApiResult<(StatusCode, Json<SeedDeployment>)> {
     validate::dns_label("service_name", &req.service_name)
         .map_err(|e| slipway_core::ValidationErrors(vec![e]))?;
+    crate::auth::may_deploy(&state, &caller, &req.service_name).await?;
     let d = state
         .store
         .create_deployment(

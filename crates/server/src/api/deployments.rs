@@ -106,6 +106,7 @@ fn name_from_repo(url: &str) -> String {
 pub async fn create_deployment(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
+    crate::auth::Caller(caller): crate::auth::Caller,
     headers: HeaderMap,
     ValidJson(req): ValidJson<DeploymentCreate>,
 ) -> ApiResult<Response> {
@@ -163,6 +164,11 @@ pub async fn create_deployment(
     }
     let idempotency = idempotency_key(&headers, &actor.name, "POST /api/v1/deployments", &req)?;
     errors.into_result()?;
+    if req.repo_url.is_some() && state.store.get_service(&service).await.is_err() {
+        let team = req.team.clone().unwrap_or_else(|| "adhoc".into());
+        crate::auth::may_register(&state, &caller, &team).await?;
+    }
+    crate::auth::may_deploy(&state, &caller, &service).await?;
 
     if let Some(url) = &req.repo_url {
         match state.store.get_service(&service).await {

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod audit;
 pub mod deployments;
 pub mod environments;
+pub mod identity;
 pub mod runtime;
 pub mod secrets;
 pub mod services;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(analyze::router())
         .merge(templates::router())
         .merge(secrets::router())
+        .merge(identity::router())
 }
 
 pub async fn not_found() -> ApiError {

@@ -73,8 +73,12 @@ pub struct ServiceDetail {
 pub async fn create_service(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
+    crate::auth::Caller(caller): crate::auth::Caller,
     ValidJson(req): ValidJson<ServiceCreate>,
 ) -> ApiResult<(StatusCode, Json<ServiceDetail>)> {
+    if slipway_core::validate::dns_label("team", &req.team).is_ok() {
+        crate::auth::may_register(&state, &caller, &req.team).await?;
+    }
     let done = catalog::register(
         &state,
         Registration {

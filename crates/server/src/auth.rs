@@ -1,0 +1,502 @@
+//! Authentication (API tokens and JWT bearer tokens) and authorization (team roles) for every route.
+//!
+//! Every request gets a [`Principal`]. With authentication off (tests of the catalog alone, or an
+//! operator's explicit choice) it is an anonymous administrator. With it on, routes other than the
+//! public ones (`/health`, `/ready`, `/metrics`, the docs) need `Authorization: Bearer <token>`:
+//! an API token (`slw_…`, stored as a SHA-256 hash) or a JWT signed with the configured key. Then
+//! the route's [`Rule`] decides (see [`RULES`]); a mutating route without a rule is refused.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use slipway_core::{Membership, Role, TokenOwner};
+use std::collections::BTreeMap;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// A user name, `team:<name>` for a team's service account, or `anonymous`.
+    pub name: String,
+    pub admin: bool,
+    pub teams: BTreeMap<String, Role>,
+}
+
+impl Principal {
+    pub fn anonymous_admin() -> Self {
+        Self {
+            name: "anonymous".into(),
+            admin: true,
+            teams: BTreeMap::new(),
+        }
+    }
+
+    /// `Ok` when the caller has at least `role` in `team` (administrators always do).
+    pub fn require(&self, team: &str, role: Role) -> Result<(), ApiError> {
+        if self.admin || self.teams.get(team).is_some_and(|r| *r >= role) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!(
+            "{} needs the {role} role in team {team:?} (or admin) for this; it has {}",
+            self.name,
+            self.teams
+                .get(team)
+                .map_or("no role there".to_string(), |r| format!("the {r} role"))
+        )))
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{} needs the admin role for this",
+                self.name
+            )))
+        }
+    }
+}
+
+/// The caller, for handlers that check permissions on the request body.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            parts
+                .extensions
+                .get::<Principal>()
+                .cloned()
+                .unwrap_or_else(Principal::anonymous_admin),
+        ))
+    }
+}
+
+/// May the caller register a service in `team`? A member may; creating a new team takes an admin.
+pub async fn may_register(
+    state: &AppState,
+    caller: &Principal,
+    team: &str,
+) -> Result<(), ApiError> {
+    match state.store.get_team(team).await {
+        Ok(_) => caller.require(team, Role::TeamMember),
+        Err(slipway_store::StoreError::NotFound { .. }) => caller.require_admin().map_err(|_| {
+            ApiError::Forbidden(format!(
+                "team {team:?} does not exist; creating a team needs the admin role ({} is not an admin)",
+                caller.name
+            ))
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// May the caller deploy `service`? A member of its team may. Unknown services pass (404 follows).
+pub async fn may_deploy(
+    state: &AppState,
+    caller: &Principal,
+    service: &str,
+) -> Result<(), ApiError> {
+    match state.store.get_service(service).await {
+        Ok(s) => caller.require(&s.team, Role::TeamMember),
+        Err(slipway_store::StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// No credential.
+    Public,
+    /// Any authenticated caller.
+    Read,
+    Admin,
+    /// `role` in the team of the service named by the path's `{name}` or `{service_name}`.
+    ServiceInPath(Role),
+    /// `role` in the team of the deployment's service (path `{id}` or `{build_id}`).
+    DeploymentInPath(Role),
+    /// `role` in the team named by the path's `{name}`.
+    TeamInPath(Role),
+    /// The handler checks, from the request body (e.g. the team of a new service).
+    InHandler,
+}
+
+/// Rules of the mutating routes (every `GET` needs any credential: `Read`). A test fails when a
+/// route of the API has no rule here.
+pub const RULES: &[(&str, &str, Rule)] = &[
+    ("POST", "/platform/services", Rule::InHandler),
+    ("POST", "/platform/deployments", Rule::InHandler),
+    ("POST", "/api/v1/teams", Rule::Admin),
+    (
+        "PUT",
+        "/api/v1/teams/{name}/members/{user}",
+        Rule::TeamInPath(Role::TeamMaintainer),
+    ),
+    (
+        "DELETE",
+        "/api/v1/teams/{name}/members/{user}",
+        Rule::TeamInPath(Role::TeamMaintainer),
+    ),
+    ("POST", "/api/v1/users", Rule::Admin),
+    ("POST", "/api/v1/tokens", Rule::InHandler),
+    ("DELETE", "/api/v1/tokens/{id}", Rule::InHandler),
+    ("POST", "/api/v1/environments", Rule::Admin),
+    ("DELETE", "/api/v1/environments/{name}", Rule::Admin),
+    ("POST", "/api/v1/services", Rule::InHandler),
+    (
+        "PATCH",
+        "/api/v1/services/{name}",
+        Rule::ServiceInPath(Role::TeamMaintainer),
+    ),
+    (
+        "DELETE",
+        "/api/v1/services/{name}",
+        Rule::ServiceInPath(Role::TeamMaintainer),
+    ),
+    (
+        "PUT",
+        "/api/v1/services/{name}/environments/{env}/variables",
+        Rule::ServiceInPath(Role::TeamMember),
+    ),
+    (
+        "PUT",
+        "/api/v1/services/{name}/environments/{env}/secrets/{secret}",
+        Rule::ServiceInPath(Role::TeamMaintainer),
+    ),
+    (
+        "DELETE",
+        "/api/v1/services/{name}/environments/{env}/secrets/{secret}",
+        Rule::ServiceInPath(Role::TeamMaintainer),
+    ),
+    ("POST", "/api/v1/deployments", Rule::InHandler),
+    (
+        "POST",
+        "/api/v1/deployments/{id}/rollback",
+        Rule::DeploymentInPath(Role::TeamMember),
+    ),
+    (
+        "POST",
+        "/api/v1/deployments/{id}/cancel",
+        Rule::DeploymentInPath(Role::TeamMember),
+    ),
+    (
+        "DELETE",
+        "/api/v1/deployments/{id}",
+        Rule::DeploymentInPath(Role::TeamMember),
+    ),
+    ("POST", "/api/v1/analyze", Rule::Read),
+    ("POST", "/api/v1/templates/{name}/render", Rule::Read),
+    ("GET", "/api/v1/audit", Rule::Admin),
+    ("GET", "/api/v1/tokens", Rule::Admin),
+];
+
+/// Routes that never need a credential.
+pub fn is_public(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+        || path == "/docs"
+        || path.starts_with("/docs/")
+        || path.starts_with("/openapi.")
+}
+
+/// The rule of a route (by its pattern) and method.
+pub fn rule_for(method: &Method, pattern: &str) -> Option<Rule> {
+    RULES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == pattern)
+        .map(|(_, _, r)| *r)
+        .or_else(|| (*method == Method::GET || *method == Method::HEAD).then_some(Rule::Read))
+}
+
+/// How callers prove who they are.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    /// `false`: every caller is an anonymous administrator.
+    pub required: bool,
+    pub jwt: Option<JwtConfig>,
+}
+
+#[derive(Clone)]
+pub struct JwtConfig {
+    pub key: jsonwebtoken::DecodingKey,
+    pub algorithm: jsonwebtoken::Algorithm,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// The claim holding `team:role` strings (default `groups`).
+    pub groups_claim: String,
+}
+
+/// Prefix of Slipway's API tokens.
+pub const TOKEN_PREFIX: &str = "slw_";
+
+/// A new random API token and its hash.
+pub fn new_token() -> Result<(String, String), ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(ApiError::internal)?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+pub fn token_hash(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+fn unauthorized(msg: &str) -> Response {
+    let mut res = ApiError::Unauthorized(msg.to_string()).into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"slipway\""),
+    );
+    res
+}
+
+/// Authenticates the caller and applies the route's rule.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !state.auth.required {
+        request
+            .extensions_mut()
+            .insert(Principal::anonymous_admin());
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_string();
+    let pattern = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    if is_public(&path) {
+        return next.run(request).await;
+    }
+    let Some(pattern) = pattern else {
+        // No route matched: the fallback answers 404/405 without revealing anything.
+        return next.run(request).await;
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let Some(bearer) = bearer else {
+        return unauthorized(
+            "this route needs a credential: send Authorization: Bearer <token> (an API token from `slipway token create`, or a JWT)",
+        );
+    };
+    let principal = match principal_for(&state, &bearer).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let method = request.method().clone();
+    let rule = rule_for(&method, &pattern);
+    if let Err(e) = authorize(&state, &principal, rule, &method, &path, &pattern).await {
+        return e.into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+async fn principal_for(state: &AppState, bearer: &str) -> Result<Principal, ApiError> {
+    if bearer.starts_with(TOKEN_PREFIX) {
+        let token = state
+            .store
+            .token_by_hash(&token_hash(bearer))
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown API token".into()))?;
+        if token.revoked_at.is_some() {
+            return Err(ApiError::Unauthorized("this API token was revoked".into()));
+        }
+        if token.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+            return Err(ApiError::Unauthorized("this API token has expired".into()));
+        }
+        return match token.owner {
+            TokenOwner::User { user } => user_principal(state, &user).await,
+            TokenOwner::Team { team, role } => Ok(Principal {
+                name: format!("team:{team}"),
+                admin: false,
+                teams: BTreeMap::from([(team, role)]),
+            }),
+        };
+    }
+    let Some(jwt) = &state.auth.jwt else {
+        return Err(ApiError::Unauthorized(
+            "not a Slipway API token, and no JWT key is configured".into(),
+        ));
+    };
+    let mut validation = jsonwebtoken::Validation::new(jwt.algorithm);
+    validation.validate_aud = jwt.audience.is_some();
+    if let Some(aud) = &jwt.audience {
+        validation.set_audience(&[aud]);
+    }
+    if let Some(iss) = &jwt.issuer {
+        validation.set_issuer(&[iss]);
+    }
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(bearer, &jwt.key, &validation)
+        .map_err(|e| ApiError::Unauthorized(format!("invalid JWT: {e}")))?;
+    let sub = data.claims["sub"].as_str().unwrap_or_default().to_string();
+    if slipway_core::validate::dns_label("sub", &sub).is_err() {
+        return Err(ApiError::Unauthorized(
+            "the JWT's sub must be a user name (a DNS-1123 label)".into(),
+        ));
+    }
+    let memberships: Vec<Membership> = data.claims[jwt.groups_claim.as_str()]
+        .as_array()
+        .map(|groups| {
+            groups
+                .iter()
+                .filter_map(|g| g.as_str())
+                .filter_map(|g| g.split_once(':'))
+                .filter_map(|(team, role)| {
+                    Role::parse(role).map(|role| Membership {
+                        team: team.to_string(),
+                        role,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    state.store.ensure_user(&sub).await?;
+    let current = state.store.get_user(&sub).await?;
+    if current.memberships != memberships {
+        state.store.replace_memberships(&sub, &memberships).await?;
+    }
+    user_principal(state, &sub).await
+}
+
+async fn user_principal(state: &AppState, user: &str) -> Result<Principal, ApiError> {
+    let u = state.store.get_user(user).await?;
+    Ok(Principal {
+        name: u.name,
+        admin: u.admin,
+        teams: u
+            .memberships
+            .into_iter()
+            .map(|m| (m.team, m.role))
+            .collect(),
+    })
+}
+
+/// The value of the path parameter `names[i]` in `path`, matched against `pattern`.
+fn path_param<'a>(pattern: &str, path: &'a str, names: &[&str]) -> Option<&'a str> {
+    pattern
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(p, _)| names.iter().any(|n| *p == format!("{{{n}}}")))
+        .map(|(_, v)| v)
+}
+
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    rule: Option<Rule>,
+    method: &Method,
+    path: &str,
+    pattern: &str,
+) -> Result<(), ApiError> {
+    match rule {
+        None => Err(ApiError::Forbidden(format!(
+            "{method} {pattern} has no authorization rule; refused"
+        ))),
+        Some(Rule::Public | Rule::Read | Rule::InHandler) => Ok(()),
+        Some(Rule::Admin) => principal.require_admin(),
+        Some(Rule::ServiceInPath(role)) => {
+            let Some(name) = path_param(pattern, path, &["name", "service_name"]) else {
+                return principal.require_admin();
+            };
+            match state.store.get_service(name).await {
+                Ok(s) => principal.require(&s.team, role),
+                // The handler answers 404.
+                Err(slipway_store::StoreError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Some(Rule::DeploymentInPath(role)) => {
+            let Some(id) = path_param(pattern, path, &["id", "build_id"]) else {
+                return principal.require_admin();
+            };
+            match state.store.get_deployment(id).await {
+                Ok(d) => {
+                    let team = state.store.get_service(&d.service).await?.team;
+                    principal.require(&team, role)
+                }
+                Err(slipway_store::StoreError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Some(Rule::TeamInPath(role)) => {
+            let Some(team) = path_param(pattern, path, &["name"]) else {
+                return principal.require_admin();
+            };
+            principal.require(team, role)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_params_are_found_by_name() {
+        assert_eq!(
+            path_param(
+                "/api/v1/services/{name}/environments/{env}/variables",
+                "/api/v1/services/pay/environments/dev/variables",
+                &["name"]
+            ),
+            Some("pay")
+        );
+        assert_eq!(
+            path_param(
+                "/api/v1/deployments/{id}/cancel",
+                "/api/v1/deployments/x1/cancel",
+                &["id"]
+            ),
+            Some("x1")
+        );
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        let p = Principal {
+            name: "bob".into(),
+            admin: false,
+            teams: BTreeMap::from([("a".to_string(), Role::TeamMember)]),
+        };
+        assert!(p.require("a", Role::Viewer).is_ok());
+        assert!(p.require("a", Role::TeamMember).is_ok());
+        assert!(p.require("a", Role::TeamMaintainer).is_err());
+        assert!(p.require("b", Role::Viewer).is_err());
+        assert!(p.require_admin().is_err());
+        assert!(Principal::anonymous_admin()
+            .require("x", Role::TeamMaintainer)
+            .is_ok());
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_token().unwrap();
+        let (b, _) = new_token().unwrap();
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == 68);
+        assert_ne!(a, b);
+        assert_eq!(ha, token_hash(&a));
+        assert!(!ha.contains(&a[4..]));
+    }
+}
