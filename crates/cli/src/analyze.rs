@@ -48,7 +48,7 @@ pub async fn analyze(
             .await
             .map_err(|e| CliError {
                 code: match e {
-                    SourceError::RefNotFound(_) => exit::NOT_FOUND,
+                    SourceError::RefNotFound(_) | SourceError::Unavailable(_) => exit::NOT_FOUND,
                     SourceError::Fetch(_) | SourceError::Timeout(_) => exit::UNREACHABLE,
                     _ => exit::ERROR,
                 },

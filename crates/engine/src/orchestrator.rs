@@ -142,6 +142,16 @@ impl Orchestrator {
                 log.system("interrupted; the deployment resumes when its job runs again");
                 Err(JobError::Transient("interrupted".into()))
             }
+            Err(Stop::Retry(e)) if job.attempts >= job.max_attempts => {
+                // The last attempt: the deployment ends here rather than stay in its step.
+                self.cleanup_unfinished(&d).await;
+                let reason = format!("gave up after {} attempts: {e}", job.attempts);
+                log.system(format!("FAILED: {reason}"));
+                self.move_to(&d.id, DeploymentStatus::Failed, &reason, Default::default())
+                    .await
+                    .map_err(|e| JobError::Transient(e.to_string()))?;
+                Ok(())
+            }
             Err(Stop::Retry(e)) => {
                 log.system(format!("transient error, will retry: {e}"));
                 Err(JobError::Transient(e))

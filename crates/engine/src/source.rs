@@ -12,6 +12,8 @@ pub enum SourceError {
     RefNotFound(String),
     #[error("the repository could not be fetched: {0}")]
     Fetch(String),
+    #[error("the repository is not there or refuses access: {0}")]
+    Unavailable(String),
     #[error("fetching the repository took longer than {0:?}")]
     Timeout(Duration),
     #[error("the repository is larger than the {limit_mb} MiB limit")]
@@ -99,6 +101,17 @@ async fn fetch_inner(
         if missing {
             return Err(SourceError::RefNotFound(wanted.to_string()));
         }
+        // A repository that is not there, or that refuses us, will not appear by retrying.
+        let absent = msg.contains("does not appear to be a git repository")
+            || msg.contains("Repository not found")
+            || msg.contains("repository not found")
+            || msg.contains("not found")
+            || msg.contains("No such file or directory")
+            || msg.contains("Authentication failed")
+            || msg.contains("Permission denied");
+        if absent {
+            return Err(SourceError::Unavailable(msg.clone()));
+        }
     }
     fetched?;
     git(
@@ -150,9 +163,21 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let msg: Vec<&str> = stderr.lines().rev().take(4).collect();
-        let msg: Vec<&str> = msg.into_iter().rev().collect();
-        Err(SourceError::Fetch(msg.join(" / ")))
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(6)
+            .collect();
+        let mut msg = lines.join(" / ");
+        if msg.len() > 600 {
+            let mut cut = 600;
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg.truncate(cut);
+        }
+        Err(SourceError::Fetch(msg))
     }
 }
 

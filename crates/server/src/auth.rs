@@ -204,6 +204,7 @@ pub fn is_public(path: &str) -> bool {
         || path == "/docs"
         || path.starts_with("/docs/")
         || path.starts_with("/openapi.")
+        || path.starts_with("/portal/assets/")
 }
 
 /// The rule of a route (by its pattern) and method.

@@ -83,6 +83,7 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics")
         || path.starts_with("/docs")
         || path.starts_with("/openapi.")
+        || path.starts_with("/portal/assets/")
 }
 
 /// `429 Too Many Requests` with `Retry-After` once a client address has used its budget.

@@ -869,3 +869,17 @@ async fn secrets_are_injected_write_only_and_never_logged_or_stored_in_clear() {
     assert_eq!(status, 404);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repository_that_is_not_there_fails_at_once() {
+    let s = TestServer::start_engine().await;
+    let gone = s.dir.path().join("src/never-created");
+    register(&s, "ghost-repo", &gone).await;
+    let id = deploy(&s, json!({ "service": "ghost-repo" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("not there"), "{d}");
+    let job = s.state.store.latest_job_for(&id).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 1, "a missing repository is not retried");
+    s.stop().await;
+}

@@ -1682,6 +1682,22 @@ impl Store for PostgresStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                // Its deployment must not stay in the step it was in.
+                if job.kind == job_kind::DEPLOY {
+                    if let Ok(d) = fetch_deployment(&mut tx, &job.subject).await {
+                        if d.status.can_move_to(DeploymentStatus::Failed) {
+                            move_deployment(
+                                &mut tx,
+                                &d,
+                                DeploymentStatus::Failed,
+                                &common::lease_exhausted_error(&job),
+                                &TransitionUpdate::default(),
+                                now,
+                            )
+                            .await?;
+                        }
+                    }
+                }
                 continue;
             }
             let row: std::result::Result<JobRow, sqlx::Error> = sqlx::query_as(&format!(

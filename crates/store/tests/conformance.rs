@@ -101,6 +101,7 @@ conformance!(
     cancelled_writes_leave_the_store_usable,
     runtime_samples_are_kept_and_pruned,
     users_memberships_and_tokens,
+    a_deploy_job_whose_workers_keep_dying_fails_its_deployment,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -2120,4 +2121,28 @@ async fn users_memberships_and_tokens(store: Arc<dyn Store>) {
         .is_some());
     assert_eq!(store.list_tokens().await.expect("list").len(), 1);
     assert_not_found(store.revoke_token("nope", &actor).await, "token");
+}
+
+async fn a_deploy_job_whose_workers_keep_dying_fails_its_deployment(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    let (d, _) = store
+        .create_deployment(deployment("api", "dev"), &alice())
+        .await
+        .expect("deploy");
+    for _ in 0..5 {
+        let job = store
+            .claim_job(&[DEPLOY_QUEUE], "w", Duration::ZERO)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(job.subject, d.id);
+    }
+    assert!(store
+        .claim_job(&[DEPLOY_QUEUE], "w", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    let failed = store.get_deployment(&d.id).await.expect("get");
+    assert_eq!(failed.status, DeploymentStatus::Failed);
+    assert!(failed.reason.unwrap_or_default().contains("lease"));
 }

@@ -70,7 +70,10 @@ pub async fn analyze(
         Ok(_) => {}
         Err(e @ SourceError::RefNotFound(_)) => return Err(ApiError::NotFound(e.to_string())),
         Err(
-            e @ (SourceError::Fetch(_) | SourceError::TooLarge { .. } | SourceError::Timeout(_)),
+            e @ (SourceError::Fetch(_)
+            | SourceError::Unavailable(_)
+            | SourceError::TooLarge { .. }
+            | SourceError::Timeout(_)),
         ) => return Err(ApiError::field("repo_url", e.to_string())),
         Err(e @ SourceError::Git(_)) => return Err(ApiError::internal(e)),
     }
