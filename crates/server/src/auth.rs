@@ -195,6 +195,25 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/analyze", Rule::Read),
     ("POST", "/api/v1/templates/{name}/render", Rule::Read),
     ("GET", "/api/v1/audit", Rule::Admin),
+    // The portal's forms (CSRF-protected; the session cookie is their credential).
+    ("POST", "/services/new", Rule::InHandler),
+    (
+        "POST",
+        "/services/{name}/deploy",
+        Rule::ServiceInPath(Role::TeamMember),
+    ),
+    (
+        "POST",
+        "/deployments/{id}/rollback",
+        Rule::DeploymentInPath(Role::TeamMember),
+    ),
+    (
+        "POST",
+        "/deployments/{id}/cancel",
+        Rule::DeploymentInPath(Role::TeamMember),
+    ),
+    ("POST", "/login", Rule::Public),
+    ("POST", "/logout", Rule::Read),
     ("GET", "/api/v1/tokens", Rule::Admin),
 ];
 
@@ -205,6 +224,28 @@ pub fn is_public(path: &str) -> bool {
         || path.starts_with("/docs/")
         || path.starts_with("/openapi.")
         || path.starts_with("/portal/assets/")
+        || path == "/login"
+}
+
+/// The portal's session cookie: an API token made at login.
+pub const SESSION_COOKIE: &str = "slipway_session";
+
+/// Pages for people (the portal, the dashboard), where a session cookie is a credential and a
+/// missing one leads to the login page. The API never takes cookies.
+fn is_page(path: &str) -> bool {
+    !(path.starts_with("/api/") || path.starts_with("/platform/"))
+}
+
+fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.starts_with(TOKEN_PREFIX) && v.len() <= 80)
 }
 
 /// The rule of a route (by its pattern) and method.
@@ -253,6 +294,18 @@ pub fn token_hash(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn unauthorized(msg: &str) -> Response {
     let mut res = ApiError::Unauthorized(msg.to_string()).into_response();
     res.headers_mut().insert(
@@ -295,7 +348,25 @@ pub async fn authenticate(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_string());
+    let bearer = bearer.or_else(|| {
+        is_page(&path)
+            .then(|| session_cookie(request.headers()))
+            .flatten()
+    });
     let Some(bearer) = bearer else {
+        if is_page(&path) && request.method() == Method::GET {
+            let next = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into());
+            let location = format!("/login?next={}", urlencode(&next));
+            let mut res = axum::http::StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            return res;
+        }
         return unauthorized(
             "this route needs a credential: send Authorization: Bearer <token> (an API token from `slipway token create`, or a JWT)",
         );

@@ -670,3 +670,183 @@ async fn jwt_subjects_become_users_with_the_roles_of_their_groups() {
         assert_eq!(st, 401, "{b}");
     }
 }
+
+/// The portal with authentication on: the login page, a session cookie, team checks on its forms,
+/// and sign-out revoking the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_portal_signs_in_with_a_password_and_checks_roles() {
+    let s = Server::start(None).await;
+    s.call(
+        Some(ADMIN),
+        "POST",
+        "/api/v1/teams",
+        Some(json!({ "name": "web" })),
+    )
+    .await;
+    s.call(
+        Some(ADMIN),
+        "POST",
+        "/api/v1/teams",
+        Some(json!({ "name": "ops" })),
+    )
+    .await;
+    let (st, b) = s
+        .call(
+            Some(ADMIN),
+            "POST",
+            "/api/v1/users",
+            Some(json!({ "name": "erin", "password": "correct horse battery" })),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    s.call(
+        Some(ADMIN),
+        "PUT",
+        "/api/v1/teams/web/members/erin",
+        Some(json!({ "role": "team-member" })),
+    )
+    .await;
+
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = browser
+        .get(format!("{}/services?team=web", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/login?next=/services%3Fteam%3Dweb"
+    );
+    // The API never redirects and never takes cookies.
+    let res = browser
+        .get(format!("{}/api/v1/services", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    let res = browser
+        .get(format!("{}/login?next=//evil.example", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let csrf = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("slipway_csrf="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap();
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"name="next""#) && !html.contains("evil.example"),
+        "open redirects are refused: {html}"
+    );
+    let login = |password: &'static str| {
+        let browser = browser.clone();
+        let (url, csrf) = (s.url.clone(), csrf.clone());
+        async move {
+            browser
+                .post(format!("{url}/login"))
+                .header("cookie", format!("slipway_csrf={csrf}"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("username", "erin"),
+                    ("password", password),
+                    ("next", "/services"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = login("wrong password!").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("Wrong user name or password."));
+    let ok = login("correct horse battery").await;
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], "/services");
+    let session = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("slipway_session="))
+        .unwrap()
+        .to_string();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    let cookie = format!(
+        "slipway_csrf={csrf}; {}",
+        session.split(';').next().unwrap()
+    );
+    let page = browser
+        .get(format!("{}/", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("erin"));
+
+    let create = |team: &'static str, name: &'static str| {
+        let browser = browser.clone();
+        let (url, csrf, cookie) = (s.url.clone(), csrf.clone(), cookie.clone());
+        async move {
+            browser
+                .post(format!("{url}/services/new"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("name", name),
+                    ("team", team),
+                    ("repo_url", "https://git.example.com/x"),
+                    ("template", "default"),
+                    ("description", ""),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(create("web", "site").await.status(), 303);
+    let refused = create("ops", "infra").await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("team-member role in team"));
+
+    let out = browser
+        .post(format!("{}/logout", s.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = browser
+        .get(format!("{}/", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        401,
+        "the revoked session no longer signs in"
+    );
+}

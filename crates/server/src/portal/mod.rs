@@ -9,6 +9,7 @@
 mod assets;
 mod chart;
 mod deployments;
+mod login;
 mod overview;
 mod service;
 mod services;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(deployments::router())
         .merge(teams::router())
         .merge(assets::router())
+        .merge(login::router())
         .layer(axum::middleware::from_fn(server_timing))
 }
 
@@ -80,6 +82,7 @@ fn templates() -> &'static Environment<'static> {
             "teams.html",
             "team.html",
             "error.html",
+            "login.html",
         );
         env.add_global("asset_version", assets::ASSET_VERSION);
         env.add_global("version", env!("CARGO_PKG_VERSION"));

@@ -282,7 +282,20 @@ async fn create(
             .map(str::to_string),
         fields: API_FIELDS,
     };
-    match catalog::register(&state, reg, session.actor()).await {
+    let allowed = if slipway_core::validate::dns_label("team", &reg.team).is_ok() {
+        crate::auth::may_register(&state, &session.principal(), &reg.team).await
+    } else {
+        Ok(())
+    };
+    let result = match allowed {
+        Ok(()) => catalog::register(&state, reg, session.actor()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(ApiError::Forbidden(msg)) => {
+            let errors = BTreeMap::from([("team".to_string(), msg)]);
+            form_page(&state, &session, StatusCode::FORBIDDEN, &form, errors, None).await
+        }
         Ok(done) => Ok(see_other(
             &session,
             &format!("/services/{}?created=1", done.service.name),

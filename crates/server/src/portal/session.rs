@@ -34,6 +34,8 @@ pub struct Session {
     /// The token was made for this response: send the cookie.
     new_token: bool,
     actor: Actor,
+    /// The signed-in caller (with authentication on), from the auth middleware.
+    principal: Option<crate::auth::Principal>,
 }
 
 impl Session {
@@ -41,9 +43,19 @@ impl Session {
         &self.csrf
     }
 
-    /// The signed-in user's name, for the page header (`None` until authentication exists).
+    /// The signed-in user's name, for the page header (`None` when authentication is off).
     pub fn user_name(&self) -> Option<&str> {
-        None
+        self.principal
+            .as_ref()
+            .filter(|p| p.name != "anonymous")
+            .map(|p| p.name.as_str())
+    }
+
+    /// The caller, for permission checks (an anonymous administrator when authentication is off).
+    pub fn principal(&self) -> crate::auth::Principal {
+        self.principal
+            .clone()
+            .unwrap_or_else(crate::auth::Principal::anonymous_admin)
     }
 
     /// The caller as the audit log records it.
@@ -71,8 +83,11 @@ impl Session {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let principal = parts.extensions.get::<crate::auth::Principal>().cloned();
         let actor = Actor {
-            name: "anonymous".to_string(),
+            name: principal
+                .as_ref()
+                .map_or_else(|| "anonymous".to_string(), |p| p.name.clone()),
             remote_addr,
         };
         match cookie_token(&parts.headers) {
@@ -80,11 +95,13 @@ impl Session {
                 csrf,
                 new_token: false,
                 actor,
+                principal,
             },
             None => Session {
                 csrf: new_token(),
                 new_token: true,
                 actor,
+                principal,
             },
         }
     }
