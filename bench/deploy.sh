@@ -96,7 +96,7 @@ git -C "$work/app" init -q -b main
 git -C "$work/app" add app.py
 git -C "$work/app" -c user.name=bench -c user.email=bench@localhost commit -q -m "bench app"
 
-SLIPWAY_LOG=warn "$BIN" up --rate-limit 0 --data-dir "$work/data" --listen "127.0.0.1:$API_PORT" \
+SLIPWAY_LOG=warn "$BIN" up --auth off --rate-limit 0 --data-dir "$work/data" --listen "127.0.0.1:$API_PORT" \
   --proxy-listen "$PROXY" --allow-local-repos >"$work/slipway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fsS "$API/ready" >/dev/null 2>&1 && break; sleep 0.1; done

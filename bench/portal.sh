@@ -31,7 +31,7 @@ git -C "$repo" add -A && git -C "$repo" -c user.name=bench -c user.email=bench@e
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 proxy=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SLIPWAY_LOG=warn "$BIN" up --rate-limit 0 --allow-local-repos --data-dir "$work/data" \
+SLIPWAY_LOG=warn "$BIN" up --auth off --rate-limit 0 --allow-local-repos --data-dir "$work/data" \
   --listen "127.0.0.1:$port" --proxy-listen "127.0.0.1:$proxy" >"$work/slipway.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done

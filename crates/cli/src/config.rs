@@ -47,7 +47,7 @@ pub struct EngineArgs {
     /// Requests per second allowed per client address before 429 (0 turns rate limiting off) [default: 50]
     #[arg(long, env = "SLIPWAY_RATE_LIMIT", value_name = "PER_SECOND")]
     pub rate_limit: Option<f64>,
-    /// `required`: every route but /health, /ready, /metrics and the docs needs a token; `off`: no authentication [default: off on a loopback address; must be given otherwise]
+    /// `required`: every route but /health, /ready, /metrics and the docs needs a token (the CLI uses <data-dir>/admin-token); `off`: every caller is an administrator [default: required]
     #[arg(long, env = "SLIPWAY_AUTH", value_name = "required|off")]
     pub auth: Option<String>,
     /// HS256 secret for JWT bearer tokens (a file holding it)
@@ -177,13 +177,9 @@ pub fn resolve(
         format!("--proxy-listen {proxy_text:?} is not an address:port such as 127.0.0.1:7780")
     })?;
     let auth_required = match engine.auth.clone().or(file.auth.clone()).as_deref() {
-        Some("required") => true,
+        Some("required") | None => true,
         Some("off") => false,
         Some(other) => bail!("--auth {other:?}: use required or off"),
-        None if listen.ip().is_loopback() => false,
-        None => bail!(
-            "--listen {listen} is reachable from other hosts: choose --auth required (recommended) or --auth off explicitly"
-        ),
     };
     let secret = engine
         .jwt_secret_file

@@ -104,6 +104,12 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
         bootstrap_admin_token(&state, &settings.data_dir).await?;
     } else {
         tracing::warn!("authentication is off (--auth off): every caller is an administrator; keep Slipway on loopback");
+        if !settings.listen.ip().is_loopback() {
+            eprintln!(
+                "WARNING: --auth off on {}: anyone who reaches this address administers Slipway",
+                settings.listen
+            );
+        }
     }
     if settings.rate_limit > 0.0 {
         state = state.limit_rate(slipway_server::guard::RateLimit {

@@ -26,23 +26,22 @@ fn cli(url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) 
 }
 
 #[test]
-fn an_exposed_listener_needs_an_explicit_auth_choice() {
+fn a_bad_auth_value_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args([
             "up",
+            "--auth",
+            "maybe",
             "--listen",
-            "0.0.0.0:0",
-            "--proxy-listen",
             "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(dir.path())
-        .env_remove("SLIPWAY_AUTH")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--auth required"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use required or off"));
 }
 
 #[test]

@@ -72,6 +72,7 @@ fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitS
 /// Runs the CLI against `url`; returns (exit code, stdout, stderr).
 fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(args)
         .env("SLIPWAY_URL", url)
         .output()
@@ -241,6 +242,7 @@ fn one_process_per_data_dir() {
     let data = dir.path().join("data");
     let _server = Server::start(&data, &[]);
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .output()
@@ -248,6 +250,7 @@ fn one_process_per_data_dir() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another Slipway process"));
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["platform-repo", "rebuild", "--data-dir"])
         .arg(&data)
         .output()
@@ -265,6 +268,7 @@ fn bad_configuration_is_a_usage_error() {
     let cfg = dir.path().join("slipway.toml");
     std::fs::write(&cfg, "listen = 7700\n").unwrap();
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["up", "--config"])
         .arg(&cfg)
         .output()
@@ -272,6 +276,7 @@ fn bad_configuration_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration file"));
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["up", "--listen", "not-an-address"])
         .output()
         .unwrap();
@@ -312,6 +317,7 @@ impl Server {
 
     fn start_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
+        cmd.env("SLIPWAY_AUTH", "off");
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
@@ -450,6 +456,7 @@ async fn platform_repo_rebuild_recreates_the_repository_from_the_database() {
 
     std::fs::remove_dir_all(repo.join("terraform")).unwrap(); // damage the projection
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["platform-repo", "rebuild", "--data-dir"])
         .arg(&data)
         .output()
@@ -478,6 +485,7 @@ async fn platform_repo_rebuild_recreates_the_repository_from_the_database() {
 
     // A mistyped data directory is refused instead of yielding an empty repository.
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["platform-repo", "rebuild", "--data-dir"])
         .arg(dir.path().join("typo"))
         .output()

@@ -33,6 +33,7 @@ struct Slipway {
 impl Slipway {
     fn start(data: &Path, proxy_port: u16) -> Slipway {
         let mut child = Command::new(BIN)
+            .env("SLIPWAY_AUTH", "off")
             .args(["up", "--listen", "127.0.0.1:0", "--allow-local-repos"])
             .arg("--proxy-listen")
             .arg(format!("127.0.0.1:{proxy_port}"))

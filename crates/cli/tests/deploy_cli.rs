@@ -33,6 +33,7 @@ struct Server {
 impl Server {
     fn start(data_dir: &Path) -> Server {
         let mut child = Command::new(BIN)
+            .env("SLIPWAY_AUTH", "off")
             .args(["up", "--listen", "127.0.0.1:0", "--allow-local-repos"])
             .arg("--data-dir")
             .arg(data_dir)
@@ -114,6 +115,7 @@ impl Out {
 /// Runs the CLI against `url`.
 fn cli(url: &str, args: &[&str]) -> Out {
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(args)
         .env("SLIPWAY_URL", url)
         .env("RUST_BACKTRACE", "0")

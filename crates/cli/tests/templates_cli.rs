@@ -22,6 +22,7 @@ impl Drop for Server {
 
 fn start(data_dir: &Path, extra: &[&str]) -> Result<Server, String> {
     let mut child = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra)
@@ -57,6 +58,7 @@ fn start(data_dir: &Path, extra: &[&str]) -> Result<Server, String> {
 
 fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
         .args(args)
         .env("SLIPWAY_URL", url)
         .output()

@@ -766,6 +766,33 @@ async fn the_portal_signs_in_with_a_password_and_checks_roles() {
                 .unwrap()
         }
     };
+    // The first administrator has no password: one of its API tokens signs it in.
+    let admin_login = browser
+        .post(format!("{}/login", s.url))
+        .header("cookie", format!("slipway_csrf={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_login.status(), 303);
+    let not_hers = browser
+        .post(format!("{}/login", s.url))
+        .header("cookie", format!("slipway_csrf={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "erin"),
+            ("password", ADMIN),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_hers.status(), 401, "a token signs in only its own user");
     let wrong = login("wrong password!").await;
     assert_eq!(wrong.status(), 401);
     assert!(wrong

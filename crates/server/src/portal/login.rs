@@ -73,9 +73,25 @@ async fn login(
     } else {
         None
     };
-    let ok = hash
+    let by_password = hash
         .as_deref()
         .is_some_and(|h| crate::api::identity::verify_password(&form.password, h));
+    // A user without a password (the first-start `admin`) signs in with one of their API tokens.
+    let by_token = !by_password
+        && form.password.starts_with(crate::auth::TOKEN_PREFIX)
+        && match state
+            .store
+            .token_by_hash(&token_hash(form.password.trim()))
+            .await?
+        {
+            Some(t) => {
+                t.revoked_at.is_none()
+                    && t.expires_at.is_none_or(|e| e > chrono::Utc::now())
+                    && t.owner == TokenOwner::User { user: name.clone() }
+            }
+            None => false,
+        };
+    let ok = by_password || by_token;
     if !ok {
         // One message for an unknown user and a wrong password.
         return Ok(page(
