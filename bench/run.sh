@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 start() { # name port -> starts a server, waits until ready
-  SLIPWAY_LOG=warn "$BIN" up --auth off --rate-limit 0 --data-dir "$work/$1" --listen "127.0.0.1:$2" 2>"$work/$1.log" &
+  SLIPWAY_LOG=warn "$BIN" up --auth off --rate-limit 0 --proxy-listen 127.0.0.1:0 --data-dir "$work/$1" --listen "127.0.0.1:$2" 2>"$work/$1.log" &
   pids+=($!)
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$2/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "server $1 did not start" >&2; cat "$work/$1.log" >&2; exit 1

@@ -384,8 +384,57 @@ pub async fn authenticate(
     next.run(request).await
 }
 
+/// Principals of recently seen API tokens, so that a request does not cost three database reads.
+/// Entries live [`CACHE_TTL`]; revoking a token or changing a membership through this process
+/// clears the cache at once (another replica sees the change within the TTL).
+#[derive(Default)]
+pub struct PrincipalCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
+}
+
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PrincipalCache {
+    fn get(&self, key: &str) -> Option<Principal> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, key: String, principal: Principal) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() > 10_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        entries.insert(key, (principal, std::time::Instant::now()));
+    }
+
+    /// Forgets everything (after a revocation or a role change).
+    pub fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
 async fn principal_for(state: &AppState, bearer: &str) -> Result<Principal, ApiError> {
     if bearer.starts_with(TOKEN_PREFIX) {
+        let key = token_hash(bearer);
+        if let Some(p) = state.principals.get(&key) {
+            return Ok(p);
+        }
+        let principal = token_principal(state, bearer).await?;
+        state.principals.put(key, principal.clone());
+        return Ok(principal);
+    }
+    jwt_principal(state, bearer).await
+}
+
+async fn token_principal(state: &AppState, bearer: &str) -> Result<Principal, ApiError> {
+    {
         let token = state
             .store
             .token_by_hash(&token_hash(bearer))
@@ -406,6 +455,9 @@ async fn principal_for(state: &AppState, bearer: &str) -> Result<Principal, ApiE
             }),
         };
     }
+}
+
+async fn jwt_principal(state: &AppState, bearer: &str) -> Result<Principal, ApiError> {
     let Some(jwt) = &state.auth.jwt else {
         return Err(ApiError::Unauthorized(
             "not a Slipway API token, and no JWT key is configured".into(),

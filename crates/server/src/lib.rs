@@ -52,6 +52,7 @@ pub struct StateInner {
     pub rate_limiter: std::sync::OnceLock<guard::RateLimiter>,
     /// Authentication settings; off unless set with [`AppState::require_auth`].
     pub auth: auth::AuthConfig,
+    pub principals: auth::PrincipalCache,
 }
 
 impl Deref for AppState {
@@ -86,6 +87,7 @@ impl AppState {
             allow_local_repos,
             rate_limiter: std::sync::OnceLock::new(),
             auth: auth::AuthConfig::default(),
+            principals: auth::PrincipalCache::default(),
         }))
     }
 

@@ -163,6 +163,7 @@ pub async fn set_member(
         .store
         .set_membership(&user, &team, Some(req.role), &actor)
         .await?;
+    state.principals.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -313,5 +314,7 @@ pub async fn revoke_token(
         TokenOwner::Team { team, .. } => caller.require(team, Role::TeamMaintainer)?,
         TokenOwner::User { .. } => caller.require_admin()?,
     }
-    Ok(Json(state.store.revoke_token(&id, &actor).await?))
+    let revoked = state.store.revoke_token(&id, &actor).await?;
+    state.principals.clear();
+    Ok(Json(revoked))
 }

@@ -146,6 +146,7 @@ async fn logout(
         if let Some(t) = state.store.token_by_hash(&token_hash(&token)).await? {
             if t.revoked_at.is_none() {
                 state.store.revoke_token(&t.id, session.actor()).await?;
+                state.principals.clear();
             }
         }
     }
