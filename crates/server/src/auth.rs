@@ -434,26 +434,24 @@ async fn principal_for(state: &AppState, bearer: &str) -> Result<Principal, ApiE
 }
 
 async fn token_principal(state: &AppState, bearer: &str) -> Result<Principal, ApiError> {
-    {
-        let token = state
-            .store
-            .token_by_hash(&token_hash(bearer))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown API token".into()))?;
-        if token.revoked_at.is_some() {
-            return Err(ApiError::Unauthorized("this API token was revoked".into()));
-        }
-        if token.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
-            return Err(ApiError::Unauthorized("this API token has expired".into()));
-        }
-        return match token.owner {
-            TokenOwner::User { user } => user_principal(state, &user).await,
-            TokenOwner::Team { team, role } => Ok(Principal {
-                name: format!("team:{team}"),
-                admin: false,
-                teams: BTreeMap::from([(team, role)]),
-            }),
-        };
+    let token = state
+        .store
+        .token_by_hash(&token_hash(bearer))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown API token".into()))?;
+    if token.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized("this API token was revoked".into()));
+    }
+    if token.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+        return Err(ApiError::Unauthorized("this API token has expired".into()));
+    }
+    match token.owner {
+        TokenOwner::User { user } => user_principal(state, &user).await,
+        TokenOwner::Team { team, role } => Ok(Principal {
+            name: format!("team:{team}"),
+            admin: false,
+            teams: BTreeMap::from([(team, role)]),
+        }),
     }
 }
 
