@@ -44,7 +44,12 @@ pub async fn analyze(
                 message: format!("cannot create a temporary directory: {e}"),
             })?;
         let dest = tmp.path().join("repo");
-        let sha = source::fetch(source, git_ref.as_deref(), &dest, &FetchLimits::default())
+        // The CLI fetches as its user, from wherever that user can reach: no private-host guard.
+        let limits = FetchLimits {
+            allow_private_hosts: true,
+            ..FetchLimits::default()
+        };
+        let sha = source::fetch(source, git_ref.as_deref(), &dest, &limits)
             .await
             .map_err(|e| CliError {
                 code: match e {

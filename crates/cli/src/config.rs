@@ -41,6 +41,9 @@ pub struct EngineArgs {
     /// Accept local paths and file:// URLs as repositories (single-user installs and tests)
     #[arg(long, env = "SLIPWAY_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
+    /// Allow repository hosts on loopback, private or link-local addresses (refused by default)
+    #[arg(long, env = "SLIPWAY_ALLOW_PRIVATE_REPO_HOSTS")]
+    pub allow_private_repo_hosts: bool,
     /// Releases kept on disk per service and environment, besides the serving one and its rollback target [default: 5]
     #[arg(long, env = "SLIPWAY_KEEP_RELEASES", value_name = "N")]
     pub keep_releases: Option<usize>,
@@ -79,6 +82,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub proxy_listen: Option<String>,
     pub allow_local_repos: Option<bool>,
+    pub allow_private_repo_hosts: Option<bool>,
     pub keep_releases: Option<usize>,
     pub metrics_retention_hours: Option<u64>,
     pub rate_limit: Option<f64>,
@@ -111,6 +115,7 @@ pub struct Settings {
     pub database_url: String,
     pub proxy_listen: SocketAddr,
     pub allow_local_repos: bool,
+    pub allow_private_repo_hosts: bool,
     pub keep_releases: usize,
     pub metrics_retention_hours: u64,
     /// Requests per second per client address; 0 is off.
@@ -224,6 +229,8 @@ pub fn resolve(
         database_url,
         proxy_listen,
         allow_local_repos: engine.allow_local_repos || file.allow_local_repos.unwrap_or(false),
+        allow_private_repo_hosts: engine.allow_private_repo_hosts
+            || file.allow_private_repo_hosts.unwrap_or(false),
         keep_releases: engine.keep_releases.or(file.keep_releases).unwrap_or(5),
         rate_limit: match engine.rate_limit.or(file.rate_limit).unwrap_or(50.0) {
             r if r.is_finite() && r >= 0.0 => r,

@@ -80,6 +80,7 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     let mut engine_config =
         slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen);
     engine_config.keep_releases = settings.keep_releases;
+    engine_config.allow_private_repo_hosts = settings.allow_private_repo_hosts;
     engine_config.secrets_key = Some(load_secrets_key(&settings.data_dir)?);
     engine_config.sample_retention =
         std::time::Duration::from_secs(settings.metrics_retention_hours * 3600);

@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub tune_local: Option<fn(&mut LocalConfig)>,
     /// The key that opens secrets (`None`: secrets cannot be used).
     pub secrets_key: Option<secrets::SecretKey>,
+    /// `--allow-private-repo-hosts`: repositories may live on loopback, private or link-local
+    /// addresses (refused by default: server-side request forgery).
+    pub allow_private_repo_hosts: bool,
     /// Releases kept on disk per service and environment (besides the serving one and its
     /// rollback target).
     pub keep_releases: usize,
@@ -56,6 +59,7 @@ impl EngineConfig {
             heartbeat: Duration::from_secs(5),
             tune_local: None,
             secrets_key: None,
+            allow_private_repo_hosts: false,
             keep_releases: 5,
             sample_every: Duration::from_secs(15),
             sample_retention: Duration::from_secs(24 * 3600),
@@ -71,6 +75,8 @@ pub struct Engine {
     pub logs: Arc<LogHub>,
     /// The proxy's bound address.
     pub proxy_addr: SocketAddr,
+    /// How repositories are fetched (limits, the private-address guard).
+    pub fetch_limits: source::FetchLimits,
     stop: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -119,11 +125,15 @@ impl Engine {
                 .map_err(std::io::Error::other)?;
         }
         local.recover().await.map_err(std::io::Error::other)?;
+        let fetch_limits = source::FetchLimits {
+            allow_private_hosts: config.allow_private_repo_hosts,
+            ..source::FetchLimits::default()
+        };
         let orchestrator = Arc::new(Orchestrator {
             store: store.clone(),
             local: local.clone(),
             logs: logs.clone(),
-            fetch_limits: source::FetchLimits::default(),
+            fetch_limits: fetch_limits.clone(),
         });
         let mut workers = WorkerConfig::new(&[DEPLOY_QUEUE]);
         workers.concurrency = config.workers;
@@ -157,6 +167,7 @@ impl Engine {
             proxy,
             logs,
             proxy_addr,
+            fetch_limits,
             stop,
             tasks: tokio::sync::Mutex::new(tasks),
         }))

@@ -883,3 +883,37 @@ async fn a_repository_that_is_not_there_fails_at_once() {
     assert_eq!(job.attempts, 1, "a missing repository is not retried");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repositories_on_private_addresses_are_refused() {
+    let s = TestServer::start_engine().await;
+    for (name, url) in [
+        ("meta", "https://169.254.169.254/latest/meta-data.git"),
+        ("loop", "https://localhost:9/org/repo.git"),
+    ] {
+        let (status, body) = s
+            .post(
+                "/platform/services",
+                json!({ "service_name": name, "team_name": "core", "repo_url": url }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = deploy(&s, json!({ "service": name })).await;
+        let d = finished(&s, &id).await;
+        assert_eq!(d["status"], "FAILED", "{d}");
+        let reason = d["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("private") && reason.contains("--allow-private-repo-hosts"),
+            "{reason}"
+        );
+    }
+    let (status, body) = s
+        .post(
+            "/api/v1/analyze",
+            json!({ "repo_url": "https://127.0.0.1/x/y.git" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("private"), "{body}");
+    s.stop().await;
+}

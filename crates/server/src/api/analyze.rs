@@ -65,6 +65,10 @@ pub async fn analyze(
     let limits = FetchLimits {
         timeout: std::time::Duration::from_secs(120),
         max_bytes: 512 * 1024 * 1024,
+        allow_private_hosts: state
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.fetch_limits.allow_private_hosts),
     };
     match source::fetch(&req.repo_url, req.git_ref.as_deref(), &dest, &limits).await {
         Ok(_) => {}
@@ -72,6 +76,7 @@ pub async fn analyze(
         Err(
             e @ (SourceError::Fetch(_)
             | SourceError::Unavailable(_)
+            | SourceError::Refused(_)
             | SourceError::TooLarge { .. }
             | SourceError::Timeout(_)),
         ) => return Err(ApiError::field("repo_url", e.to_string())),
