@@ -147,6 +147,22 @@ enum Command {
     /// Maintain the platform repository (offline: stop `slipway up` first)
     #[command(subcommand, name = "platform-repo")]
     PlatformRepo(PlatformRepoCmd),
+    /// Secrets maintenance (offline: stop `slipway up` first)
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
+}
+
+#[derive(Subcommand)]
+enum SecretsCmd {
+    /// Re-encrypt every secret with a new key (generated, or read from --new-key-file), then make it
+    /// the key; an interrupted rotation finishes when run again
+    RotateKey {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// A file holding the new key (base64 of 32 bytes) instead of a generated one
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +306,18 @@ async fn run(cli: Cli) -> i32 {
             Ok(settings) => {
                 init_logging(settings.log.as_deref());
                 up::up(settings).await.map_err(local_error)
+            }
+            Err(e) => Err(usage_error(e)),
+        },
+        Command::Secrets(SecretsCmd::RotateKey {
+            server,
+            new_key_file,
+        }) => match config::resolve(&server, None, &config::EngineArgs::default()) {
+            Ok(settings) => {
+                init_logging(Some("warn"));
+                up::rotate_secrets_key(settings, new_key_file)
+                    .await
+                    .map_err(local_error)
             }
             Err(e) => Err(usage_error(e)),
         },
@@ -522,7 +550,10 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             let v: Value = client.get(&format!("/api/v1/deployments{q}")).await?;
             output::deployment_list(format, &v);
         }
-        Command::Up { .. } | Command::PlatformRepo(_) | Command::Analyze { .. } => {
+        Command::Up { .. }
+        | Command::PlatformRepo(_)
+        | Command::Secrets(_)
+        | Command::Analyze { .. } => {
             unreachable!("handled locally")
         }
     }

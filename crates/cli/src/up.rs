@@ -162,6 +162,12 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
 /// (created with a new random key, mode 0600, at first start).
 pub fn load_secrets_key(data_dir: &Path) -> anyhow::Result<slipway_engine::secrets::SecretKey> {
     use slipway_engine::secrets::SecretKey;
+    if data_dir.join("secrets.key.new").exists() {
+        bail!(
+            "a secrets key rotation was interrupted ({} exists): run `slipway secrets rotate-key` again to finish it",
+            data_dir.join("secrets.key.new").display()
+        );
+    }
     match std::env::var("SLIPWAY_SECRETS_KEY") {
         Ok(text) if !text.trim().is_empty() => {
             SecretKey::from_base64(&text).context("SLIPWAY_SECRETS_KEY is not usable")
@@ -264,6 +270,86 @@ fn uuid_like() -> String {
     use sha2::Digest;
     let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
     format!("{:x}", sha2::Sha256::digest(seed.as_bytes()))[..32].to_string()
+}
+
+/// `slipway secrets rotate-key`: every secret is opened with the current key and sealed with the new
+/// one in one transaction; the new key is written to `secrets.key.new` first and renamed over
+/// `secrets.key` last, so a crash at any point leaves a state that a second run completes.
+pub async fn rotate_secrets_key(
+    mut settings: Settings,
+    new_key_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use slipway_engine::secrets::{write_private, SecretKey};
+    let embedded = settings.data_dir.join("slipway.db");
+    let uses_embedded = settings.database_url == format!("sqlite://{}", embedded.display());
+    if !settings.data_dir.is_dir() || (uses_embedded && !embedded.exists()) {
+        bail!(
+            "no Slipway data in {}: check --data-dir (and --database-url)",
+            settings.data_dir.display()
+        );
+    }
+    let _lock = lock_data_dir(&settings.data_dir)?;
+    settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
+    let from_env = std::env::var("SLIPWAY_SECRETS_KEY")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let key_path = settings.data_dir.join("secrets.key");
+    let pending = settings.data_dir.join("secrets.key.new");
+    let old = match &from_env {
+        Some(text) => SecretKey::from_base64(text).context("SLIPWAY_SECRETS_KEY is not usable")?,
+        None => SecretKey::from_base64(
+            &std::fs::read_to_string(&key_path)
+                .with_context(|| format!("cannot read {}", key_path.display()))?,
+        )?,
+    };
+    let new_text = match (&new_key_file, pending.exists()) {
+        (Some(f), _) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read {}", f.display()))?
+            .trim()
+            .to_string(),
+        (None, true) => std::fs::read_to_string(&pending)?.trim().to_string(),
+        (None, false) => SecretKey::generate()?,
+    };
+    let new = SecretKey::from_base64(&new_text).context("the new key is not usable")?;
+    if from_env.is_none() && !pending.exists() {
+        write_private(&pending, &format!("{new_text}\n"))
+            .with_context(|| format!("cannot write {}", pending.display()))?;
+    }
+    let store = slipway_store::connect(&settings.database_url).await?;
+    let sealed = store.sealed_secrets(None).await?;
+    let mut resealed = Vec::new();
+    for s in &sealed {
+        if s.key_id == new.id() {
+            continue; // done by an interrupted run
+        }
+        let value = old.open(s)?;
+        let mut next = new.seal(&s.service, &s.environment, &s.name, &value)?;
+        next.version = s.version;
+        resealed.push(next);
+    }
+    store.reseal_secrets(&resealed).await?;
+    match from_env {
+        None => {
+            std::fs::rename(&pending, &key_path)
+                .with_context(|| format!("cannot move {} into place", pending.display()))?;
+            eprintln!(
+                "{} secrets re-encrypted with key {} (was {}); {} holds the new key.",
+                resealed.len(),
+                new.id(),
+                old.id(),
+                key_path.display()
+            );
+        }
+        Some(_) => {
+            eprintln!(
+                "{} secrets re-encrypted with key {} (was {}). Set SLIPWAY_SECRETS_KEY to the new key before the next start:\n{new_text}",
+                resealed.len(),
+                new.id(),
+                old.id()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
