@@ -50,9 +50,11 @@ fn start(data: &Path, proxy: u16) -> (Child, String) {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("slipway up did not start");
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("slipway up did not start");
+        };
         if let Some(rest) = line.split("listening on ").nth(1) {
             std::thread::spawn(move || while rx.recv().is_ok() {});
             return (child, rest.split_whitespace().next().unwrap().to_string());
