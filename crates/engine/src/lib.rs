@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod logs;
+pub mod metrics;
 pub mod orchestrator;
 pub mod process;
 pub mod sampler;
@@ -73,6 +74,7 @@ pub struct Engine {
     pub local: Arc<LocalTarget>,
     pub proxy: Proxy,
     pub logs: Arc<LogHub>,
+    pub metrics: Arc<metrics::EngineMetrics>,
     /// The proxy's bound address.
     pub proxy_addr: SocketAddr,
     /// How repositories are fetched (limits, the private-address guard).
@@ -129,7 +131,9 @@ impl Engine {
             allow_private_hosts: config.allow_private_repo_hosts,
             ..source::FetchLimits::default()
         };
+        let engine_metrics = Arc::new(metrics::EngineMetrics::default());
         let orchestrator = Arc::new(Orchestrator {
+            metrics: engine_metrics.clone(),
             store: store.clone(),
             local: local.clone(),
             logs: logs.clone(),
@@ -166,6 +170,7 @@ impl Engine {
             local,
             proxy,
             logs,
+            metrics: engine_metrics,
             proxy_addr,
             fetch_limits,
             stop,

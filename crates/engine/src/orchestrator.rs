@@ -27,6 +27,7 @@ pub struct Orchestrator {
     pub local: Arc<LocalTarget>,
     pub logs: Arc<LogHub>,
     pub fetch_limits: FetchLimits,
+    pub metrics: Arc<crate::metrics::EngineMetrics>,
 }
 
 /// How far along the happy path a status is, for resuming.
@@ -307,10 +308,13 @@ impl Orchestrator {
                 )
                 .await
             {
-                Ok(()) => log.system(format!(
-                    "build finished in {:.1} s",
-                    started.elapsed().as_secs_f64()
-                )),
+                Ok(()) => {
+                    self.metrics.build_finished(started.elapsed());
+                    log.system(format!(
+                        "build finished in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    ))
+                }
                 Err(BuildError::Cancelled) => return Err(Stop::Cancelled),
                 Err(e) => return Err(Stop::Failed(format!("BUILDING: {e}"))),
             }
@@ -597,9 +601,15 @@ impl Orchestrator {
         reason: &str,
         update: TransitionUpdate,
     ) -> Result<Deployment, StoreError> {
-        self.store
+        let d = self
+            .store
             .transition_deployment(id, to, reason, update)
-            .await
+            .await?;
+        if to.is_terminal() {
+            self.metrics
+                .deployment_ended(&d.service, &d.environment, to.as_str());
+        }
+        Ok(d)
     }
 }
 

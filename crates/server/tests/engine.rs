@@ -270,6 +270,18 @@ async fn a_python_app_goes_from_registration_to_a_live_url() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    let metrics = text(&s, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"slipway_deployments_total{service="hello",environment="dev",status="EXPOSED"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("slipway_build_duration_seconds_count 1"),
+        "{metrics}"
+    );
+
     // Proxy metrics count the requests.
     let metrics = text(&s, "/metrics").await;
     assert!(

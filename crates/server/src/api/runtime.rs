@@ -279,6 +279,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     if let Some(engine) = &state.engine {
         engine.proxy.render_prometheus(&mut out);
+        engine.metrics.render_prometheus(&mut out);
     }
     let mut res = Response::new(Body::from(out));
     res.headers_mut().insert(
