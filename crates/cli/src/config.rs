@@ -41,6 +41,9 @@ pub struct EngineArgs {
     /// Accept local paths and file:// URLs as repositories (single-user installs and tests)
     #[arg(long, env = "SLIPWAY_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
+    /// Run each service's builds and processes as its own unprivileged uid, with process and file limits (Slipway must run as root)
+    #[arg(long, env = "SLIPWAY_ISOLATE_WORKLOADS")]
+    pub isolate_workloads: bool,
     /// Allow repository hosts on loopback, private or link-local addresses (refused by default)
     #[arg(long, env = "SLIPWAY_ALLOW_PRIVATE_REPO_HOSTS")]
     pub allow_private_repo_hosts: bool,
@@ -83,6 +86,7 @@ pub struct FileConfig {
     pub proxy_listen: Option<String>,
     pub allow_local_repos: Option<bool>,
     pub allow_private_repo_hosts: Option<bool>,
+    pub isolate_workloads: Option<bool>,
     pub keep_releases: Option<usize>,
     pub metrics_retention_hours: Option<u64>,
     pub rate_limit: Option<f64>,
@@ -116,6 +120,7 @@ pub struct Settings {
     pub proxy_listen: SocketAddr,
     pub allow_local_repos: bool,
     pub allow_private_repo_hosts: bool,
+    pub isolate_workloads: bool,
     pub keep_releases: usize,
     pub metrics_retention_hours: u64,
     /// Requests per second per client address; 0 is off.
@@ -231,6 +236,7 @@ pub fn resolve(
         allow_local_repos: engine.allow_local_repos || file.allow_local_repos.unwrap_or(false),
         allow_private_repo_hosts: engine.allow_private_repo_hosts
             || file.allow_private_repo_hosts.unwrap_or(false),
+        isolate_workloads: engine.isolate_workloads || file.isolate_workloads.unwrap_or(false),
         keep_releases: engine.keep_releases.or(file.keep_releases).unwrap_or(5),
         rate_limit: match engine.rate_limit.or(file.rate_limit).unwrap_or(50.0) {
             r if r.is_finite() && r >= 0.0 => r,

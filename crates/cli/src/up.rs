@@ -81,6 +81,20 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
         slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen);
     engine_config.keep_releases = settings.keep_releases;
     engine_config.allow_private_repo_hosts = settings.allow_private_repo_hosts;
+    if settings.isolate_workloads {
+        engine_config.isolation = Some(slipway_engine::local::Isolation::default());
+    }
+    // The embedded database is Slipway's alone (SQLite gives its WAL and shm files the same mode).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["slipway.db", "slipway.db-wal", "slipway.db-shm"] {
+            let p = settings.data_dir.join(f);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot restrict {}", p.display()))?;
+            }
+        }
+    }
     engine_config.secrets_key = Some(load_secrets_key(&settings.data_dir)?);
     engine_config.sample_retention =
         std::time::Duration::from_secs(settings.metrics_retention_hours * 3600);

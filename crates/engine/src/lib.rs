@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub tune_local: Option<fn(&mut LocalConfig)>,
     /// The key that opens secrets (`None`: secrets cannot be used).
     pub secrets_key: Option<secrets::SecretKey>,
+    /// Run each service's workloads as its own uid with limits (needs root).
+    pub isolation: Option<local::Isolation>,
     /// `--allow-private-repo-hosts`: repositories may live on loopback, private or link-local
     /// addresses (refused by default: server-side request forgery).
     pub allow_private_repo_hosts: bool,
@@ -61,6 +63,7 @@ impl EngineConfig {
             tune_local: None,
             secrets_key: None,
             allow_private_repo_hosts: false,
+            isolation: None,
             keep_releases: 5,
             sample_every: Duration::from_secs(15),
             sample_retention: Duration::from_secs(24 * 3600),
@@ -95,6 +98,34 @@ impl Engine {
         let proxy = Proxy::new(ProxyConfig::default());
         let mut local_config = LocalConfig::new(config.data_dir.join("apps"), proxy_addr.port());
         local_config.keep_releases = config.keep_releases;
+        local_config.isolation = config.isolation;
+        if config.isolation.is_some() {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(std::io::Error::other(
+                    "workload isolation runs each service as its own uid and needs Slipway to run as root",
+                ));
+            }
+            // The data directory becomes passable (mode 0711) for the workloads to reach their
+            // releases: what lies in it must be Slipway's alone.
+            use std::os::unix::fs::PermissionsExt;
+            for f in [
+                "slipway.db",
+                "slipway.db-wal",
+                "slipway.db-shm",
+                "secrets.key",
+                "admin-token",
+            ] {
+                let p = config.data_dir.join(f);
+                if p.exists() {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            let repo = config.data_dir.join("platform-repo");
+            if repo.exists() {
+                std::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
         if let Some(tune) = config.tune_local {
             tune(&mut local_config);
         }

@@ -47,6 +47,89 @@ pub struct LocalConfig {
     pub log_keep: usize,
     /// Exits of a starting instance that fail its deployment.
     pub crash_loop_exits: u32,
+    /// Run each service's builds and processes as its own unprivileged uid (Slipway must run as
+    /// root), with process and file limits. `None`: they run as Slipway's user.
+    pub isolation: Option<Isolation>,
+}
+
+/// Workload isolation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Isolation {
+    /// The first uid of the range services get theirs from.
+    pub first_uid: u32,
+    /// Processes one service may run at once (a fork bomb stops here).
+    pub max_processes: u64,
+    /// Open files per process.
+    pub max_open_files: u64,
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Self {
+            first_uid: 200_000,
+            max_processes: 256,
+            max_open_files: 4096,
+        }
+    }
+}
+
+/// Who a workload runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sandbox {
+    pub uid: u32,
+    pub limits: Isolation,
+}
+
+/// Sets the uid, gid and limits of a command about to be spawned (no-op without a sandbox).
+fn confine(cmd: &mut Command, sandbox: Option<Sandbox>) {
+    let Some(sb) = sandbox else {
+        return;
+    };
+    // std drops supplementary groups (setgroups(0)) when root sets a uid.
+    cmd.uid(sb.uid).gid(sb.uid);
+    let (nproc, nofile) = (sb.limits.max_processes, sb.limits.max_open_files);
+    // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and
+    // touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            let set = |res, n: u64| {
+                let lim = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(res, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            set(libc::RLIMIT_NPROC, nproc)?;
+            set(libc::RLIMIT_NOFILE, nofile)?;
+            set(libc::RLIMIT_CORE, 0)?;
+            Ok(())
+        });
+    }
+}
+
+/// Gives a directory tree to a uid (after Slipway, as root, wrote it).
+fn chown_tree(root: &Path, uid: u32) -> std::io::Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(uid))?;
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lets other users pass through a directory Slipway owns (mode 0711) without listing it.
+fn traversable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
 }
 
 impl LocalConfig {
@@ -62,6 +145,7 @@ impl LocalConfig {
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 3,
             crash_loop_exits: 3,
+            isolation: None,
         }
     }
 }
@@ -82,6 +166,8 @@ pub struct RunSpec {
     pub fixed_port: Option<u16>,
     /// Values masked in the app's log (its secrets).
     pub redact: Vec<String>,
+    /// Who it runs as.
+    pub sandbox: Option<Sandbox>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +263,7 @@ pub struct BuildSpec<'a> {
     pub dir: &'a Path,
     pub commands: &'a [String],
     pub variables: &'a BTreeMap<String, String>,
+    pub sandbox: Option<Sandbox>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -326,11 +413,16 @@ impl LocalTarget {
             dir,
             commands,
             variables,
+            sandbox,
         } = build;
         let home = self.home_dir(service, environment);
         tokio::fs::create_dir_all(&home)
             .await
             .map_err(|e| BuildError::Spawn(format!("cannot create {}: {e}", home.display())))?;
+        if let Some(sb) = sandbox {
+            self.hand_over(service, environment, dir, sb.uid)
+                .map_err(|e| BuildError::Spawn(format!("cannot prepare the sandbox: {e}")))?;
+        }
         let deadline = tokio::time::Instant::now() + self.config.build_timeout;
         for command in commands {
             log.system(format!("$ {command}"));
@@ -347,6 +439,7 @@ impl LocalTarget {
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .kill_on_drop(true);
+            confine(&mut cmd, sandbox);
             let mut child = cmd
                 .spawn()
                 .map_err(|e| BuildError::Spawn(format!("`{command}`: {e}")))?;
@@ -698,6 +791,13 @@ impl LocalTarget {
                 tracing::warn!(%service, %environment, %release_id, "release has no start command; not restarted");
                 continue;
             };
+            match self.sandbox(&service).await {
+                Ok(sb) => spec.sandbox = sb,
+                Err(e) => {
+                    tracing::error!(%service, %environment, error = %e, "no sandbox; not restarted");
+                    continue;
+                }
+            }
             match self.secret_env(&service, &environment).await {
                 Ok(secrets) => {
                     spec.redact = secrets.values().cloned().collect();
@@ -778,6 +878,7 @@ impl LocalTarget {
             health_path: plan.health_path.clone(),
             fixed_port: (!plan.reads_port_env).then_some(plan.port).flatten(),
             redact: Vec::new(),
+            sandbox: None,
         })
     }
 
@@ -798,6 +899,59 @@ impl LocalTarget {
             self.stop(&all).await;
         }
         process::remove_dir(&self.config.root.join(service)).await;
+    }
+
+    /// The sandbox of a service's workloads (`None` without isolation).
+    pub async fn sandbox(&self, service: &str) -> Result<Option<Sandbox>, String> {
+        let Some(limits) = self.config.isolation else {
+            return Ok(None);
+        };
+        let uid = self
+            .store
+            .service_uid(service, limits.first_uid)
+            .await
+            .map_err(|e| format!("cannot allocate the service's uid: {e}"))?;
+        Ok(Some(Sandbox { uid, limits }))
+    }
+
+    /// Makes a release directory and the app's home the uid's own, and the directories above them
+    /// passable but not listable (the rest of the data directory stays Slipway's alone).
+    fn hand_over(
+        &self,
+        service: &str,
+        environment: &str,
+        dir: &Path,
+        uid: u32,
+    ) -> std::io::Result<()> {
+        let app = self.app_dir(service, environment);
+        let release_root = dir
+            .ancestors()
+            .find(|p| p.parent() == Some(app.join("releases").as_path()))
+            .unwrap_or(dir)
+            .to_path_buf();
+        for d in [
+            self.config.root.parent().map(Path::to_path_buf),
+            Some(self.config.root.clone()),
+            Some(self.config.root.join(service)),
+            Some(app.clone()),
+            Some(app.join("releases")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if d.exists() {
+                traversable(&d)?;
+            }
+        }
+        chown_tree(&release_root, uid)?;
+        let home = self.home_dir(service, environment);
+        chown_tree(&home, uid)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&release_root, std::fs::Permissions::from_mode(0o700))?;
+            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     /// The opened secrets of a service's environment, name → value.
@@ -954,6 +1108,7 @@ async fn supervise(
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        confine(&mut cmd, spec.sandbox);
         let ran_from = Instant::now();
         match cmd.spawn() {
             Err(e) => {
@@ -1159,6 +1314,11 @@ async fn app_log_writer(
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         tracing::error!(dir = %dir.display(), error = %e, "cannot create the app log directory");
         return;
+    }
+    {
+        // Other services' workloads must not read this app's output.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     }
     let path = dir.join("app.log");
     let open = |path: PathBuf| async move {

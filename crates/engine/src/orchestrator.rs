@@ -207,6 +207,7 @@ impl Orchestrator {
         );
         let log = &log;
         let mut status = d.status;
+        let sandbox = self.local.sandbox(&d.service).await.map_err(Stop::Retry)?;
 
         // ANALYZING + BUILDING: a release to run, built now or taken from an earlier deployment.
         let release = if let Some(release_id) = d.rollback_of.as_ref().and(d.release_id.clone()) {
@@ -302,6 +303,7 @@ impl Orchestrator {
                         dir: &app_dir,
                         commands: &commands,
                         variables: &variables,
+                        sandbox,
                     },
                     log,
                     cancel,
@@ -344,6 +346,7 @@ impl Orchestrator {
         };
         spec.variables.extend(secrets.clone());
         spec.redact = secrets.values().cloned().collect();
+        spec.sandbox = sandbox;
         let replicas = if spec.fixed_port.is_some() {
             1
         } else {

@@ -293,7 +293,7 @@ async fn artifacts_list_file_and_bundles_by_scope() {
         platform.contains(&"terraform/modules/ecr/main.tf".to_string()),
         "modules ship with the instantiation"
     );
-    assert_eq!(platform.len(), 13);
+    assert_eq!(platform.len(), 22, "4 service files and 6 x 3 module files");
     let (_, b2) = bundle("?scope=platform").await;
     assert_eq!(b1, b2, "bundles are deterministic");
     let (all, _) = bundle("").await;

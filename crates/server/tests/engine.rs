@@ -929,3 +929,95 @@ async fn repositories_on_private_addresses_are_refused() {
     assert!(body.to_string().contains("private"), "{body}");
     s.stop().await;
 }
+
+const HOSTILE_APP: &str = r#"import json, os, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+results = {"uid": os.getuid()}
+for name in ["slipway.db", "secrets.key"]:
+    try:
+        open(os.path.join(os.environ["DATA_DIR"], name), "rb").read(1)
+        results[name] = "read"
+    except Exception as e:
+        results[name] = type(e).__name__
+try:
+    os.listdir(os.environ["DATA_DIR"])
+    results["list"] = "listed"
+except Exception as e:
+    results["list"] = type(e).__name__
+pids = []
+try:
+    for _ in range(2000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        pids.append(pid)
+except OSError as e:
+    results["fork_error"] = type(e).__name__
+results["forks"] = len(pids)
+for p in pids:
+    os.kill(p, 9)
+for p in pids:
+    os.waitpid(p, 0)
+body = json.dumps(results).encode()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// With workload isolation, an app runs as its own uid: it cannot read the database or the
+/// secrets key, cannot list the data directory, and a fork bomb stops at its process limit while
+/// Slipway keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn isolated_workloads_cannot_read_slipway_data_or_fork_bomb() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("skipped: workload isolation needs root");
+        return;
+    }
+    let s = TestServer::start_engine_with(|c| {
+        c.isolation = Some(slipway_engine::local::Isolation {
+            max_processes: 64,
+            ..Default::default()
+        })
+    })
+    .await;
+    let repo = git_repo(
+        &s.dir.path().join("src/hostile"),
+        &[("app.py", HOSTILE_APP)],
+    );
+    register(&s, "hostile", &repo).await;
+    s.put(
+        "/api/v1/services/hostile/environments/dev/variables",
+        json!({ "variables": { "DATA_DIR": s.dir.path().display().to_string() } }),
+    )
+    .await;
+    let id = deploy(&s, json!({ "service": "hostile" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    let (_, body) = through_proxy(&s, "hostile.dev.localhost", "/").await;
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert!(r["uid"].as_u64().unwrap() >= 200_000, "{r}");
+    assert_eq!(r["slipway.db"], "PermissionError", "{r}");
+    assert_eq!(r["secrets.key"], "PermissionError", "{r}");
+    assert_eq!(r["list"], "PermissionError", "{r}");
+    assert!(r["forks"].as_u64().unwrap() < 64, "{r}");
+    assert_eq!(r["fork_error"], "BlockingIOError", "{r}");
+    // Slipway kept serving, and a second service gets a uid of its own.
+    let (status, _) = s.get("/health").await;
+    assert_eq!(status, 200);
+    let other = py_repo(&s.dir.path().join("src/other"));
+    register(&s, "other", &other).await;
+    let id = deploy(&s, json!({ "service": "other" })).await;
+    assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    let uid_a = s.state.store.service_uid("hostile", 200_000).await.unwrap();
+    let uid_b = s.state.store.service_uid("other", 200_000).await.unwrap();
+    assert_ne!(uid_a, uid_b);
+    s.stop().await;
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

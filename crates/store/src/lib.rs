@@ -273,6 +273,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes samples older than `before`; returns how many.
     async fn prune_samples(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64>;
 
+    /// The uid a service's workloads run as, allocated on first use from `first` upwards.
+    async fn service_uid(&self, service: &str, first: u32) -> Result<u32>;
+
     // Local target instances
     async fn put_instance(&self, instance: &Instance) -> Result<()>;
     async fn delete_instance(

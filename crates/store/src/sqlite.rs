@@ -2034,6 +2034,45 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    async fn service_uid(&self, service: &str, first: u32) -> Result<u32> {
+        let mut tx = self.begin_write().await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT uid FROM service_uids WHERE service = $1")
+                .bind(service)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let uid = match existing {
+            Some(uid) => uid,
+            None => {
+                if sqlx::query("SELECT 1 FROM services WHERE name = $1")
+                    .bind(service)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::NotFound {
+                        kind: "service",
+                        name: service.to_string(),
+                    });
+                }
+                let next: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(uid) + 1, $1) FROM service_uids")
+                        .bind(i64::from(first))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let next = next.max(i64::from(first));
+                sqlx::query("INSERT INTO service_uids (service, uid) VALUES ($1, $2)")
+                    .bind(service)
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await?;
+                next
+            }
+        };
+        tx.commit().await?;
+        u32::try_from(uid).map_err(|_| StoreError::Refused(format!("uid {uid} is out of range")))
+    }
+
     async fn put_instance(&self, i: &Instance) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(

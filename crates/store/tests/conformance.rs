@@ -102,6 +102,7 @@ conformance!(
     runtime_samples_are_kept_and_pruned,
     users_memberships_and_tokens,
     a_deploy_job_whose_workers_keep_dying_fails_its_deployment,
+    service_uids_are_allocated_once_and_never_shared,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -2145,4 +2146,18 @@ async fn a_deploy_job_whose_workers_keep_dying_fails_its_deployment(store: Arc<d
     let failed = store.get_deployment(&d.id).await.expect("get");
     assert_eq!(failed.status, DeploymentStatus::Failed);
     assert!(failed.reason.unwrap_or_default().contains("lease"));
+}
+
+async fn service_uids_are_allocated_once_and_never_shared(store: Arc<dyn Store>) {
+    deployable(&store).await;
+    store
+        .register_service(bare_service("web", "core"), &alice())
+        .await
+        .expect("register");
+    let a = store.service_uid("api", 200_000).await.expect("uid");
+    let b = store.service_uid("web", 200_000).await.expect("uid");
+    assert_eq!(a, 200_000);
+    assert_eq!(b, 200_001);
+    assert_eq!(store.service_uid("api", 200_000).await.expect("uid"), a);
+    assert_not_found(store.service_uid("ghost", 200_000).await, "service");
 }

@@ -36,7 +36,20 @@ impl TestServer {
         Self::start_full(Some(database_url), true).await
     }
 
+    /// With an engine whose configuration `tune` adjusts.
+    pub async fn start_engine_with(tune: fn(&mut slipway_engine::EngineConfig)) -> Self {
+        Self::start_tuned(None, true, Some(tune)).await
+    }
+
     async fn start_full(database_url: Option<String>, with_engine: bool) -> Self {
+        Self::start_tuned(database_url, with_engine, None).await
+    }
+
+    async fn start_tuned(
+        database_url: Option<String>,
+        with_engine: bool,
+        tune: Option<fn(&mut slipway_engine::EngineConfig)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("slipway.db").display()));
@@ -63,6 +76,9 @@ impl TestServer {
                 c.stop_grace = std::time::Duration::from_secs(3);
                 c.drain_timeout = std::time::Duration::from_secs(5);
             });
+            if let Some(tune) = tune {
+                tune(&mut config);
+            }
             Some(
                 slipway_engine::Engine::start(store.clone(), config)
                     .await
