@@ -3,13 +3,15 @@
 //! A registration renders, from templates embedded in the binary:
 //! - the service's Terraform environment instantiation (`terraform/envs/<env>/<svc>/`), which
 //!   wires the platform-owned modules;
-//! - the platform-owned Terraform modules themselves (`terraform/modules/{ecr,iam,service}/`),
+//! - the platform-owned Terraform modules themselves
+//!   (`terraform/modules/{network,ecs-cluster,alb,ecr,iam,service}/`),
 //!   shared by every service;
 //! - the service's Kubernetes manifest and Jenkins pipeline.
 //!
 //! Rendering is pure and deterministic: the same [`ServiceSpec`] gives byte-identical files on
 //! every machine (no clock, no randomness, no hash-map iteration, LF line endings). Any change of
-//! the output must come with a bump of [`GENERATOR_VERSION`].
+//! the output must come with a bump of the template's `version` (its `template.toml`) or of
+//! [`MODULES_VERSION`].
 
 mod escape;
 mod set;
@@ -21,7 +23,7 @@ use slipway_core::model::{Artifact, ArtifactScope};
 
 /// Version of the shared Terraform modules; bump it whenever any byte of them changes. Each
 /// service template has its own version in its `template.toml`.
-pub const MODULES_VERSION: &str = "1";
+pub const MODULES_VERSION: &str = "2";
 
 /// The template a service gets when it names none.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -263,12 +265,21 @@ mod tests {
         assert_eq!(
             modules,
             [
+                "terraform/modules/alb/main.tf",
+                "terraform/modules/alb/outputs.tf",
+                "terraform/modules/alb/variables.tf",
                 "terraform/modules/ecr/main.tf",
                 "terraform/modules/ecr/outputs.tf",
                 "terraform/modules/ecr/variables.tf",
+                "terraform/modules/ecs-cluster/main.tf",
+                "terraform/modules/ecs-cluster/outputs.tf",
+                "terraform/modules/ecs-cluster/variables.tf",
                 "terraform/modules/iam/main.tf",
                 "terraform/modules/iam/outputs.tf",
                 "terraform/modules/iam/variables.tf",
+                "terraform/modules/network/main.tf",
+                "terraform/modules/network/outputs.tf",
+                "terraform/modules/network/variables.tf",
                 "terraform/modules/service/main.tf",
                 "terraform/modules/service/outputs.tf",
                 "terraform/modules/service/variables.tf",
@@ -281,13 +292,13 @@ mod tests {
         let rendered = render_registration(&spec()).unwrap();
         for a in &rendered.artifacts {
             assert_eq!(a.service.as_deref(), Some("payments"), "{}", a.path);
-            assert_eq!(a.generator, "slipway-golden-paths/default@2");
+            assert_eq!(a.generator, "slipway-golden-paths/default@3");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
         for a in &rendered.platform_files {
             assert_eq!(a.service, None, "{}", a.path);
             assert_eq!(a.scope, ArtifactScope::Platform);
-            assert_eq!(a.generator, "slipway-golden-paths/modules@1");
+            assert_eq!(a.generator, "slipway-golden-paths/modules@2");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
     }

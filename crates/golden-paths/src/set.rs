@@ -465,6 +465,8 @@ struct Context<'a> {
     kms_key_alias: String,
     eks_cluster_name: String,
     ecs_cluster_name: String,
+    /// The platform's access-log bucket of the environment (load balancer and S3 access logs).
+    access_logs_bucket: String,
     kubernetes_namespace: &'a str,
     kubernetes_service_account: &'a str,
     /// Must match the repository name the `ecr` module derives.
@@ -520,6 +522,7 @@ impl<'a> Context<'a> {
             kms_key_alias: format!("alias/slipway-{environment}"),
             eks_cluster_name: format!("slipway-{environment}"),
             ecs_cluster_name: format!("slipway-{environment}"),
+            access_logs_bucket: format!("slipway-{environment}-access-logs"),
             kubernetes_namespace: environment,
             kubernetes_service_account: name,
             image_placeholder: format!("registry.invalid/{ecr_repository}:unset"),

@@ -21,8 +21,8 @@ fn terraform_files() -> BTreeMap<String, Body> {
         .collect();
     assert_eq!(
         files.len(),
-        11,
-        "2 environment files and 3 x 3 module files"
+        20,
+        "2 environment files and 6 x 3 module files"
     );
     files
 }
@@ -176,16 +176,20 @@ fn no_wildcard_appears_in_any_iam_policy() {
         }
     }
     assert_eq!(
-        statements, 3,
-        "the trust statement and the two permission statements"
+        statements, 4,
+        "the trust statement and the three permission statements"
     );
 }
 
-/// A resource is one named ARN: a variable holding a single ARN, or the service's log group
-/// ARN followed by `:*`, which covers that group's streams and nothing else.
+/// A resource is one named ARN: a variable holding exactly one ARN (the iam module's variables
+/// validate that), never a pattern.
 fn check_resource(where_: &str, resource: &Expression) {
     let rendered = resource.to_string();
-    let allowed = ["var.ecr_repository_arn", "\"${var.log_group_arn}:*\""];
+    let allowed = [
+        "var.ecr_repository_arn",
+        "var.log_group_arn",
+        "var.log_stream_arn",
+    ];
     assert!(
         allowed.contains(&rendered.as_str()),
         "{where_}: resource {rendered} is not one of the service's own ARNs"
@@ -278,8 +282,11 @@ fn the_environment_pins_the_aws_provider_and_wires_its_own_names() {
     assert_eq!(
         sources,
         BTreeSet::from([
+            r#""../../../modules/alb""#.to_string(),
             r#""../../../modules/ecr""#.to_string(),
+            r#""../../../modules/ecs-cluster""#.to_string(),
             r#""../../../modules/iam""#.to_string(),
+            r#""../../../modules/network""#.to_string(),
             r#""../../../modules/service""#.to_string(),
         ])
     );
@@ -512,7 +519,7 @@ fn modules_set_the_platform_defaults() {
     );
 
     // Everything that can carry tags carries the ownership tags.
-    for module in ["ecr", "iam", "service"] {
+    for module in ["alb", "ecr", "ecs-cluster", "iam", "network", "service"] {
         let path = format!("terraform/modules/{module}/main.tf");
         let body = &files[&path];
         let tags = blocks(body, "locals")
@@ -524,17 +531,35 @@ fn modules_set_the_platform_defaults() {
         }
         for block in blocks(body, "resource") {
             let kind = labels(block)[0];
-            if ["aws_ecr_lifecycle_policy", "aws_iam_role_policy"].contains(&kind) {
+            // Resources that take no tags in the AWS provider.
+            if UNTAGGABLE.contains(&kind) {
                 continue;
             }
-            assert_eq!(
-                literal(block.body(), "tags").as_deref(),
-                Some("local.tags"),
-                "{path}: {kind} is not tagged"
+            let tags = literal(block.body(), "tags");
+            assert!(
+                tags.as_deref() == Some("local.tags")
+                    || tags
+                        .as_deref()
+                        .is_some_and(|t| t.starts_with("merge(local.tags,")),
+                "{path}: {kind} is not tagged with local.tags"
             );
         }
     }
 }
+
+const UNTAGGABLE: &[&str] = &[
+    "aws_cloudwatch_log_stream",
+    "aws_ecr_lifecycle_policy",
+    "aws_ecs_cluster_capacity_providers",
+    "aws_iam_role_policy",
+    "aws_route_table_association",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_logging",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_versioning",
+];
 
 #[test]
 fn reference_scanner_finds_references() {
@@ -547,4 +572,312 @@ fn reference_scanner_finds_references() {
             vec!["local", "b"],
         ]
     );
+}
+
+/// Every `*` in an IAM policy of a body: in `aws_iam_policy_document` data sources, in any
+/// `policy`-like attribute of a resource (inline JSON included), and in resources that are
+/// policies by nature (bucket, repository and key policies).
+fn iam_wildcards(path: &str, body: &Body) -> Vec<String> {
+    let mut found = Vec::new();
+    let scan = |found: &mut Vec<String>, what: String, body: &Body| {
+        let mut exprs = Vec::new();
+        expressions(body, &mut exprs);
+        found.extend(
+            exprs
+                .into_iter()
+                .filter(|e| e.contains('*'))
+                .map(|e| format!("{path}: {what}: {e}")),
+        );
+    };
+    for block in body.blocks() {
+        let l = labels(block);
+        match block.identifier() {
+            "data" if l[0] == "aws_iam_policy_document" => {
+                scan(&mut found, format!("data {l:?}"), block.body())
+            }
+            "resource" if l[0].ends_with("_policy") && l[0] != "aws_ecr_lifecycle_policy" => {
+                scan(&mut found, format!("resource {l:?}"), block.body())
+            }
+            "resource" => {
+                for attribute in block.body().attributes() {
+                    if attribute.key().contains("policy")
+                        && attribute.expr().to_string().contains('*')
+                    {
+                        found.push(format!("{path}: resource {l:?}: {}", attribute.key()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+#[test]
+fn no_star_in_any_iam_policy_document() {
+    // The check must be able to fail: the old log-stream pattern, an inline JSON policy and a
+    // bucket policy are all caught.
+    let control = hcl::parse(
+        r#"
+data "aws_iam_policy_document" "d" {
+  statement {
+    actions   = ["logs:PutLogEvents"]
+    resources = ["${var.log_group_arn}:*"]
+  }
+}
+resource "aws_iam_role" "r" {
+  assume_role_policy = jsonencode({ Statement = [{ Action = "sts:*" }] })
+}
+resource "aws_s3_bucket_policy" "b" {
+  policy = jsonencode({ Statement = [{ Resource = "arn:aws:s3:::b/*" }] })
+}
+"#,
+    )
+    .unwrap();
+    assert_eq!(iam_wildcards("control.tf", &control).len(), 3);
+
+    let files = terraform_files();
+    let mut policies = 0;
+    for (path, body) in &files {
+        let found = iam_wildcards(path, body);
+        assert!(
+            found.is_empty(),
+            "wildcards in IAM policies:\n{}",
+            found.join("\n")
+        );
+        policies += blocks(body, "data")
+            .filter(|b| labels(b)[0] == "aws_iam_policy_document")
+            .count();
+    }
+    assert_eq!(policies, 2, "the trust policy and the permission policy");
+
+    // Not even in comments or validations of the iam module: no `*` at all.
+    let rendered = sample();
+    for a in all_files(&rendered).filter(|a| a.path.starts_with("terraform/modules/iam/")) {
+        assert!(!text(a).contains('*'), "{} contains a '*'", a.path);
+    }
+}
+
+fn resource_body<'a>(files: &'a BTreeMap<String, Body>, path: &str, kind: &str) -> &'a Body {
+    blocks(&files[path], "resource")
+        .find(|b| labels(b)[0] == kind)
+        .unwrap_or_else(|| panic!("{path} has no {kind}"))
+        .body()
+}
+
+fn literal_of(body: &Body, key: &str) -> Option<String> {
+    attr(body, key).map(compact)
+}
+
+fn nested<'a>(body: &'a Body, path: &[&'a str]) -> &'a Body {
+    path.iter().fold(body, |body, ident| {
+        blocks(body, ident)
+            .next()
+            .unwrap_or_else(|| panic!("no {ident} block"))
+            .body()
+    })
+}
+
+#[test]
+fn network_cluster_and_load_balancer_are_encrypted_and_logged() {
+    let files = terraform_files();
+    let network = "terraform/modules/network/main.tf";
+
+    // Flow logs of all traffic, to an encrypted, versioned, private, logged bucket.
+    let flow = resource_body(&files, network, "aws_flow_log");
+    assert_eq!(
+        literal_of(flow, "traffic_type").as_deref(),
+        Some(r#""ALL""#)
+    );
+    assert_eq!(
+        literal_of(flow, "log_destination_type").as_deref(),
+        Some(r#""s3""#)
+    );
+    assert_eq!(
+        literal_of(flow, "log_destination").as_deref(),
+        Some("aws_s3_bucket.flow_logs.arn")
+    );
+    let sse = resource_body(
+        &files,
+        network,
+        "aws_s3_bucket_server_side_encryption_configuration",
+    );
+    let default = nested(sse, &["rule", "apply_server_side_encryption_by_default"]);
+    assert_eq!(
+        literal_of(default, "sse_algorithm").as_deref(),
+        Some(r#""aws:kms""#)
+    );
+    assert_eq!(
+        literal_of(default, "kms_master_key_id").as_deref(),
+        Some("var.kms_key_arn")
+    );
+    let public = resource_body(&files, network, "aws_s3_bucket_public_access_block");
+    for key in [
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ] {
+        assert_eq!(literal_of(public, key).as_deref(), Some("true"), "{key}");
+    }
+    let versioning = resource_body(&files, network, "aws_s3_bucket_versioning");
+    assert_eq!(
+        literal_of(nested(versioning, &["versioning_configuration"]), "status").as_deref(),
+        Some(r#""Enabled""#)
+    );
+    let logging = resource_body(&files, network, "aws_s3_bucket_logging");
+    assert_eq!(
+        literal_of(logging, "target_bucket").as_deref(),
+        Some("var.access_logs_bucket")
+    );
+    // The default security group has no rules; subnets hand out no public addresses.
+    let default_sg = resource_body(&files, network, "aws_default_security_group");
+    assert!(blocks(default_sg, "ingress").next().is_none());
+    assert!(blocks(default_sg, "egress").next().is_none());
+    for subnet in blocks(&files[network], "resource").filter(|b| labels(b)[0] == "aws_subnet") {
+        assert_eq!(
+            literal_of(subnet.body(), "map_public_ip_on_launch").as_deref(),
+            Some("false")
+        );
+    }
+    // Tasks accept traffic only from the load balancer's security group.
+    let service_sg = blocks(&files[network], "resource")
+        .find(|b| labels(b) == ["aws_security_group", "service"])
+        .unwrap();
+    let ingress: Vec<_> = blocks(service_sg.body(), "ingress").collect();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(
+        literal_of(ingress[0].body(), "security_groups").as_deref(),
+        Some("[aws_security_group.alb.id]")
+    );
+    assert!(attr(ingress[0].body(), "cidr_blocks").is_none());
+
+    // Container Insights on, ECS Exec encrypted and logged.
+    let cluster_path = "terraform/modules/ecs-cluster/main.tf";
+    let cluster = resource_body(&files, cluster_path, "aws_ecs_cluster");
+    let setting = nested(cluster, &["setting"]);
+    assert_eq!(
+        literal_of(setting, "name").as_deref(),
+        Some(r#""containerInsights""#)
+    );
+    assert_eq!(
+        literal_of(setting, "value").as_deref(),
+        Some(r#""enabled""#)
+    );
+    let exec = nested(cluster, &["configuration", "execute_command_configuration"]);
+    assert_eq!(
+        literal_of(exec, "kms_key_id").as_deref(),
+        Some("var.kms_key_arn")
+    );
+    assert_eq!(
+        literal_of(
+            nested(exec, &["log_configuration"]),
+            "cloud_watch_encryption_enabled"
+        )
+        .as_deref(),
+        Some("true")
+    );
+    let exec_logs = resource_body(&files, cluster_path, "aws_cloudwatch_log_group");
+    assert_eq!(
+        literal_of(exec_logs, "kms_key_id").as_deref(),
+        Some("var.kms_key_arn")
+    );
+
+    // Load balancer: access logs on, invalid headers dropped, a health-checked target group,
+    // an HTTP listener always and an HTTPS one with a certificate.
+    let alb_path = "terraform/modules/alb/main.tf";
+    let alb = resource_body(&files, alb_path, "aws_lb");
+    assert_eq!(
+        literal_of(alb, "drop_invalid_header_fields").as_deref(),
+        Some("true")
+    );
+    let logs = nested(alb, &["access_logs"]);
+    assert_eq!(literal_of(logs, "enabled").as_deref(), Some("true"));
+    assert_eq!(
+        literal_of(logs, "bucket").as_deref(),
+        Some("var.access_logs_bucket")
+    );
+    let target_group = resource_body(&files, alb_path, "aws_lb_target_group");
+    let health = nested(target_group, &["health_check"]);
+    assert_eq!(literal_of(health, "enabled").as_deref(), Some("true"));
+    assert_eq!(
+        literal_of(health, "path").as_deref(),
+        Some("var.health_check_path")
+    );
+    assert_eq!(
+        literal_of(target_group, "target_type").as_deref(),
+        Some(r#""ip""#)
+    );
+    let listeners: BTreeMap<String, &Body> = blocks(&files[alb_path], "resource")
+        .filter(|b| labels(b)[0] == "aws_lb_listener")
+        .map(|b| (labels(b)[1].to_string(), b.body()))
+        .collect();
+    assert_eq!(
+        listeners.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["http", "https"]
+    );
+    assert_eq!(
+        literal_of(listeners["https"], "protocol").as_deref(),
+        Some(r#""HTTPS""#)
+    );
+    assert_eq!(
+        literal_of(listeners["https"], "count").as_deref(),
+        Some("local.https?1:0")
+    );
+    assert!(literal_of(listeners["https"], "ssl_policy").is_some());
+
+    // The environment passes the template's own health path and port.
+    let main = &files["terraform/envs/dev/payments/main.tf"];
+    let alb_call = blocks(main, "module")
+        .find(|m| labels(m) == ["alb"])
+        .unwrap();
+    assert_eq!(
+        literal_of(alb_call.body(), "health_check_path").as_deref(),
+        Some(r#""/healthz""#)
+    );
+    assert_eq!(
+        literal_of(alb_call.body(), "container_port").as_deref(),
+        Some("8080")
+    );
+}
+
+#[test]
+fn the_environment_can_point_at_an_emulator() {
+    let files = terraform_files();
+    let main = &files["terraform/envs/dev/payments/main.tf"];
+    let variable = blocks(main, "variable")
+        .find(|v| labels(v) == ["endpoints"])
+        .expect("an endpoints variable");
+    assert_eq!(
+        literal_of(variable.body(), "type").as_deref(),
+        Some("map(string)")
+    );
+    assert_eq!(
+        literal_of(variable.body(), "default").as_deref(),
+        Some("{}")
+    );
+    let provider = blocks(main, "provider").next().unwrap();
+    let endpoints = nested(provider.body(), &["endpoints"]);
+    let mut names = Vec::new();
+    for attribute in endpoints.attributes() {
+        assert_eq!(
+            compact(attribute.expr()),
+            format!(r#"lookup(var.endpoints,"{}",null)"#, attribute.key()),
+            "an endpoint that is not set must fall back to AWS's"
+        );
+        names.push(attribute.key().to_string());
+    }
+    // Every service the modules use can be redirected, and the validation names the same ones.
+    for service in [
+        "ec2", "ecr", "ecs", "eks", "elbv2", "iam", "kms", "logs", "s3", "sts",
+    ] {
+        assert!(
+            names.iter().any(|n| n == service),
+            "no endpoint for {service}"
+        );
+    }
+    let validation = compact(attr(nested(variable.body(), &["validation"]), "condition").unwrap());
+    for name in &names {
+        assert!(validation.contains(&format!("\"{name}\"")), "{validation}");
+    }
 }
