@@ -71,6 +71,19 @@ pub struct EngineArgs {
     /// Claim holding `team:role` strings [default: groups]
     #[arg(long, env = "SLIPWAY_JWT_GROUPS_CLAIM")]
     pub jwt_groups_claim: Option<String>,
+    /// Services a team may have (0: unlimited) [default: 0]
+    #[arg(long, env = "SLIPWAY_MAX_SERVICES_PER_TEAM", value_name = "N")]
+    pub max_services_per_team: Option<u64>,
+    /// Deployments in progress a team may have at once (0: unlimited) [default: 0]
+    #[arg(
+        long,
+        env = "SLIPWAY_MAX_CONCURRENT_DEPLOYMENTS_PER_TEAM",
+        value_name = "N"
+    )]
+    pub max_concurrent_deployments_per_team: Option<u64>,
+    /// Instances one deployment may ask for [default: 16]
+    #[arg(long, env = "SLIPWAY_MAX_REPLICAS_PER_DEPLOYMENT", value_name = "N")]
+    pub max_replicas_per_deployment: Option<u32>,
     /// How long sampled runtime figures are kept, in hours [default: 24]
     #[arg(long, env = "SLIPWAY_METRICS_RETENTION_HOURS", value_name = "HOURS")]
     pub metrics_retention_hours: Option<u64>,
@@ -87,6 +100,9 @@ pub struct FileConfig {
     pub allow_local_repos: Option<bool>,
     pub allow_private_repo_hosts: Option<bool>,
     pub isolate_workloads: Option<bool>,
+    pub max_services_per_team: Option<u64>,
+    pub max_concurrent_deployments_per_team: Option<u64>,
+    pub max_replicas_per_deployment: Option<u32>,
     pub keep_releases: Option<usize>,
     pub metrics_retention_hours: Option<u64>,
     pub rate_limit: Option<f64>,
@@ -121,6 +137,9 @@ pub struct Settings {
     pub allow_local_repos: bool,
     pub allow_private_repo_hosts: bool,
     pub isolate_workloads: bool,
+    pub max_services_per_team: Option<u64>,
+    pub max_concurrent_deployments_per_team: Option<u64>,
+    pub max_replicas_per_deployment: u32,
     pub keep_releases: usize,
     pub metrics_retention_hours: u64,
     /// Requests per second per client address; 0 is off.
@@ -237,6 +256,22 @@ pub fn resolve(
         allow_private_repo_hosts: engine.allow_private_repo_hosts
             || file.allow_private_repo_hosts.unwrap_or(false),
         isolate_workloads: engine.isolate_workloads || file.isolate_workloads.unwrap_or(false),
+        max_services_per_team: engine
+            .max_services_per_team
+            .or(file.max_services_per_team)
+            .filter(|n| *n > 0),
+        max_concurrent_deployments_per_team: engine
+            .max_concurrent_deployments_per_team
+            .or(file.max_concurrent_deployments_per_team)
+            .filter(|n| *n > 0),
+        max_replicas_per_deployment: match engine
+            .max_replicas_per_deployment
+            .or(file.max_replicas_per_deployment)
+            .unwrap_or(16)
+        {
+            0 => bail!("max_replicas_per_deployment must be at least 1"),
+            n => n,
+        },
         keep_releases: engine.keep_releases.or(file.keep_releases).unwrap_or(5),
         rate_limit: match engine.rate_limit.or(file.rate_limit).unwrap_or(50.0) {
             r if r.is_finite() && r >= 0.0 => r,

@@ -53,7 +53,7 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
-        engine: config::EngineArgs,
+        engine: Box<config::EngineArgs>,
     },
     /// Register, list, show and delete services
     #[command(subcommand)]

@@ -126,6 +126,11 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
             );
         }
     }
+    state = state.with_quotas(slipway_server::guard::Quotas {
+        services_per_team: settings.max_services_per_team,
+        concurrent_deployments_per_team: settings.max_concurrent_deployments_per_team,
+        replicas_per_deployment: settings.max_replicas_per_deployment,
+    });
     if settings.rate_limit > 0.0 {
         state = state.limit_rate(slipway_server::guard::RateLimit {
             per_second: settings.rate_limit,

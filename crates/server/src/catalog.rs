@@ -95,6 +95,7 @@ pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> Api
         errors.check(validate::free_text("description", d, 1000));
     }
     errors.into_result()?;
+    crate::guard::check_service_quota(state, &reg.team).await?;
 
     let started = std::time::Instant::now();
     let rendered = render(&reg.name, &reg.team, &reg.repo_url, template)?;

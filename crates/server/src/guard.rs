@@ -78,6 +78,66 @@ impl RateLimiter {
     }
 }
 
+/// Per-team limits (seed 002's `limits`). `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub services_per_team: Option<u64>,
+    pub concurrent_deployments_per_team: Option<u64>,
+    /// Instances one deployment may ask for.
+    pub replicas_per_deployment: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            services_per_team: None,
+            concurrent_deployments_per_team: None,
+            replicas_per_deployment: 16,
+        }
+    }
+}
+
+/// `403` naming the quota when `team` already has as many services as it may.
+pub async fn check_service_quota(state: &AppState, team: &str) -> Result<(), ApiError> {
+    let Some(max) = state.quotas().services_per_team else {
+        return Ok(());
+    };
+    let have = state
+        .store
+        .list_services(&slipway_core::ServiceQuery {
+            team: Some(team.to_string()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?
+        .total;
+    if have >= max {
+        return Err(ApiError::Forbidden(format!(
+            "team {team:?} has {have} services, its quota (services_per_team = {max}); delete one or ask an administrator to raise the quota"
+        )));
+    }
+    Ok(())
+}
+
+/// `403` naming the quota when the service's team already runs as many deployments as it may.
+pub async fn check_deployment_quota(state: &AppState, service: &str) -> Result<(), ApiError> {
+    let Some(max) = state.quotas().concurrent_deployments_per_team else {
+        return Ok(());
+    };
+    let team = match state.store.get_service(service).await {
+        Ok(s) => s.team,
+        Err(slipway_store::StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let running = state.store.active_deployments_of_team(&team).await?;
+    if running >= max {
+        return Err(ApiError::Forbidden(format!(
+            "team {team:?} has {running} deployments in progress, its quota (concurrent_deployments_per_team = {max}); wait for one to end or cancel it"
+        )));
+    }
+    Ok(())
+}
+
 /// Routes a monitor or a browser loading docs must always reach.
 fn exempt(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics")

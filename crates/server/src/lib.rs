@@ -53,6 +53,8 @@ pub struct StateInner {
     /// Authentication settings; off unless set with [`AppState::require_auth`].
     pub auth: auth::AuthConfig,
     pub principals: auth::PrincipalCache,
+    /// Per-team limits; defaults when never set.
+    pub quotas_set: std::sync::OnceLock<guard::Quotas>,
 }
 
 impl Deref for AppState {
@@ -88,6 +90,7 @@ impl AppState {
             rate_limiter: std::sync::OnceLock::new(),
             auth: auth::AuthConfig::default(),
             principals: auth::PrincipalCache::default(),
+            quotas_set: std::sync::OnceLock::new(),
         }))
     }
 
@@ -101,6 +104,16 @@ impl AppState {
             // Already shared: keep it as it is (a programming error, caught by the auth tests).
             Err(shared) => AppState(shared),
         }
+    }
+
+    /// Sets the per-team quotas. Only the first call has an effect.
+    pub fn with_quotas(self, quotas: guard::Quotas) -> Self {
+        let _ = self.0.quotas_set.set(quotas);
+        self
+    }
+
+    pub fn quotas(&self) -> guard::Quotas {
+        self.quotas_set.get().copied().unwrap_or_default()
     }
 
     /// Turns rate limiting on (per client address). Only the first call has an effect.

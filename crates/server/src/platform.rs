@@ -191,6 +191,7 @@ pub async fn create_deployment(
     validate::dns_label("service_name", &req.service_name)
         .map_err(|e| slipway_core::ValidationErrors(vec![e]))?;
     crate::auth::may_deploy(&state, &caller, &req.service_name).await?;
+    crate::guard::check_deployment_quota(&state, &req.service_name).await?;
     let d = state
         .store
         .create_deployment(

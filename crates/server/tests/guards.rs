@@ -7,6 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 async fn server(limit: Option<RateLimit>) -> (String, tempfile::TempDir) {
+    server_with(limit, None).await
+}
+
+async fn server_with(
+    limit: Option<RateLimit>,
+    quotas: Option<slipway_server::guard::Quotas>,
+) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = slipway_store::connect(&format!(
         "sqlite://{}",
@@ -22,6 +29,9 @@ async fn server(limit: Option<RateLimit>) -> (String, tempfile::TempDir) {
     let mut state = AppState::new(store, repo, None);
     if let Some(l) = limit {
         state = state.limit_rate(l);
+    }
+    if let Some(q) = quotas {
+        state = state.with_quotas(q);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -81,4 +91,54 @@ async fn responses_carry_security_headers() {
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
     }
+}
+
+#[tokio::test]
+async fn team_quotas_are_enforced_with_a_403_naming_them() {
+    let (url, _dir) = server_with(
+        None,
+        Some(slipway_server::guard::Quotas {
+            services_per_team: Some(2),
+            concurrent_deployments_per_team: Some(1),
+            replicas_per_deployment: 4,
+        }),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let register = |name: &str| {
+        http.post(format!("{url}/platform/services")).json(&serde_json::json!({
+            "service_name": name, "team_name": "core", "repo_url": format!("https://git.example.com/{name}")
+        }))
+    };
+    assert_eq!(register("a").send().await.unwrap().status(), 201);
+    assert_eq!(register("b").send().await.unwrap().status(), 201);
+    let third = register("c").send().await.unwrap();
+    assert_eq!(third.status(), 403);
+    let body: serde_json::Value = third.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("services_per_team = 2"),
+        "{body}"
+    );
+
+    let deploy = |service: &str, replicas: u32| {
+        http.post(format!("{url}/api/v1/deployments"))
+            .json(&serde_json::json!({ "service": service, "replicas": replicas }))
+    };
+    let big = deploy("a", 5).send().await.unwrap();
+    assert_eq!(big.status(), 422);
+    // No engine runs here: the first deployment stays QUEUED, so it is in progress.
+    assert_eq!(deploy("a", 1).send().await.unwrap().status(), 202);
+    let second = deploy("b", 1).send().await.unwrap();
+    assert_eq!(second.status(), 403);
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("concurrent_deployments_per_team = 1"),
+        "{body}"
+    );
 }

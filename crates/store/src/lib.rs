@@ -273,6 +273,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes samples older than `before`; returns how many.
     async fn prune_samples(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64>;
 
+    /// Deployments of a team's services that have not ended (for its concurrency quota).
+    async fn active_deployments_of_team(&self, team: &str) -> Result<u64>;
     /// The uid a service's workloads run as, allocated on first use from `first` upwards.
     async fn service_uid(&self, service: &str, first: u32) -> Result<u32>;
 

@@ -2034,6 +2034,17 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    async fn active_deployments_of_team(&self, team: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deployments d JOIN services s ON s.name = d.service \
+             WHERE s.team = $1 AND d.status NOT IN ('EXPOSED', 'FAILED', 'ROLLED_BACK', 'CANCELLED', 'DESTROYED')",
+        )
+        .bind(team)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(common::total(n))
+    }
+
     async fn service_uid(&self, service: &str, first: u32) -> Result<u32> {
         let mut tx = self.begin_write().await?;
         let existing: Option<i64> =

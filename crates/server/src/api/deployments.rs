@@ -37,9 +37,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/deployments/{id}/cancel", post(cancel_deployment))
 }
 
-/// Most instances one deployment may ask for.
-const MAX_REPLICAS: u32 = 16;
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentCreate {
@@ -156,10 +153,11 @@ pub async fn create_deployment(
         errors.check(validate::git_ref("ref", r));
     }
     let replicas = req.replicas.unwrap_or(1);
-    if !(1..=MAX_REPLICAS).contains(&replicas) {
+    let max_replicas = state.quotas().replicas_per_deployment;
+    if !(1..=max_replicas).contains(&replicas) {
         errors.push(FieldError::new(
             "replicas",
-            format!("must be between 1 and {MAX_REPLICAS}"),
+            format!("must be between 1 and {max_replicas} (replicas_per_deployment)"),
         ));
     }
     let idempotency = idempotency_key(&headers, &actor.name, "POST /api/v1/deployments", &req)?;
@@ -169,6 +167,7 @@ pub async fn create_deployment(
         crate::auth::may_register(&state, &caller, &team).await?;
     }
     crate::auth::may_deploy(&state, &caller, &service).await?;
+    crate::guard::check_deployment_quota(&state, &service).await?;
 
     if let Some(url) = &req.repo_url {
         match state.store.get_service(&service).await {
@@ -357,6 +356,7 @@ pub async fn rollback_deployment(
         &format!("POST /api/v1/deployments/{id}/rollback"),
         &id,
     )?;
+    crate::guard::check_deployment_quota(&state, &d.service).await?;
     let (new, _) = state
         .store
         .create_deployment(

@@ -105,6 +105,15 @@ async fn deploy(
     };
     let mut field_errors: BTreeMap<String, String> = BTreeMap::new();
     if errors.0.is_empty() {
+        if let Err(crate::error::ApiError::Forbidden(msg)) =
+            crate::guard::check_deployment_quota(&state, &service.name).await
+        {
+            errors
+                .0
+                .push(slipway_core::FieldError::new("environment", msg));
+        }
+    }
+    if errors.0.is_empty() {
         let created = state
             .store
             .create_deployment(
