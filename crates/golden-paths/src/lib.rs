@@ -14,8 +14,10 @@
 //! [`MODULES_VERSION`].
 
 mod escape;
+pub mod scaffold;
 mod set;
 
+pub use scaffold::{create_repository, ScaffoldError, ScaffoldFile};
 pub use set::{TemplateInfo, TemplateSet};
 
 use sha2::{Digest, Sha256};
@@ -76,6 +78,8 @@ pub enum RenderError {
         #[source]
         source: minijinja::Error,
     },
+    #[error("template {name:?} has no scaffold; templates with one: {}", known.join(", "))]
+    NoScaffold { name: String, known: Vec<String> },
     #[error("{path}: {reason}")]
     Manifest { path: String, reason: String },
     #[error("cannot read the templates directory {path}: {source}")]

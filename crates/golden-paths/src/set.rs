@@ -42,6 +42,17 @@ struct Manifest {
     jenkins_contract: Vec<String>,
     /// Container health-check command (ECS `healthCheck.command`).
     healthcheck: Vec<String>,
+    /// Present when the template can scaffold a new repository (`paths/<name>/scaffold/`).
+    #[serde(default)]
+    scaffold: Option<ScaffoldCommands>,
+}
+
+/// How a scaffolded repository is run and tested on a developer's machine (its README says so).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaffoldCommands {
+    run: String,
+    test: String,
 }
 
 /// What a template is, as the API and the CLI show it.
@@ -83,6 +94,9 @@ enum Source {
 struct Template {
     manifest: Manifest,
     files: Vec<OutputFile>,
+    /// The app code of a new repository: (path, source), from `paths/<name>/scaffold/`. Names
+    /// starting with `_` are kept here (Python's `__init__.py`); `.j2` files are rendered.
+    scaffold: Vec<(String, Source)>,
 }
 
 /// Parsed templates, ready to render. Building one parses every template, so a broken
@@ -223,11 +237,33 @@ impl TemplateSet {
                     );
                 }
             }
+            let mut scaffold = Vec::new();
+            let prefix = format!("paths/{name}/scaffold/");
+            for (key, source) in sources.range(prefix.clone()..) {
+                let Some(rel) = key.strip_prefix(&prefix) else {
+                    break;
+                };
+                scaffold.push(match rel.strip_suffix(".j2") {
+                    Some(out) => (
+                        out.to_string(),
+                        Source::Template(key[..key.len() - 3].to_string()),
+                    ),
+                    None => (rel.to_string(), Source::Verbatim(source.clone())),
+                });
+            }
+            if manifest.scaffold.is_some() == scaffold.is_empty() {
+                return Err(RenderError::Manifest {
+                    path: path.clone(),
+                    reason: "a template has a [scaffold] table exactly when it has scaffold/ files"
+                        .into(),
+                });
+            }
             templates.insert(
                 name.to_string(),
                 Template {
                     manifest,
                     files: files.into_values().collect(),
+                    scaffold,
                 },
             );
         }
@@ -238,20 +274,81 @@ impl TemplateSet {
         })
     }
 
-    /// Renders every template for a sample service, so that an error shows up now.
+    /// Renders every template (and its scaffold) for a sample service, so that an error shows
+    /// up now.
     pub fn check(&self) -> Result<(), RenderError> {
+        let sample = ServiceSpec {
+            name: "sample",
+            team: "platform",
+            repo_url: "https://example.com/platform/sample",
+            environment: "dev",
+        };
         for name in self.templates.keys() {
-            self.render(
-                &ServiceSpec {
-                    name: "sample",
-                    team: "platform",
-                    repo_url: "https://example.com/platform/sample",
-                    environment: "dev",
-                },
-                name,
-            )?;
+            self.render(&sample, name)?;
+            if self.can_scaffold(name) {
+                self.scaffold(&sample, name)?;
+            }
         }
         Ok(())
+    }
+
+    /// Whether the template can create a new repository with app code.
+    pub fn can_scaffold(&self, name: &str) -> bool {
+        self.templates
+            .get(name)
+            .is_some_and(|t| !t.scaffold.is_empty())
+    }
+
+    /// The files of a new service repository: the template's app code (with `/health`,
+    /// `/metrics`, JSON logs and unit tests), its `Dockerfile` and `.dockerignore`, and a README;
+    /// sorted by path.
+    pub fn scaffold(
+        &self,
+        spec: &ServiceSpec,
+        template: &str,
+    ) -> Result<Vec<crate::ScaffoldFile>, RenderError> {
+        let t = self
+            .templates
+            .get(template)
+            .ok_or_else(|| self.unknown(template))?;
+        if t.scaffold.is_empty() {
+            return Err(RenderError::NoScaffold {
+                name: template.to_string(),
+                known: self
+                    .templates
+                    .keys()
+                    .filter(|n| self.can_scaffold(n))
+                    .cloned()
+                    .collect(),
+            });
+        }
+        let rendered = self.render(spec, template)?;
+        let generator = generator(template, t.manifest.version);
+        let context = Context::new(spec, template, &t.manifest, &generator);
+        let mut files = BTreeMap::new();
+        for (path, source) in &t.scaffold {
+            let content = match source {
+                Source::Template(name) => self.render_one(name, &context)?,
+                Source::Verbatim(text) => normalize(text.to_string()),
+            };
+            files.insert(path.clone(), content.into_bytes());
+        }
+        files.insert(
+            "README.md".to_string(),
+            self.render_one("scaffold/README.md", &context)?
+                .into_bytes(),
+        );
+        for artifact in rendered.artifacts {
+            if artifact.scope == ArtifactScope::Service
+                && ["Dockerfile", ".dockerignore"].contains(&artifact.path.as_str())
+            {
+                files.insert(artifact.path, artifact.content);
+            }
+        }
+        Ok(files
+            .into_iter()
+            .map(|(path, content)| crate::ScaffoldFile { path, content })
+            .collect())
     }
 
     /// Template names, sorted.
@@ -486,6 +583,8 @@ struct Context<'a> {
     test_command: &'a str,
     jenkins_contract: &'a [String],
     healthcheck: &'a [String],
+    scaffold_run: &'a str,
+    scaffold_test: &'a str,
     git_credentials_id: String,
     aws_credentials_id: String,
     kubeconfig_credentials_id: String,
@@ -537,6 +636,8 @@ impl<'a> Context<'a> {
             test_command: &manifest.test_command,
             jenkins_contract: &manifest.jenkins_contract,
             healthcheck: &manifest.healthcheck,
+            scaffold_run: manifest.scaffold.as_ref().map_or("", |s| s.run.as_str()),
+            scaffold_test: manifest.scaffold.as_ref().map_or("", |s| s.test.as_str()),
             git_credentials_id: "slipway-git".to_string(),
             aws_credentials_id: format!("slipway-{environment}-aws"),
             kubeconfig_credentials_id: format!("slipway-{environment}-kubeconfig"),

@@ -72,13 +72,122 @@ fn render(name: &str, team: &str, repo_url: &str, template: &str) -> ApiResult<R
 }
 
 pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> ApiResult<Registered> {
+    let allow_local = state.allow_local_repos;
+    register_checked(state, reg, actor, allow_local).await
+}
+
+/// Where the repository of a scaffolded service lives: `<data-dir>/scaffolds/<name>`, the data
+/// directory being the one that holds the platform repository.
+pub fn scaffold_dir(state: &AppState, name: &str) -> std::path::PathBuf {
+    let repo = state.repo.path();
+    repo.parent().unwrap_or(repo).join("scaffolds").join(name)
+}
+
+/// Registers a service whose repository Slipway creates (`"scaffold": true`): the template's app
+/// code, Dockerfile and README committed to a new git repository under the data directory, whose
+/// path becomes the service's `repo_url`. Local repositories are accepted here whatever
+/// `--allow-local-repos` says, because Slipway made this one. If the registration fails, the
+/// repository is removed again, so a retry starts clean.
+pub async fn register_scaffolded(
+    state: &AppState,
+    mut reg: Registration,
+    actor: &Actor,
+) -> ApiResult<Registered> {
+    let mut errors = ValidationErrors::default();
+    errors.check(validate::dns_label(reg.fields.name, &reg.name));
+    errors.check(validate::dns_label(reg.fields.team, &reg.team));
+    let template = reg.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
+    let templates = crate::api::templates::templates()?;
+    if !reg.repo_url.is_empty() {
+        errors.push(slipway_core::FieldError::new(
+            reg.fields.repo_url,
+            "cannot be combined with scaffold yet: Slipway creates the repository under its data \
+             directory and does not push it to a remote; leave repo_url out",
+        ));
+    }
+    if !templates.can_scaffold(template) {
+        let with: Vec<_> = templates
+            .names()
+            .into_iter()
+            .filter(|n| templates.can_scaffold(n))
+            .collect();
+        errors.push(slipway_core::FieldError::new(
+            "template",
+            format!(
+                "template {template:?} has no scaffold; templates with one: {}",
+                with.join(", ")
+            ),
+        ));
+    }
+    errors.into_result()?;
+    // Scaffolds are rare: one at a time, so that a second request for the same name sees the
+    // first one's service (409) instead of taking its directory for a crash's leftovers.
+    static SCAFFOLDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = SCAFFOLDING.lock().await;
+    if state.store.get_service(&reg.name).await.is_ok() {
+        return Err(ApiError::Conflict(format!(
+            "service {:?} already exists",
+            reg.name
+        )));
+    }
+
+    let dir = scaffold_dir(state, &reg.name);
+    let repo_url = dir
+        .to_str()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("data directory is not UTF-8")))?
+        .to_string();
+    let files = templates
+        .scaffold(
+            &ServiceSpec {
+                name: &reg.name,
+                team: &reg.team,
+                repo_url: &repo_url,
+                environment: REGISTRATION_ENV,
+            },
+            template,
+        )
+        .map_err(ApiError::internal)?;
+    let message = format!(
+        "Scaffold {} from the {template} golden path\n\nCreated by Slipway for team {}.\n",
+        reg.name, reg.team
+    );
+    let target = dir.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        // A directory without a registered service is what a crash between these two steps
+        // leaves behind: start again from nothing.
+        if target.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        slipway_golden_paths::create_repository(&target, &files, &message)
+            .map_err(std::io::Error::other)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    created.map_err(ApiError::internal)?;
+
+    reg.repo_url = repo_url;
+    match register_checked(state, reg, actor, true).await {
+        Ok(registered) => Ok(registered),
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            Err(e)
+        }
+    }
+}
+
+async fn register_checked(
+    state: &AppState,
+    reg: Registration,
+    actor: &Actor,
+    allow_local: bool,
+) -> ApiResult<Registered> {
     let mut errors = ValidationErrors::default();
     errors.check(validate::dns_label(reg.fields.name, &reg.name));
     errors.check(validate::dns_label(reg.fields.team, &reg.team));
     errors.check(validate::repo_source(
         reg.fields.repo_url,
         &reg.repo_url,
-        state.allow_local_repos,
+        allow_local,
     ));
     let template = reg.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
     let templates = crate::api::templates::templates()?;

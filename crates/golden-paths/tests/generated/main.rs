@@ -10,5 +10,6 @@ mod escaping;
 mod golden_files;
 mod jenkins;
 mod kubernetes;
+mod scaffold;
 mod service_files;
 mod terraform;

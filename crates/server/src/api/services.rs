@@ -46,12 +46,19 @@ pub struct ServiceCreate {
     pub name: String,
     #[schema(example = "core-platform")]
     pub team: String,
+    /// The service's repository; required unless `scaffold` is true.
     #[schema(example = "https://github.com/org/payments")]
-    pub repo_url: String,
+    pub repo_url: Option<String>,
     /// Golden-path template; `default` when omitted.
     #[schema(example = "default")]
     pub template: Option<String>,
     pub description: Option<String>,
+    /// Create the service's repository: the template's app code (`/health`, `/metrics`, JSON
+    /// logs, unit tests), Dockerfile and README, committed to a new git repository under
+    /// Slipway's data directory, which becomes the `repo_url`. Needs a template with a scaffold
+    /// (`python-api`, `node-api`) and no `repo_url`.
+    #[serde(default)]
+    pub scaffold: bool,
 }
 
 /// A service with its generated artifacts.
@@ -79,19 +86,25 @@ pub async fn create_service(
     if slipway_core::validate::dns_label("team", &req.team).is_ok() {
         crate::auth::may_register(&state, &caller, &req.team).await?;
     }
-    let done = catalog::register(
-        &state,
-        Registration {
-            name: req.name,
-            team: req.team,
-            repo_url: req.repo_url,
-            template: req.template,
-            description: req.description,
-            fields: API_FIELDS,
-        },
-        &actor,
-    )
-    .await?;
+    if req.repo_url.is_none() && !req.scaffold {
+        return Err(ApiError::field(
+            "repo_url",
+            "is required unless scaffold is true",
+        ));
+    }
+    let reg = Registration {
+        name: req.name,
+        team: req.team,
+        repo_url: req.repo_url.unwrap_or_default(),
+        template: req.template,
+        description: req.description,
+        fields: API_FIELDS,
+    };
+    let done = if req.scaffold {
+        catalog::register_scaffolded(&state, reg, &actor).await?
+    } else {
+        catalog::register(&state, reg, &actor).await?
+    };
     Ok(created(ServiceDetail {
         service: done.service,
         artifacts: done.artifacts.iter().map(Artifact::info).collect(),

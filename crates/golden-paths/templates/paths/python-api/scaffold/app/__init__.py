@@ -1,0 +1,130 @@
+"""The service: an HTTP API on the standard library with /health, /metrics and JSON logs."""
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from app.config import SERVICE
+
+# Latency buckets of the request histogram, in seconds.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log collectors parse without configuration."""
+
+    def format(self, record):
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": SERVICE,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, sort_keys=True)
+
+
+def logger(stream=None):
+    log = logging.getLogger(SERVICE)
+    if not log.handlers or stream is not None:
+        log.handlers.clear()
+        handler = logging.StreamHandler(stream or sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        log.addHandler(handler)
+        log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+        log.propagate = False
+    return log
+
+
+class Metrics:
+    """Request counters and a latency histogram in the Prometheus text format."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._requests = {}
+        self._buckets = [0] * len(BUCKETS)
+        self._count = 0
+        self._sum = 0.0
+
+    def observe(self, method, path, status, seconds):
+        with self._lock:
+            key = (method, path, str(status))
+            self._requests[key] = self._requests.get(key, 0) + 1
+            for i, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    self._buckets[i] += 1
+            self._count += 1
+            self._sum += seconds
+
+    def render(self):
+        with self._lock:
+            lines = [
+                "# HELP http_requests_total HTTP requests served, by method, route and status.",
+                "# TYPE http_requests_total counter",
+            ]
+            for (method, path, status), value in sorted(self._requests.items()):
+                lines.append(
+                    f'http_requests_total{{method="{method}",path="{path}",status="{status}"}} {value}'
+                )
+            lines += [
+                "# HELP http_request_duration_seconds Time to answer HTTP requests.",
+                "# TYPE http_request_duration_seconds histogram",
+            ]
+            for bound, value in zip(BUCKETS, self._buckets):
+                lines.append(f'http_request_duration_seconds_bucket{{le="{bound}"}} {value}')
+            lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {self._count}')
+            lines.append(f"http_request_duration_seconds_sum {self._sum}")
+            lines.append(f"http_request_duration_seconds_count {self._count}")
+            return "\n".join(lines) + "\n"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = SERVICE
+    metrics = None
+    log = None
+
+    def do_GET(self):
+        started = time.monotonic()
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            status = self._send(200, "application/json", json.dumps({"status": "ok"}))
+        elif path == "/metrics":
+            status = self._send(200, "text/plain; version=0.0.4", self.metrics.render())
+        elif path == "/":
+            status = self._send(200, "application/json", json.dumps({"service": SERVICE}))
+        else:
+            path = "other"
+            status = self._send(404, "application/json", json.dumps({"error": "not found"}))
+        elapsed = time.monotonic() - started
+        self.metrics.observe("GET", path, status, elapsed)
+        self.log.info(
+            "request",
+            extra={"fields": {"method": "GET", "path": path, "status": status,
+                              "duration_ms": round(elapsed * 1000, 3)}},
+        )
+
+    def _send(self, status, content_type, body):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        return status
+
+    def log_message(self, format, *args):
+        # Requests are logged as JSON in do_GET; the default access log is plain text.
+        pass
+
+
+def make_server(host="0.0.0.0", port=8080, log_stream=None):
+    """A server with its own metrics, not yet serving: call serve_forever()."""
+    handler = type("BoundHandler", (Handler,), {"metrics": Metrics(), "log": logger(log_stream)})
+    return ThreadingHTTPServer((host, port), handler)

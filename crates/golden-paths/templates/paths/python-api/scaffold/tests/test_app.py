@@ -1,0 +1,77 @@
+import io
+import json
+import threading
+import unittest
+import urllib.error
+import urllib.request
+
+from app import Metrics, make_server
+
+
+class AppTest(unittest.TestCase):
+    def setUp(self):
+        self.logs = io.StringIO()
+        self.server = make_server(host="127.0.0.1", port=0, log_stream=self.logs)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def tearDown(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=5) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    def test_health_answers_ok(self):
+        status, headers, body = self.get("/health")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Content-Type"], "application/json")
+        self.assertEqual(json.loads(body), {"status": "ok"})
+
+    def test_metrics_count_requests_in_prometheus_format(self):
+        self.get("/health")
+        self.get("/nope")
+        status, headers, body = self.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        self.assertIn("# TYPE http_requests_total counter", body)
+        self.assertIn('http_requests_total{method="GET",path="/health",status="200"} 1', body)
+        self.assertIn('http_requests_total{method="GET",path="other",status="404"} 1', body)
+        self.assertIn('http_request_duration_seconds_bucket{le="+Inf"} 2', body)
+
+    def test_unknown_paths_are_404(self):
+        status, _, body = self.get("/nope")
+        self.assertEqual(status, 404)
+        self.assertEqual(json.loads(body), {"error": "not found"})
+
+    def test_every_request_is_logged_as_one_json_object(self):
+        self.get("/health")
+        lines = [line for line in self.logs.getvalue().splitlines() if line]
+        self.assertTrue(lines)
+        entry = json.loads(lines[-1])
+        self.assertEqual(entry["message"], "request")
+        self.assertEqual(entry["path"], "/health")
+        self.assertEqual(entry["status"], 200)
+        self.assertEqual(entry["level"], "info")
+        self.assertIn("service", entry)
+
+
+class MetricsTest(unittest.TestCase):
+    def test_histogram_buckets_are_cumulative(self):
+        metrics = Metrics()
+        metrics.observe("GET", "/", 200, 0.003)
+        metrics.observe("GET", "/", 200, 0.2)
+        text = metrics.render()
+        self.assertIn('http_request_duration_seconds_bucket{le="0.005"} 1', text)
+        self.assertIn('http_request_duration_seconds_bucket{le="0.25"} 2', text)
+        self.assertIn("http_request_duration_seconds_count 2", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
