@@ -95,13 +95,25 @@ function viaProxy(port, host) {
   });
 }
 
+/// The administrator token `slipway up` saved at first start (authentication is on by default).
+let token = null;
+
 async function api(base, method, p, body) {
+  const headers = body ? { "content-type": "application/json" } : {};
+  if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(base + p, {
     method,
-    headers: body ? { "content-type": "application/json" } : {},
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   return { status: res.status, json: await res.json().catch(() => null) };
+}
+
+/// Fills the sign-in form the page shows (the first administrator signs in with its token).
+async function signIn(page) {
+  await page.fill("#f-username", "admin");
+  await page.fill("#f-password", token);
+  await Promise.all([page.waitForNavigation(), page.click("form.form button[type=submit]")]);
 }
 
 async function shot(page, name) {
@@ -131,6 +143,8 @@ async function main() {
 
   const slipway = await startSlipway(path.join(tmp, "data"));
   const base = slipway.url;
+  const tokenFile = path.join(tmp, "data", "admin-token");
+  if (fs.existsSync(tokenFile)) token = fs.readFileSync(tokenFile, "utf8").trim();
   const browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
@@ -149,6 +163,17 @@ async function main() {
       check(r.status === 201, `registered ${name} through the API`);
     }
     await api(base, "PATCH", "/api/v1/services/billing", { description: "<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>" });
+
+    if (token) {
+      step = "sign in";
+      console.log(step);
+      await page.goto(`${base}/services/new`);
+      check(new URL(page.url()).pathname === "/login", "a page without a session leads to the sign-in page");
+      await shot(page, "login");
+      await signIn(page);
+      check(new URL(page.url()).pathname === "/services/new", "signed in, back where we were going");
+      check((await page.textContent("header")).includes("admin"), "the header names the signed-in user");
+    }
 
     step = "create a service through the form";
     console.log(step);
@@ -249,6 +274,10 @@ async function main() {
     const nojs = await browser.newContext({ javaScriptEnabled: false });
     const plain = await nojs.newPage();
     await plain.goto(`${base}/services?q=ledger`);
+    if (token) {
+      check(new URL(plain.url()).pathname === "/login", "signing in works without JavaScript too");
+      await signIn(plain);
+    }
     check((await plain.textContent("#results tbody")).includes("ledger"), "search works as a plain form");
     await plain.goto(`${base}/services/hello-web`);
     check((await plain.locator("form[action$='/deploy'] button").count()) === 1, "the Deploy form is there");

@@ -49,7 +49,6 @@ fn portal_in_a_real_browser() {
         .arg("portal.test.mjs")
         .current_dir(&dir)
         .env("SLIPWAY_BIN", env!("CARGO_BIN_EXE_slipway"))
-        .env("SLIPWAY_AUTH", "off")
         .env("CHROMIUM", chromium.unwrap())
         .output()
         .expect("node runs");

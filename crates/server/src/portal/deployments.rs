@@ -18,6 +18,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/deployments/{id}", get(show))
         .route("/deployments/{id}/status", get(status))
+        // The API's log route, on a page path: a browser's EventSource cannot send a bearer token,
+        // and the API never takes the session cookie.
+        .route(
+            "/deployments/{id}/logs",
+            axum::routing::get(crate::api::deployments::deployment_logs),
+        )
         .route("/deployments/{id}/rollback", post(rollback))
         .route("/deployments/{id}/cancel", post(cancel))
 }

@@ -26,6 +26,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/services/{name}", get(show))
         .route("/services/{name}/deploy", post(deploy))
+        // The API's bundle on a page path, so a signed-in browser can download it.
+        .route(
+            "/services/{name}/artifacts.tar.gz",
+            get(crate::api::services::artifact_bundle),
+        )
 }
 
 const HISTORY_PER_PAGE: u32 = 20;
@@ -341,7 +346,7 @@ async fn render(
             history_next => (dpage < history_pages).then(|| hist_link(dpage + 1)),
             artifacts_count => artifacts.len(),
             tree, viewer,
-            bundle => format!("/api/v1/services/{}/artifacts.tar.gz", service.name),
+            bundle => format!("/services/{}/artifacts.tar.gz", service.name),
             health => context! {
                 status => health.deployment_status.map(|s| s.as_str()),
                 pods => health.pod_count,
