@@ -30,7 +30,15 @@ impl Default for RateLimit {
 /// Token buckets per client address.
 pub struct RateLimiter {
     limit: RateLimit,
-    shards: Vec<Mutex<HashMap<IpAddr, Bucket>>>,
+    shards: Vec<Mutex<HashMap<Client, Bucket>>>,
+}
+
+/// Whose budget a request spends: its address's, and its token's when it carries one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    Addr(IpAddr),
+    /// A hash of the bearer credential (the credential itself is not kept).
+    Token(u64),
 }
 
 struct Bucket {
@@ -52,16 +60,22 @@ impl RateLimiter {
 
     /// Takes one token for `addr`; `Err(wait)` when none is left.
     pub fn check(&self, addr: IpAddr) -> Result<(), Duration> {
-        let shard = match addr {
-            IpAddr::V4(v4) => usize::from(v4.octets()[3]),
-            IpAddr::V6(v6) => usize::from(v6.octets()[15]),
+        self.check_client(Client::Addr(addr))
+    }
+
+    /// Takes one token from `client`'s bucket; `Err(wait)` when none is left.
+    pub fn check_client(&self, client: Client) -> Result<(), Duration> {
+        let shard = match client {
+            Client::Addr(IpAddr::V4(v4)) => usize::from(v4.octets()[3]),
+            Client::Addr(IpAddr::V6(v6)) => usize::from(v6.octets()[15]),
+            Client::Token(h) => (h % SHARDS as u64) as usize,
         } % SHARDS;
         let now = Instant::now();
         let mut buckets = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 10_000 {
             buckets.retain(|_, b| now.duration_since(b.at) < IDLE);
         }
-        let b = buckets.entry(addr).or_insert(Bucket {
+        let b = buckets.entry(client).or_insert(Bucket {
             tokens: self.limit.burst,
             at: now,
         });
@@ -154,11 +168,25 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(a)| a.ip());
+            let token = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    v.hash(&mut h);
+                    h.finish()
+                });
+            let verdict = addr
+                .map(|a| limiter.check_client(Client::Addr(a)))
+                .unwrap_or(Ok(()))
+                .and(token.map_or(Ok(()), |t| limiter.check_client(Client::Token(t))));
             if let Some(addr) = addr {
-                if let Err(wait) = limiter.check(addr) {
+                if let Err(wait) = verdict {
                     let secs = wait.as_secs().max(1);
                     let mut res = ApiError::TooManyRequests(format!(
-                        "too many requests from {addr}; retry in {secs} s"
+                        "too many requests from {addr} or its credential; retry in {secs} s"
                     ))
                     .into_response();
                     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

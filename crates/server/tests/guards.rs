@@ -110,8 +110,11 @@ async fn team_quotas_are_enforced_with_a_403_naming_them() {
             "service_name": name, "team_name": "core", "repo_url": format!("https://git.example.com/{name}")
         }))
     };
-    assert_eq!(register("a").send().await.unwrap().status(), 201);
-    assert_eq!(register("b").send().await.unwrap().status(), 201);
+    for name in ["a", "b"] {
+        let r = register(name).send().await.unwrap();
+        let status = r.status();
+        assert_eq!(status, 201, "{}", r.text().await.unwrap());
+    }
     let third = register("c").send().await.unwrap();
     assert_eq!(third.status(), 403);
     let body: serde_json::Value = third.json().await.unwrap();
