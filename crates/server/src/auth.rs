@@ -377,11 +377,67 @@ pub async fn authenticate(
     };
     let method = request.method().clone();
     let rule = rule_for(&method, &pattern);
+    let remote_addr = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     if let Err(e) = authorize(&state, &principal, rule, &method, &path, &pattern).await {
-        return e.into_response();
+        let res = e.into_response();
+        audit_refusal(
+            &state,
+            &principal.name,
+            &method,
+            &pattern,
+            &path,
+            remote_addr,
+            res.status(),
+        )
+        .await;
+        return res;
     }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
+    request.extensions_mut().insert(principal.clone());
+    let res = next.run(request).await;
+    if res.status() == axum::http::StatusCode::FORBIDDEN {
+        // Refused by the handler (a rule on the request body, a quota).
+        audit_refusal(
+            &state,
+            &principal.name,
+            &method,
+            &pattern,
+            &path,
+            remote_addr,
+            res.status(),
+        )
+        .await;
+    }
+    res
+}
+
+/// Records a refused change in the audit log (reads are not audited).
+async fn audit_refusal(
+    state: &AppState,
+    actor: &str,
+    method: &Method,
+    pattern: &str,
+    path: &str,
+    remote_addr: Option<String>,
+    status: axum::http::StatusCode,
+) {
+    if *method == Method::GET || *method == Method::HEAD {
+        return;
+    }
+    let event = slipway_core::NewAuditEvent {
+        actor: actor.to_string(),
+        action: format!("{method} {pattern}"),
+        object_kind: "route".into(),
+        object_name: path.to_string(),
+        remote_addr,
+        result: format!("denied ({})", status.as_u16()),
+        detail: serde_json::json!({}),
+    };
+    if let Err(e) = state.store.record_audit(event).await {
+        tracing::warn!(error = %e, "cannot record a refused request in the audit log");
+    }
 }
 
 /// Principals of recently seen API tokens, so that a request does not cost three database reads.

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use slipway_core::{
     Actor, ApiToken, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentStatus, Environment, Instance, Job, JobOutcome,
-    LogLine, Membership, NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, Page,
-    Release, Role, RuntimeSample, SealedSecret, SecretInfo, Service, ServiceQuery, ServiceUpdate,
-    Team, TransitionUpdate, User,
+    LogLine, Membership, NewAuditEvent, NewDeployment, NewJob, NewLogLine, NewService, NewToken,
+    NewUser, Page, Release, Role, RuntimeSample, SealedSecret, SecretInfo, Service, ServiceQuery,
+    ServiceUpdate, Team, TransitionUpdate, User,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -300,6 +300,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Deployment>>;
 
     // Audit
+    /// Appends an event on its own (e.g. a refused request, which changes nothing else).
+    async fn record_audit(&self, event: NewAuditEvent) -> Result<()>;
     /// Newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>>;
 }

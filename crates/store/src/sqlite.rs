@@ -1300,6 +1300,13 @@ impl Store for SqliteStore {
         Ok(row.map(Deployment::try_from).transpose()?)
     }
 
+    async fn record_audit(&self, event: NewAuditEvent) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_audit(&mut tx, event, common::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>> {
         let conds = common::audit_conditions(query);
         let (limit, offset) = common::limit_offset(query.limit, query.offset);

@@ -56,7 +56,7 @@ pub struct ServiceCreate {
     /// Create the service's repository: the template's app code (`/health`, `/metrics`, JSON
     /// logs, unit tests), Dockerfile and README, committed to a new git repository under
     /// Slipway's data directory, which becomes the `repo_url`. Needs a template with a scaffold
-    /// (`python-api`, `node-api`) and no `repo_url`.
+    /// (`python-api`, `node-api`, `go-api`, `rust-api`) and no `repo_url`.
     #[serde(default)]
     pub scaffold: bool,
 }
