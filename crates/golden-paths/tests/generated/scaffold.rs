@@ -37,14 +37,17 @@ fn templates_with_a_scaffold() {
         .into_iter()
         .filter(|n| set.can_scaffold(n))
         .collect();
-    assert_eq!(with, ["node-api", "python-api"]);
+    assert_eq!(with, ["go-api", "node-api", "python-api", "rust-api"]);
     let err = set.scaffold(&SAMPLE, "default").unwrap_err().to_string();
-    assert!(err.contains("node-api, python-api"), "{err}");
+    assert!(
+        err.contains("go-api, node-api, python-api, rust-api"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_scaffold_has_app_code_tests_dockerfile_and_readme_and_is_deterministic() {
-    for template in ["python-api", "node-api"] {
+    for template in ["go-api", "node-api", "python-api", "rust-api"] {
         let files = scaffold(template);
         assert_eq!(files, scaffold(template), "{template} is deterministic");
         for path in ["Dockerfile", ".dockerignore", "README.md", "slipway.toml"] {
@@ -65,6 +68,9 @@ fn a_scaffold_has_app_code_tests_dockerfile_and_readme_and_is_deterministic() {
             }
             for source in &words[..words.len() - 1] {
                 let source = source.trim_end_matches('/');
+                if source == "." {
+                    continue;
+                }
                 assert!(
                     files
                         .iter()
@@ -184,4 +190,86 @@ fn node_api_scaffold_builds_and_passes_its_own_tests() {
     );
     assert!(dir.join("dist/index.js").is_file());
     assert!(dir.join("dist/healthcheck.js").is_file());
+}
+
+#[test]
+fn rust_api_scaffold_builds_and_passes_its_own_tests() {
+    let Some(cargo) = checker("cargo", "a Rust toolchain (rustup)", &[]) else {
+        return;
+    };
+    let parent = scaffolded_repository("rust-api");
+    let dir = parent.path().join("repo");
+    let target = parent.path().join("target");
+    let target = target.to_str().unwrap();
+    // --locked: the committed Cargo.lock is complete; --offline: nothing is downloaded.
+    run_in(
+        &dir,
+        &cargo,
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "--offline",
+            "--target-dir",
+            target,
+        ],
+    );
+    let out = run_in(
+        &dir,
+        &cargo,
+        &["test", "--locked", "--offline", "--target-dir", target],
+    );
+    assert!(out.contains("test result: ok. 4 passed"), "{out}");
+    assert!(out.contains("test result: ok. 1 passed"), "{out}");
+    // The health check subcommand the task definition runs fails cleanly when nothing listens.
+    let output = run(Command::new(parent.path().join("target/release/service"))
+        .arg("healthcheck")
+        .env("PORT", "1"));
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+}
+
+#[test]
+fn go_api_scaffold_passes_vet_and_its_own_tests_without_a_module_proxy() {
+    // Go is not a checker CI installs: without it the test is skipped, in CI too.
+    let Some(go) =
+        crate::common::optional_checker("go", "Go 1.19 or newer (Debian golang-go)", &[])
+    else {
+        return;
+    };
+    let parent = scaffolded_repository("go-api");
+    let dir = parent.path().join("repo");
+    let cache = parent.path().join("cache");
+    let go_in = |args: &[&str]| {
+        let output = run(Command::new(&go)
+            .args(args)
+            .current_dir(&dir)
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", cache.join("build"))
+            .env("GOPATH", cache.join("path")));
+        assert!(
+            output.status.success(),
+            "go {args:?}:\n{}",
+            describe(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    // gofmt ships next to go: every file is formatted.
+    let gofmt = std::fs::canonicalize(&go).unwrap().with_file_name("gofmt");
+    let unformatted = run(Command::new(&gofmt).args(["-l", "."]).current_dir(&dir));
+    assert!(
+        unformatted.status.success() && unformatted.stdout.is_empty(),
+        "gofmt -l:\n{}",
+        describe(&unformatted)
+    );
+    go_in(&["vet", "./..."]);
+    let out = go_in(&["test", "-v", "./..."]);
+    assert_eq!(out.matches("--- PASS").count(), 4, "{out}");
+    go_in(&["build", "-o", "bin/service", "."]);
+    let output = run(Command::new(dir.join("bin/service"))
+        .arg("healthcheck")
+        .env("PORT", "1"));
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
 }

@@ -1,0 +1,170 @@
+// The service: an HTTP API on the standard library with /health, /metrics and JSON logs.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Latency buckets of the request histogram, in seconds.
+var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+// Logger writes one JSON object per line: what log collectors parse without configuration.
+type Logger struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+// Log writes a line with the time, level, service, message and the given fields.
+func (l *Logger) Log(level, message string, fields map[string]any) {
+	entry := map[string]any{
+		"time":    time.Now().UTC().Format(time.RFC3339Nano),
+		"level":   level,
+		"service": Service,
+		"message": message,
+	}
+	for k, v := range fields {
+		entry[k] = v
+	}
+	line, err := json.Marshal(entry)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out.Write(append(line, '\n'))
+}
+
+// Metrics counts requests and their latencies in the Prometheus text format.
+type Metrics struct {
+	mu       sync.Mutex
+	requests map[string]uint64
+	buckets  []uint64
+	count    uint64
+	sum      float64
+}
+
+// NewMetrics returns empty metrics.
+func NewMetrics() *Metrics {
+	return &Metrics{requests: map[string]uint64{}, buckets: make([]uint64, len(buckets))}
+}
+
+// Observe records one request.
+func (m *Metrics) Observe(method, path string, status int, seconds float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[fmt.Sprintf("method=%q,path=%q,status=\"%d\"", method, path, status)]++
+	for i, bound := range buckets {
+		if seconds <= bound {
+			m.buckets[i]++
+		}
+	}
+	m.count++
+	m.sum += seconds
+}
+
+// Render returns the metrics in the Prometheus text format.
+func (m *Metrics) Render() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("# HELP http_requests_total HTTP requests served, by method, route and status.\n")
+	b.WriteString("# TYPE http_requests_total counter\n")
+	keys := make([]string, 0, len(m.requests))
+	for k := range m.requests {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "http_requests_total{%s} %d\n", k, m.requests[k])
+	}
+	b.WriteString("# HELP http_request_duration_seconds Time to answer HTTP requests.\n")
+	b.WriteString("# TYPE http_request_duration_seconds histogram\n")
+	for i, bound := range buckets {
+		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"%g\"} %d\n", bound, m.buckets[i])
+	}
+	fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", m.count)
+	fmt.Fprintf(&b, "http_request_duration_seconds_sum %g\n", m.sum)
+	fmt.Fprintf(&b, "http_request_duration_seconds_count %d\n", m.count)
+	return b.String()
+}
+
+// Handler serves the service's routes, counting and logging every request.
+func Handler(metrics *Metrics, logger *Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started := time.Now()
+		path := r.URL.Path
+		status := http.StatusOK
+		send := func(code int, contentType, body string) {
+			status = code
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(code)
+			io.WriteString(w, body)
+		}
+		switch {
+		case r.Method != http.MethodGet:
+			path = "other"
+			send(http.StatusMethodNotAllowed, "application/json", `{"error":"method not allowed"}`)
+		case path == "/health":
+			send(http.StatusOK, "application/json", `{"status":"ok"}`)
+		case path == "/metrics":
+			send(http.StatusOK, "text/plain; version=0.0.4", metrics.Render())
+		case path == "/":
+			body, _ := json.Marshal(map[string]string{"service": Service})
+			send(http.StatusOK, "application/json", string(body))
+		default:
+			path = "other"
+			send(http.StatusNotFound, "application/json", `{"error":"not found"}`)
+		}
+		seconds := time.Since(started).Seconds()
+		metrics.Observe(r.Method, path, status, seconds)
+		logger.Log("info", "request", map[string]any{
+			"method": r.Method, "path": path, "status": status, "duration_ms": seconds * 1000,
+		})
+	})
+}
+
+func port() string {
+	if p := os.Getenv("PORT"); p != "" {
+		return p
+	}
+	return "8080"
+}
+
+// healthcheck is the container health check: 0 when /health answers 200.
+func healthcheck() int {
+	client := http.Client{Timeout: 2 * time.Second}
+	res, err := client.Get("http://127.0.0.1:" + port() + "/health")
+	if err != nil {
+		return 1
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck())
+	}
+	logger := &Logger{out: os.Stdout}
+	server := &http.Server{
+		Addr:              ":" + port(),
+		Handler:           Handler(NewMetrics(), logger),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	logger.Log("info", "listening", map[string]any{"port": port()})
+	if err := server.ListenAndServe(); err != nil {
+		logger.Log("error", "server stopped", map[string]any{"error": err.Error()})
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,261 @@
+//! The service: an HTTP API on the standard library with /health, /metrics and JSON logs.
+
+mod config;
+
+pub use config::SERVICE;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Latency buckets of the request histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Request counters and a latency histogram in the Prometheus text format.
+#[derive(Default)]
+pub struct Metrics {
+    requests: BTreeMap<(String, String, u16), u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Metrics {
+    pub fn observe(&mut self, method: &str, path: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .entry((method.to_string(), path.to_string(), status))
+            .or_default() += 1;
+        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP http_requests_total HTTP requests served, by method, route and status.\n\
+             # TYPE http_requests_total counter\n",
+        );
+        for ((method, path, status), value) in &self.requests {
+            out += &format!(
+                "http_requests_total{{method=\"{method}\",path=\"{path}\",status=\"{status}\"}} {value}\n"
+            );
+        }
+        out += "# HELP http_request_duration_seconds Time to answer HTTP requests.\n\
+                # TYPE http_request_duration_seconds histogram\n";
+        for (bound, value) in BUCKETS.iter().zip(self.buckets) {
+            out += &format!("http_request_duration_seconds_bucket{{le=\"{bound}\"}} {value}\n");
+        }
+        out += &format!(
+            "http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n\
+             http_request_duration_seconds_sum {}\n\
+             http_request_duration_seconds_count {}\n",
+            self.count, self.sum, self.count
+        );
+        out
+    }
+}
+
+/// A JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One log line: a JSON object with the time, level, service and message, then `fields`
+/// (already JSON values).
+pub fn log_line(level: &str, message: &str, fields: &[(&str, String)]) -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut line = format!(
+        "{{\"time_unix_ms\":{millis},\"level\":{},\"service\":{},\"message\":{}",
+        json_string(level),
+        json_string(SERVICE),
+        json_string(message)
+    );
+    for (key, value) in fields {
+        line += &format!(",{}:{value}", json_string(key));
+    }
+    line.push('}');
+    line
+}
+
+/// The answer to one request: (status, content type, body, the route for metrics).
+pub fn route(method: &str, path: &str, metrics: &Metrics) -> (u16, &'static str, String, String) {
+    let path = path.split('?').next().unwrap_or("/");
+    match (method, path) {
+        ("GET", "/health") => (
+            200,
+            "application/json",
+            r#"{"status":"ok"}"#.into(),
+            path.into(),
+        ),
+        ("GET", "/metrics") => (
+            200,
+            "text/plain; version=0.0.4",
+            metrics.render(),
+            path.into(),
+        ),
+        ("GET", "/") => (
+            200,
+            "application/json",
+            format!("{{\"service\":{}}}", json_string(SERVICE)),
+            path.into(),
+        ),
+        ("GET", _) => (
+            404,
+            "application/json",
+            r#"{"error":"not found"}"#.into(),
+            "other".into(),
+        ),
+        _ => (
+            405,
+            "application/json",
+            r#"{"error":"method not allowed"}"#.into(),
+            "other".into(),
+        ),
+    }
+}
+
+fn handle(stream: TcpStream, metrics: &Mutex<Metrics>, log: &(dyn Fn(String) + Sync)) {
+    let started = Instant::now();
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(&stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // Headers are read and ignored: no route takes a body.
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if header == "\r\n" || header == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+    let (status, content_type, body, route_name) = {
+        let metrics = metrics.lock().unwrap_or_else(|e| e.into_inner());
+        route(method, path, &metrics)
+    };
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Method Not Allowed",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = (&stream).write_all(response.as_bytes());
+    let seconds = started.elapsed().as_secs_f64();
+    metrics
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .observe(method, &route_name, status, seconds);
+    log(log_line(
+        "info",
+        "request",
+        &[
+            ("method", json_string(method)),
+            ("path", json_string(&route_name)),
+            ("status", status.to_string()),
+            ("duration_ms", format!("{:.3}", seconds * 1000.0)),
+        ],
+    ));
+}
+
+/// Serves on `listener` until the process ends, a thread per connection; `log` receives each
+/// JSON log line.
+pub fn serve(listener: TcpListener, log: Arc<dyn Fn(String) + Send + Sync>) {
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    for stream in listener.incoming().flatten() {
+        let metrics = Arc::clone(&metrics);
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || handle(stream, &metrics, &*log));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_answers_ok() {
+        let (status, content_type, body, _) = route("GET", "/health", &Metrics::default());
+        assert_eq!(
+            (status, content_type, body.as_str()),
+            (200, "application/json", r#"{"status":"ok"}"#)
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_share_one_route() {
+        let (status, _, _, name) = route("GET", "/nope?x=1", &Metrics::default());
+        assert_eq!((status, name.as_str()), (404, "other"));
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text_with_cumulative_buckets() {
+        let mut metrics = Metrics::default();
+        metrics.observe("GET", "/health", 200, 0.003);
+        metrics.observe("GET", "/health", 200, 0.2);
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE http_requests_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_requests_total{method=\"GET\",path=\"/health\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_bucket{le=\"0.25\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_count 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_single_line_json_objects() {
+        let line = log_line("info", "a \"quoted\"\nmessage", &[("status", "200".into())]);
+        assert!(!line.contains('\n'));
+        assert!(
+            line.starts_with("{\"time_unix_ms\":") && line.ends_with(",\"status\":200}"),
+            "{line}"
+        );
+        assert!(
+            line.contains(r#""message":"a \"quoted\"\nmessage""#),
+            "{line}"
+        );
+    }
+}
