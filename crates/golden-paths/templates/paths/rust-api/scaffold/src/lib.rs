@@ -169,7 +169,7 @@ fn handle(stream: TcpStream, metrics: &Mutex<Metrics>, log: &(dyn Fn(String) + S
         "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = (&stream).write_all(response.as_bytes());
+    // Counted and logged before the answer goes out, so a client that reads /metrics next sees it.
     let seconds = started.elapsed().as_secs_f64();
     metrics
         .lock()
@@ -185,6 +185,7 @@ fn handle(stream: TcpStream, metrics: &Mutex<Metrics>, log: &(dyn Fn(String) + S
             ("duration_ms", format!("{:.3}", seconds * 1000.0)),
         ],
     ));
+    let _ = (&stream).write_all(response.as_bytes());
 }
 
 /// Serves on `listener` until the process ends, a thread per connection; `log` receives each
