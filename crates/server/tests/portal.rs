@@ -140,6 +140,17 @@ async fn every_page_renders() {
     )
     .await;
     assert!(body.contains("class=\"line\""), "{body}");
+    // … highlighted: a Terraform file has keywords and strings.
+    let tf = arts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .find(|p| p.ends_with("main.tf"))
+        .unwrap();
+    let (_, body) = page(&s, &format!("/services/payments?scope=platform&file={tf}")).await;
+    assert!(body.contains("<span class=\"tok-keyword\">"), "{body}");
+    assert!(body.contains("<span class=\"tok-string\">"), "{body}");
     // Assets: vendored htmx, the stylesheet and the script, cacheable.
     for (asset, ct) in [
         ("htmx.min.js", "text/javascript"),

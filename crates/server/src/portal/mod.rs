@@ -9,6 +9,7 @@
 mod assets;
 mod chart;
 mod deployments;
+mod highlight;
 mod login;
 mod overview;
 mod service;

@@ -276,7 +276,16 @@ async fn render(
                 Some(context! {
                     scope => scope.as_str(), path => a.path, size => a.content.len(),
                     sha256 => a.sha256, generator => a.generator,
-                    lines => text.as_ref().map(|t| t.lines().collect::<Vec<_>>()),
+                    lines => text.as_ref().map(|t| {
+                        t.lines()
+                            .map(|l| {
+                                super::highlight::line(&a.path, l)
+                                    .into_iter()
+                                    .map(|(c, t)| (c.map(super::highlight::Class::as_str), t))
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect::<Vec<_>>()
+                    }),
                     raw => format!("/api/v1/services/{}/artifacts/{}?scope={}", service.name, a.path, scope.as_str()),
                 })
             }
