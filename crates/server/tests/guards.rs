@@ -92,10 +92,21 @@ async fn responses_carry_security_headers() {
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
     }
     let docs = reqwest::get(format!("{url}/docs")).await.unwrap();
-    let csp = docs.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
-    let api = reqwest::get(format!("{url}/api/v1/services")).await.unwrap();
-    assert!(api.headers().get("content-security-policy").is_none(), "JSON needs no CSP");
+    let csp = docs.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let api = reqwest::get(format!("{url}/api/v1/services"))
+        .await
+        .unwrap();
+    assert!(
+        api.headers().get("content-security-policy").is_none(),
+        "JSON needs no CSP"
+    );
 }
 
 #[tokio::test]
