@@ -72,6 +72,27 @@ async fn a_scaffolded_service_gets_a_committed_repository_as_its_repo_url() {
 }
 
 #[tokio::test]
+async fn a_directory_left_by_a_crash_is_replaced_by_the_next_attempt() {
+    let s = TestServer::start().await;
+    // What a crash between creating the repository and registering the service leaves.
+    let dir = s.dir.path().join("scaffolds/ledger");
+    std::fs::create_dir_all(dir.join("half")).unwrap();
+    std::fs::write(dir.join("half/written"), "x").unwrap();
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "ledger", "team": "finance", "template": "go-api", "scaffold": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!dir.join("half").exists());
+    let files = git(&dir, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(files.lines().any(|l| l == "main.go"), "{files}");
+    assert_eq!(git(&dir, &["status", "--porcelain"]), "");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn bad_scaffold_requests_change_nothing() {
     let s = TestServer::start().await;
     for (body, field) in [
