@@ -194,7 +194,7 @@ async fn list(
             last => pages.filter(|p| *p > page_no + 1).map(link),
             q => search, team, template, status => status_s,
             teams => teams.into_iter().map(|t| t.name).collect::<Vec<_>>(),
-            templates => catalog::TEMPLATES,
+            templates => crate::api::templates::templates()?.names(),
             statuses => DeploymentStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         },
     ))
@@ -260,7 +260,7 @@ async fn form_page(
             },
             errors, summary,
             teams => teams.into_iter().map(|t| t.name).collect::<Vec<_>>(),
-            templates => catalog::TEMPLATES,
+            templates => crate::api::templates::templates()?.names(),
             allow_local_repos => state.allow_local_repos,
         },
     ))
