@@ -25,7 +25,7 @@ use slipway_core::model::{Artifact, ArtifactScope};
 
 /// Version of the shared Terraform modules; bump it whenever any byte of them changes. Each
 /// service template has its own version in its `template.toml`.
-pub const MODULES_VERSION: &str = "2";
+pub const MODULES_VERSION: &str = "3";
 
 /// The template a service gets when it names none.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -296,13 +296,13 @@ mod tests {
         let rendered = render_registration(&spec()).unwrap();
         for a in &rendered.artifacts {
             assert_eq!(a.service.as_deref(), Some("payments"), "{}", a.path);
-            assert_eq!(a.generator, "slipway-golden-paths/default@3");
+            assert_eq!(a.generator, "slipway-golden-paths/default@4");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
         for a in &rendered.platform_files {
             assert_eq!(a.service, None, "{}", a.path);
             assert_eq!(a.scope, ArtifactScope::Platform);
-            assert_eq!(a.generator, "slipway-golden-paths/modules@2");
+            assert_eq!(a.generator, "slipway-golden-paths/modules@3");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
     }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// When it changes on purpose: review the snapshots, bump the template's `version` (or
 /// `MODULES_VERSION`), update this.
 const SAMPLE_BUNDLE_SHA256: &str =
-    "e686580eecc12fa22ca5f1d50ee954469c8f0212656da4920a2f95d0eca300c3";
+    "ad22e3d0398996a9d326cc205a697655f62d99d863ea4442358d4647adbf292f";
 
 fn snapshot_name(path: &str) -> String {
     path.chars()

@@ -881,3 +881,75 @@ fn the_environment_can_point_at_an_emulator() {
         assert!(validation.contains(&format!("\"{name}\"")), "{validation}");
     }
 }
+
+/// checkov is not installed by `.ci/run` (from PyPI it replaces the `botocore` the host's awscli
+/// needs); put it in a virtual environment and point `CHECKOV` at it, or have it on `PATH`.
+fn checkov() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("CHECKOV") {
+        return Some(path.into());
+    }
+    optional_checker(
+        "checkov",
+        "python3 -m venv /tmp/checkov && /tmp/checkov/bin/pip install checkov, then CHECKOV=/tmp/checkov/bin/checkov",
+        &[],
+    )
+}
+
+#[test]
+fn checkov_finds_no_failed_check() {
+    let Some(checkov) = checkov() else {
+        return;
+    };
+    let scan = |dir: &std::path::Path| {
+        run(Command::new(&checkov)
+            .args([
+                "--framework",
+                "terraform",
+                "--quiet",
+                "--compact",
+                "--skip-download",
+            ])
+            .args(["-o", "cli", "-d"])
+            .arg(dir)
+            .env("BC_SKIP_MAPPING", "TRUE")
+            .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false"))
+    };
+
+    // The checker must be able to fail: an unencrypted, public-readable bucket is reported.
+    let control = tempfile::tempdir().unwrap();
+    std::fs::write(
+        control.path().join("main.tf"),
+        "resource \"aws_s3_bucket\" \"b\" {\n  bucket = \"b\"\n}\n",
+    )
+    .unwrap();
+    let output = scan(control.path());
+    assert!(
+        !output.status.success(),
+        "checkov accepted a bare bucket:\n{}",
+        describe(&output)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(&sample(), dir.path());
+    let output = scan(&dir.path().join("terraform"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("Failed checks: 0,"),
+        "checkov reports failed checks:\n{}",
+        describe(&output)
+    );
+    // Every skip carries its reason in the module, next to the resource.
+    let rendered = sample();
+    for a in all_files(&rendered) {
+        for line in text(a).lines().filter(|l| l.contains("checkov:skip=")) {
+            let reason = line.split_once("checkov:skip=").unwrap().1;
+            let (id, why) = reason.split_once(':').unwrap_or((reason, ""));
+            assert!(id.starts_with("CKV"), "{}: {line}", a.path);
+            assert!(
+                why.trim().len() > 20,
+                "{}: a skip without a reason: {line}",
+                a.path
+            );
+        }
+    }
+}
