@@ -410,6 +410,26 @@ fn every_reference_and_module_input_resolves() {
         for body in bodies {
             expressions(body, &mut exprs);
         }
+        // Every variable a module declares is used in it (its own validation does not count).
+        let mut uses = Vec::new();
+        for body in bodies {
+            for attribute in body.attributes() {
+                uses.push(attribute.expr().to_string());
+            }
+            for block in body.blocks().filter(|b| b.identifier() != "variable") {
+                expressions(block.body(), &mut uses);
+            }
+        }
+        for variable in here.variables.keys() {
+            let used = uses
+                .iter()
+                .flat_map(|e| references(e))
+                .any(|parts| parts[0] == "var" && parts[1] == variable);
+            assert!(
+                used,
+                "{dir}: variable {variable} is declared but never used"
+            );
+        }
         for expr in &exprs {
             for parts in references(expr) {
                 let ok = match parts[0] {
