@@ -87,7 +87,8 @@ pub fn scaffold_dir(state: &AppState, name: &str) -> std::path::PathBuf {
 /// code, Dockerfile and README committed to a new git repository under the data directory, whose
 /// path becomes the service's `repo_url`. Local repositories are accepted here whatever
 /// `--allow-local-repos` says, because Slipway made this one. If the registration fails, the
-/// repository is removed again, so a retry starts clean.
+/// repository is removed again, so a retry starts clean; a directory already there (a crash's
+/// leftovers, or a deleted service's repository) is moved to `scaffolds/.replaced/`.
 pub async fn register_scaffolded(
     state: &AppState,
     mut reg: Registration,
@@ -152,11 +153,23 @@ pub async fn register_scaffolded(
         reg.name, reg.team
     );
     let target = dir.clone();
+    let name = reg.name.clone();
+    let unix_nanos = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    };
     let created = tokio::task::spawn_blocking(move || {
         // A directory without a registered service is what a crash between these two steps
-        // leaves behind: start again from nothing.
+        // leaves behind — or the repository of a deleted service of the same name, with the
+        // team's own commits: move it aside (never delete it) and start again from nothing.
         if target.exists() {
-            std::fs::remove_dir_all(&target)?;
+            let aside =
+                target
+                    .with_file_name(".replaced")
+                    .join(format!("{}-{}", name, unix_nanos()));
+            std::fs::create_dir_all(aside.parent().unwrap_or(&aside))?;
+            std::fs::rename(&target, &aside)?;
         }
         slipway_golden_paths::create_repository(&target, &files, &message)
             .map_err(std::io::Error::other)

@@ -72,7 +72,7 @@ async fn a_scaffolded_service_gets_a_committed_repository_as_its_repo_url() {
 }
 
 #[tokio::test]
-async fn a_directory_left_by_a_crash_is_replaced_by_the_next_attempt() {
+async fn a_directory_already_there_is_moved_aside_and_replaced() {
     let s = TestServer::start().await;
     // What a crash between creating the repository and registering the service leaves.
     let dir = s.dir.path().join("scaffolds/ledger");
@@ -86,6 +86,19 @@ async fn a_directory_left_by_a_crash_is_replaced_by_the_next_attempt() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert!(!dir.join("half").exists());
+    // Moved aside, never deleted: it could be a deleted service's repository with real work.
+    let aside: Vec<_> = std::fs::read_dir(s.dir.path().join("scaffolds/.replaced"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].join("half/written").is_file());
+    assert!(aside[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("ledger-"));
     let files = git(&dir, &["ls-tree", "-r", "--name-only", "HEAD"]);
     assert!(files.lines().any(|l| l == "main.go"), "{files}");
     assert_eq!(git(&dir, &["status", "--porcelain"]), "");
