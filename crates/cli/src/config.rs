@@ -71,6 +71,9 @@ pub struct EngineArgs {
     /// Claim holding `team:role` strings [default: groups]
     #[arg(long, env = "SLIPWAY_JWT_GROUPS_CLAIM")]
     pub jwt_groups_claim: Option<String>,
+    /// A directory of template overrides, laid out like crates/golden-paths/templates/ (checked at start: an error names the file and line)
+    #[arg(long, env = "SLIPWAY_TEMPLATES_DIR", value_name = "DIR")]
+    pub templates_dir: Option<PathBuf>,
     /// Services a team may have (0: unlimited) [default: 0]
     #[arg(long, env = "SLIPWAY_MAX_SERVICES_PER_TEAM", value_name = "N")]
     pub max_services_per_team: Option<u64>,
@@ -100,6 +103,7 @@ pub struct FileConfig {
     pub allow_local_repos: Option<bool>,
     pub allow_private_repo_hosts: Option<bool>,
     pub isolate_workloads: Option<bool>,
+    pub templates_dir: Option<PathBuf>,
     pub max_services_per_team: Option<u64>,
     pub max_concurrent_deployments_per_team: Option<u64>,
     pub max_replicas_per_deployment: Option<u32>,
@@ -137,6 +141,7 @@ pub struct Settings {
     pub allow_local_repos: bool,
     pub allow_private_repo_hosts: bool,
     pub isolate_workloads: bool,
+    pub templates_dir: Option<PathBuf>,
     pub max_services_per_team: Option<u64>,
     pub max_concurrent_deployments_per_team: Option<u64>,
     pub max_replicas_per_deployment: u32,
@@ -256,6 +261,7 @@ pub fn resolve(
         allow_private_repo_hosts: engine.allow_private_repo_hosts
             || file.allow_private_repo_hosts.unwrap_or(false),
         isolate_workloads: engine.isolate_workloads || file.isolate_workloads.unwrap_or(false),
+        templates_dir: engine.templates_dir.clone().or(file.templates_dir.clone()),
         max_services_per_team: engine
             .max_services_per_team
             .or(file.max_services_per_team)

@@ -40,6 +40,13 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
 }
 
 pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
+    if let Some(dir) = &settings.templates_dir {
+        // Every template is rendered now: a broken override stops the start, not a registration.
+        let set = slipway_golden_paths::TemplateSet::with_overrides(dir)
+            .with_context(|| format!("the templates in {} do not render", dir.display()))?;
+        slipway_golden_paths::install_templates(set);
+        tracing::info!(dir = %dir.display(), "template overrides loaded");
+    }
     let _lock = lock_data_dir(&settings.data_dir)?;
     settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
     if let Some(f) = &settings.config_file {

@@ -1,0 +1,117 @@
+//! `slipway up --templates-dir`: a platform team's override is used for new registrations, and a
+//! broken one stops the start with the file named.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_slipway");
+const JENKINSFILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../golden-paths/templates/jenkins/Jenkinsfile.j2"
+);
+
+#[test]
+fn overrides_are_used_and_broken_ones_stop_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let overrides = tmp.path().join("templates");
+    std::fs::create_dir_all(overrides.join("jenkins")).unwrap();
+    let original = std::fs::read_to_string(JENKINSFILE).unwrap();
+    std::fs::write(
+        overrides.join("jenkins/Jenkinsfile.j2"),
+        format!("{original}// reviewed by the platform team\n"),
+    )
+    .unwrap();
+
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--auth",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--templates-dir")
+        .arg(&overrides)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env("SLIPWAY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("slipway up did not start");
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline);
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let out = Command::new("curl")
+        .args(["-fsS", "-X", "POST", &format!("{url}/platform/services")])
+        .args(["-H", "content-type: application/json"])
+        .args([
+            "-d",
+            r#"{"service_name":"pay","team_name":"core","repo_url":"https://git.example.com/pay"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jenkinsfile = Command::new("curl")
+        .args(["-fsS", &format!("{url}/api/v1/services/pay/artifacts/app/templates/jenkins/generated/pay.Jenkinsfile?scope=platform")])
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        String::from_utf8_lossy(&jenkinsfile.stdout).contains("// reviewed by the platform team"),
+        "{}",
+        String::from_utf8_lossy(&jenkinsfile.stdout)
+    );
+
+    // A template that does not render: the start fails and names the file.
+    std::fs::write(
+        overrides.join("jenkins/Jenkinsfile.j2"),
+        "pipeline {{ unclosed\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--auth",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--templates-dir")
+        .arg(&overrides)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Jenkinsfile"), "{err}");
+    assert!(
+        !tmp.path().join("data2/slipway.db").exists(),
+        "nothing was started"
+    );
+}
