@@ -514,3 +514,31 @@ async fn lists_page_through_many_services() {
     assert!(body.contains(">80<"), "{body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_form_scaffolds_a_repository() {
+    let s = TestServer::start().await;
+    let token = csrf_token(&s).await;
+    let (status, body, location) = post_form(
+        &s,
+        "/services/new",
+        Some(&token),
+        &[
+            ("csrf", token.as_str()),
+            ("name", "starter"),
+            ("team", "core"),
+            ("repo_url", ""),
+            ("template", "python-api"),
+            ("description", ""),
+            ("scaffold", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(location.as_deref(), Some("/services/starter?created=1"));
+    let (_, svc) = s.get("/api/v1/services/starter").await;
+    let repo = svc["repo_url"].as_str().unwrap();
+    assert!(repo.ends_with("/scaffolds/starter"), "{svc}");
+    assert!(std::path::Path::new(repo).join("README.md").exists());
+    s.stop().await;
+}

@@ -288,6 +288,9 @@ async fn create(
         Ok(())
     };
     let result = match allowed {
+        Ok(()) if form.scaffold.is_some() => {
+            catalog::register_scaffolded(&state, reg, session.actor()).await
+        }
         Ok(()) => catalog::register(&state, reg, session.actor()).await,
         Err(e) => Err(e),
     };
