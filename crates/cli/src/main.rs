@@ -172,13 +172,21 @@ enum ServiceCmd {
         name: String,
         #[arg(long)]
         team: String,
-        #[arg(long)]
-        repo_url: String,
+        /// The service's repository (not with --scaffold)
+        #[arg(
+            long,
+            required_unless_present = "scaffold",
+            conflicts_with = "scaffold"
+        )]
+        repo_url: Option<String>,
         /// Golden-path template (`slipway templates list`); `default` when omitted
         #[arg(long)]
         template: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// Let Slipway create the repository: the template's starter app (python-api, node-api, go-api, rust-api)
+        #[arg(long)]
+        scaffold: bool,
     },
     /// List services
     List {
@@ -401,8 +409,13 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             repo_url,
             template,
             description,
+            scaffold,
         }) => {
-            let mut body = json!({ "name": name, "team": team, "repo_url": repo_url });
+            let mut body = json!({ "name": name, "team": team });
+            match repo_url {
+                Some(url) => body["repo_url"] = json!(url),
+                None => body["scaffold"] = json!(scaffold),
+            }
             if let Some(t) = template {
                 body["template"] = json!(t);
             }

@@ -115,3 +115,81 @@ fn overrides_are_used_and_broken_ones_stop_the_start() {
         "nothing was started"
     );
 }
+
+#[test]
+fn service_create_can_scaffold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--auth",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        .env("SLIPWAY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("slipway up did not start");
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let out = Command::new(BIN)
+        .args([
+            "-o",
+            "json",
+            "service",
+            "create",
+            "starter",
+            "--team",
+            "core",
+            "--template",
+            "python-api",
+            "--scaffold",
+        ])
+        .env("SLIPWAY_URL", &url)
+        .env("SLIPWAY_AUTH", "off")
+        .output()
+        .unwrap();
+    let usage = Command::new(BIN)
+        .args(["service", "create", "x", "--team", "core"])
+        .env("SLIPWAY_URL", &url)
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["repo_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/scaffolds/starter"),
+        "{v}"
+    );
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "--repo-url or --scaffold is required"
+    );
+}
