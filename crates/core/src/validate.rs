@@ -211,6 +211,32 @@ pub fn repo_url(field: &str, value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// An environment variable name a service may set (a variable or a secret): `[A-Za-z_][A-Za-z0-9_]*`,
+/// at most 128 bytes, and not `PORT` or `SLIPWAY_*`, which Slipway sets for every release.
+/// `example` goes into the message.
+pub fn env_var_name(field: &str, name: &str, example: &str) -> Result<(), FieldError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(FieldError::new(
+            field,
+            format!("is not a valid variable name: use letters, digits and '_', not starting with a digit (e.g. {example})"),
+        ));
+    }
+    if name == "PORT" || name.starts_with("SLIPWAY_") {
+        return Err(FieldError::new(
+            field,
+            "is set by Slipway for every release; choose another name",
+        ));
+    }
+    Ok(())
+}
+
 /// [`repo_url`], or — when the operator started Slipway with `--allow-local-repos` — a local
 /// repository: an absolute path or a `file://` URL of one, without `.`/`..` segments.
 pub fn repo_source(field: &str, value: &str, allow_local: bool) -> Result<(), FieldError> {
@@ -337,6 +363,24 @@ mod tests {
         ] {
             let e = dns_label("service_name", bad).unwrap_err();
             assert_eq!(e.field, "service_name");
+        }
+    }
+
+    #[test]
+    fn env_var_names() {
+        for ok in ["A", "_X", "DATABASE_URL", "a1"] {
+            assert!(env_var_name("v", ok, "X").is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1A",
+            "A-B",
+            "A B",
+            "PORT",
+            "SLIPWAY_X",
+            &"A".repeat(129),
+        ] {
+            assert!(env_var_name("v", bad, "X").is_err(), "{bad}");
         }
     }
 

@@ -53,24 +53,7 @@ fn check_variables(vars: &BTreeMap<String, String>) -> Result<(), ValidationErro
     }
     for (name, value) in vars {
         let field = format!("variables.{name}");
-        let valid = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !valid {
-            errors.push(FieldError::new(
-                &field,
-                "is not a valid variable name: use letters, digits and '_', not starting with a digit (e.g. DATABASE_URL)",
-            ));
-        } else if name == "PORT" || name.starts_with("SLIPWAY_") {
-            errors.push(FieldError::new(
-                &field,
-                "is set by Slipway for every release; choose another name",
-            ));
-        }
+        errors.check(validate::env_var_name(&field, name, "DATABASE_URL"));
         if value.len() > MAX_VALUE {
             errors.push(FieldError::new(
                 &field,

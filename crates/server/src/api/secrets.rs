@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use slipway_core::{FieldError, SecretInfo, ValidationErrors};
+use slipway_core::{validate, SecretInfo, ValidationErrors};
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -35,24 +35,7 @@ pub struct SecretValue {
 
 fn check_name(name: &str) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
-        errors.push(FieldError::new(
-            "secret",
-            "is not a valid variable name: use letters, digits and '_', not starting with a digit (e.g. DATABASE_PASSWORD)",
-        ));
-    } else if name == "PORT" || name.starts_with("SLIPWAY_") {
-        errors.push(FieldError::new(
-            "secret",
-            "is set by Slipway for every release; choose another name",
-        ));
-    }
+    errors.check(validate::env_var_name("secret", name, "DATABASE_PASSWORD"));
     errors.into_result()
 }
 
