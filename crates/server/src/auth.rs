@@ -236,16 +236,20 @@ fn is_page(path: &str) -> bool {
     !(path.starts_with("/api/") || path.starts_with("/platform/"))
 }
 
-fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-        .filter(|v| v.starts_with(TOKEN_PREFIX) && v.len() <= 80)
+}
+
+fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE).filter(|v| v.starts_with(TOKEN_PREFIX) && v.len() <= 80)
 }
 
 /// The rule of a route (by its pattern) and method.

@@ -134,14 +134,7 @@ async fn logout(
     headers: HeaderMap,
     CsrfForm { session, .. }: CsrfForm<LogoutForm>,
 ) -> PortalResult<Response> {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string());
+    let token = crate::auth::cookie(&headers, SESSION_COOKIE);
     if let Some(token) = token {
         if let Some(t) = state.store.token_by_hash(&token_hash(&token)).await? {
             if t.revoked_at.is_none() {
