@@ -135,6 +135,11 @@ impl Orchestrator {
                 Some(StopReason::Cancelled) | None => Err(Stop::Cancelled),
                 Some(_) => Err(Stop::Interrupted),
             },
+            // The last attempt: the deployment ends here rather than stay in its step.
+            Err(Stop::Retry(e)) if job.attempts >= job.max_attempts => Err(Stop::Failed(format!(
+                "gave up after {} attempts: {e}",
+                job.attempts
+            ))),
             other => other,
         };
         match outcome {
@@ -142,16 +147,6 @@ impl Orchestrator {
             Err(Stop::Interrupted) => {
                 log.system("interrupted; the deployment resumes when its job runs again");
                 Err(JobError::Transient("interrupted".into()))
-            }
-            Err(Stop::Retry(e)) if job.attempts >= job.max_attempts => {
-                // The last attempt: the deployment ends here rather than stay in its step.
-                self.cleanup_unfinished(&d).await;
-                let reason = format!("gave up after {} attempts: {e}", job.attempts);
-                log.system(format!("FAILED: {reason}"));
-                self.move_to(&d.id, DeploymentStatus::Failed, &reason, Default::default())
-                    .await
-                    .map_err(|e| JobError::Transient(e.to_string()))?;
-                Ok(())
             }
             Err(Stop::Retry(e)) => {
                 log.system(format!("transient error, will retry: {e}"));
