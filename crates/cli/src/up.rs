@@ -91,17 +91,6 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     if settings.isolate_workloads {
         engine_config.isolation = Some(slipway_engine::local::Isolation::default());
     }
-    // The embedded database is Slipway's alone (SQLite gives its WAL and shm files the same mode).
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for f in ["slipway.db", "slipway.db-wal", "slipway.db-shm"] {
-            let p = settings.data_dir.join(f);
-            if p.exists() {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                    .with_context(|| format!("cannot restrict {}", p.display()))?;
-            }
-        }
-    }
     engine_config.secrets_key = Some(load_secrets_key(&settings.data_dir)?);
     engine_config.sample_retention =
         std::time::Duration::from_secs(settings.metrics_retention_hours * 3600);
@@ -306,14 +295,7 @@ pub async fn rotate_secrets_key(
     new_key_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     use slipway_engine::secrets::{write_private, SecretKey};
-    let embedded = settings.data_dir.join("slipway.db");
-    let uses_embedded = settings.database_url == format!("sqlite://{}", embedded.display());
-    if !settings.data_dir.is_dir() || (uses_embedded && !embedded.exists()) {
-        bail!(
-            "no Slipway data in {}: check --data-dir (and --database-url)",
-            settings.data_dir.display()
-        );
-    }
+    require_existing_data(&settings)?;
     let _lock = lock_data_dir(&settings.data_dir)?;
     settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
     let from_env = std::env::var("SLIPWAY_SECRETS_KEY")
@@ -393,10 +375,9 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
-/// `slipway platform-repo rebuild`: recreates the platform repository from the database as one commit.
-pub async fn rebuild_platform_repo(mut settings: Settings) -> anyhow::Result<()> {
-    // Rebuilding from an empty database would only make an empty repository: a mistyped
-    // --data-dir must not pass for a real one.
+/// Offline commands work on an existing data directory: a mistyped --data-dir must not pass for a
+/// real one (an empty database would, e.g., rebuild an empty repository).
+fn require_existing_data(settings: &Settings) -> anyhow::Result<()> {
     let embedded = settings.data_dir.join("slipway.db");
     let uses_embedded = settings.database_url == format!("sqlite://{}", embedded.display());
     if !settings.data_dir.is_dir() || (uses_embedded && !embedded.exists()) {
@@ -405,6 +386,12 @@ pub async fn rebuild_platform_repo(mut settings: Settings) -> anyhow::Result<()>
             settings.data_dir.display()
         );
     }
+    Ok(())
+}
+
+/// `slipway platform-repo rebuild`: recreates the platform repository from the database as one commit.
+pub async fn rebuild_platform_repo(mut settings: Settings) -> anyhow::Result<()> {
+    require_existing_data(&settings)?;
     let _lock = lock_data_dir(&settings.data_dir)?;
     settings.data_dir = std::fs::canonicalize(&settings.data_dir)?;
     let store = slipway_store::connect(&settings.database_url)

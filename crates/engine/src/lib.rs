@@ -71,6 +71,27 @@ impl EngineConfig {
     }
 }
 
+fn restrict_data_files(data_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for f in [
+        "slipway.db",
+        "slipway.db-wal",
+        "slipway.db-shm",
+        "secrets.key",
+        "admin-token",
+    ] {
+        let p = data_dir.join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    let repo = data_dir.join("platform-repo");
+    if repo.exists() {
+        std::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// A running engine.
 pub struct Engine {
     pub store: Arc<dyn Store>,
@@ -106,26 +127,11 @@ impl Engine {
                     "workload isolation runs each service as its own uid and needs Slipway to run as root",
                 ));
             }
-            // The data directory becomes passable (mode 0711) for the workloads to reach their
-            // releases: what lies in it must be Slipway's alone.
-            use std::os::unix::fs::PermissionsExt;
-            for f in [
-                "slipway.db",
-                "slipway.db-wal",
-                "slipway.db-shm",
-                "secrets.key",
-                "admin-token",
-            ] {
-                let p = config.data_dir.join(f);
-                if p.exists() {
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
-                }
-            }
-            let repo = config.data_dir.join("platform-repo");
-            if repo.exists() {
-                std::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o700))?;
-            }
         }
+        // The database (SQLite gives its WAL and shm files the same mode), the keys and the
+        // platform repository are Slipway's alone — also when isolated workloads may pass through
+        // the data directory (mode 0711) to reach their releases.
+        restrict_data_files(&config.data_dir)?;
         if let Some(tune) = config.tune_local {
             tune(&mut local_config);
         }
