@@ -248,6 +248,13 @@ struct App {
     swap: tokio::sync::Mutex<()>,
 }
 
+impl App {
+    /// The instances now (a copy: supervisors add and remove theirs).
+    fn snapshot(&self) -> Vec<Arc<InstanceHandle>> {
+        self.instances.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
 /// Figures of what runs for a service in an environment, read from `/proc`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Usage {
@@ -345,9 +352,7 @@ impl LocalTarget {
         self.shutting_down.store(true, Ordering::Release);
         let all: Vec<Arc<InstanceHandle>> = {
             let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-            apps.values()
-                .flat_map(|a| a.instances.lock().map(|l| l.clone()).unwrap_or_default())
-                .collect()
+            apps.values().flat_map(|a| a.snapshot()).collect()
         };
         for inst in &all {
             inst.stop.cancel();
@@ -637,8 +642,7 @@ impl LocalTarget {
         self.proxy
             .set_backends(service, environment, new.iter().map(|i| i.addr()).collect());
         let mut old = Vec::new();
-        let all: Vec<Arc<InstanceHandle>> =
-            app.instances.lock().map(|l| l.clone()).unwrap_or_default();
+        let all: Vec<Arc<InstanceHandle>> = app.snapshot();
         for inst in all {
             if is_new(&inst) {
                 inst.set_state(InstanceState::Serving);
@@ -688,7 +692,7 @@ impl LocalTarget {
     /// Serving instances of a service's environment.
     pub fn serving(&self, service: &str, environment: &str) -> Vec<Arc<InstanceHandle>> {
         let app = self.app(service, environment);
-        let list = app.instances.lock().map(|l| l.clone()).unwrap_or_default();
+        let list = app.snapshot();
         list.into_iter()
             .filter(|i| i.state() == InstanceState::Serving)
             .collect()
@@ -895,7 +899,7 @@ impl LocalTarget {
         };
         for ((svc, env), app) in apps {
             self.proxy.remove(&svc, &env);
-            let all = app.instances.lock().map(|l| l.clone()).unwrap_or_default();
+            let all = app.snapshot();
             self.stop(&all).await;
         }
         process::remove_dir(&self.config.root.join(service)).await;
