@@ -378,6 +378,164 @@ async fn git_with(
     }
 }
 
+/// Why a push did not happen. Every message is safe to show: credentials in URLs are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error(
+        "the remote's branch {branch} already has commits ({sha}) that are not in the scaffold; \
+         Slipway never force-pushes: push to an empty repository, or remove that branch first"
+    )]
+    NotEmpty { branch: String, sha: String },
+    #[error("the push failed: {0}")]
+    Failed(String),
+    #[error("pushing took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("git could not be run: {0}")]
+    Git(String),
+}
+
+/// Pushes branch `branch` of the local repository `repo` to `url` (validated by the caller:
+/// `validate::repo_source`), through the same address guard and pinning as [`fetch`]. Only that
+/// branch, never forced: a remote branch that has commits the local one does not is refused before
+/// anything is sent. No hooks, prompts or credential helpers. Returns the commit the remote branch
+/// now points at (also when it already did).
+pub async fn push(
+    repo: &Path,
+    url: &str,
+    branch: &str,
+    timeout: Duration,
+    allow_private_hosts: bool,
+) -> Result<String, PushError> {
+    tokio::time::timeout(timeout, push_inner(repo, url, branch, allow_private_hosts))
+        .await
+        .unwrap_or(Err(PushError::Timeout(timeout)))
+}
+
+async fn push_inner(
+    repo: &Path,
+    url: &str,
+    branch: &str,
+    allow_private_hosts: bool,
+) -> Result<String, PushError> {
+    let named = branch
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && !branch.is_empty()
+        && !branch.starts_with(['-', '/', '.'])
+        && !branch.contains("..");
+    if !named {
+        return Err(PushError::Git(format!("{branch:?} is not a branch name")));
+    }
+    let failed = |e: SourceError| match e {
+        SourceError::Refused(m) => PushError::Refused(redact_credentials(&m)),
+        SourceError::Git(m) => PushError::Git(redact_credentials(&m)),
+        other => PushError::Failed(redact_credentials(&other_message(other))),
+    };
+    let pin = guard(url, allow_private_hosts).await.map_err(failed)?;
+    let push_url = pin.url.clone().unwrap_or_else(|| url.to_string());
+    let reference = format!("refs/heads/{branch}");
+    let local = git(repo, &["rev-parse", "--verify", "--quiet", &reference])
+        .await
+        .map_err(|_| PushError::Git(format!("the repository has no branch {branch}")))?
+        .trim()
+        .to_string();
+
+    let mut args: Vec<&str> = vec!["-c", "credential.helper="];
+    for c in &pin.config {
+        args.push("-c");
+        args.push(c);
+    }
+    let mut ls_remote = args.clone();
+    ls_remote.extend(["ls-remote", "--heads", "--", &push_url, &reference]);
+    let listed = git_with(repo, &ls_remote, pin.host_key_alias.as_deref())
+        .await
+        .map_err(failed)?;
+    let remote_sha = listed
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(_, r)| *r == reference)
+        .map(|(sha, _)| sha.trim().to_string());
+    if let Some(sha) = remote_sha {
+        if sha == local {
+            return Ok(local);
+        }
+        // A fast-forward (the remote branch is an earlier state of ours) is a normal push; anything
+        // else would need force, which Slipway never uses.
+        let ancestor = sha.len() >= 40
+            && sha.bytes().all(|b| b.is_ascii_hexdigit())
+            && git(repo, &["merge-base", "--is-ancestor", &sha, &local])
+                .await
+                .is_ok();
+        if !ancestor {
+            return Err(PushError::NotEmpty {
+                branch: branch.to_string(),
+                sha: sha.chars().take(12).collect(),
+            });
+        }
+    }
+    let refspec = format!("{reference}:{reference}");
+    let mut push = args;
+    push.extend([
+        "push",
+        "--quiet",
+        "--no-verify",
+        "--no-follow-tags",
+        "--",
+        &push_url,
+        &refspec,
+    ]);
+    git_with(repo, &push, pin.host_key_alias.as_deref())
+        .await
+        .map_err(failed)?;
+    Ok(local)
+}
+
+fn other_message(e: SourceError) -> String {
+    match e {
+        SourceError::Fetch(m) | SourceError::Unavailable(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// `text` with the user information of every `http(s)://` URL replaced by `***` (a token is often
+/// written as the user name) and the password of any other `scheme://user:password@` removed.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let scheme_http = head.ends_with("http://") || head.ends_with("https://");
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || "'\"<>".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rsplit_once('@') {
+            Some((_, host)) if scheme_http => {
+                out.push_str("***@");
+                out.push_str(host);
+            }
+            Some((user, host)) => {
+                match user.split_once(':') {
+                    Some((name, _)) => {
+                        out.push_str(name);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(user),
+                }
+                out.push('@');
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 async fn dir_size(dir: &Path) -> u64 {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -484,5 +642,165 @@ mod tests {
             "{url}"
         );
         assert_eq!(guard("/srv/x", false).await.unwrap(), Pin::default());
+    }
+    fn sh_git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A work repository with one commit on `main`, and an empty bare repository.
+    fn work_and_bare(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let work = root.join("work");
+        let bare = root.join("remote.git");
+        std::fs::create_dir_all(&work).unwrap();
+        sh_git(&work, &["init", "--quiet", "--initial-branch=main"]);
+        std::fs::write(work.join("README.md"), "hello\n").unwrap();
+        sh_git(&work, &["add", "--all"]);
+        sh_git(&work, &["commit", "--quiet", "-m", "first"]);
+        sh_git(root, &["init", "--quiet", "--bare", "remote.git"]);
+        (work, bare)
+    }
+
+    const T: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn push_sends_the_branch_and_is_idempotent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, bare) = work_and_bare(tmp.path());
+        // Another local branch is not pushed.
+        sh_git(&work, &["branch", "other"]);
+        let url = bare.to_str().unwrap();
+        let sha = push(&work, url, "main", T, false).await.unwrap();
+        assert_eq!(sha, sh_git(&work, &["rev-parse", "HEAD"]).trim());
+        let heads = sh_git(
+            &bare,
+            &["for-each-ref", "--format=%(refname) %(objectname)"],
+        );
+        assert_eq!(heads.trim(), format!("refs/heads/main {sha}"));
+        // Again: nothing to do, same answer.
+        assert_eq!(push(&work, url, "main", T, false).await.unwrap(), sha);
+        // A new local commit on top is a fast-forward.
+        std::fs::write(work.join("b"), "b").unwrap();
+        sh_git(&work, &["add", "--all"]);
+        sh_git(&work, &["commit", "--quiet", "-m", "second"]);
+        let second = push(&work, &format!("file://{url}"), "main", T, false)
+            .await
+            .unwrap();
+        assert_ne!(second, sha);
+        assert_eq!(sh_git(&bare, &["rev-parse", "main"]).trim(), second);
+    }
+
+    #[tokio::test]
+    async fn push_never_overwrites_a_remote_branch_with_other_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, bare) = work_and_bare(tmp.path());
+        // Someone else's history on the remote's main.
+        let theirs = tmp.path().join("theirs");
+        std::fs::create_dir_all(&theirs).unwrap();
+        sh_git(&theirs, &["init", "--quiet", "--initial-branch=main"]);
+        std::fs::write(theirs.join("x"), "x").unwrap();
+        sh_git(&theirs, &["add", "--all"]);
+        sh_git(&theirs, &["commit", "--quiet", "-m", "theirs"]);
+        sh_git(
+            &theirs,
+            &["push", "--quiet", bare.to_str().unwrap(), "main"],
+        );
+        let before = sh_git(&bare, &["rev-parse", "main"]);
+        match push(&work, bare.to_str().unwrap(), "main", T, false).await {
+            Err(e @ PushError::NotEmpty { .. }) => {
+                assert!(e.to_string().contains("never force-pushes"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sh_git(&bare, &["rev-parse", "main"]), before);
+    }
+
+    #[tokio::test]
+    async fn a_refused_push_reports_the_remote_and_a_retry_works() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, bare) = work_and_bare(tmp.path());
+        let hook = bare.join("hooks/pre-receive");
+        std::fs::write(
+            &hook,
+            "#!/bin/sh\necho 'pushes are closed today' >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let url = bare.to_str().unwrap();
+        match push(&work, url, "main", T, false).await {
+            Err(PushError::Failed(msg)) => {
+                assert!(msg.contains("pushes are closed today"), "{msg}");
+                assert!(msg.contains("pre-receive hook declined"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_file(&hook).unwrap();
+        let sha = push(&work, url, "main", T, false).await.unwrap();
+        assert_eq!(sh_git(&bare, &["rev-parse", "main"]).trim(), sha);
+    }
+
+    #[tokio::test]
+    async fn push_to_private_or_missing_remotes_fails_with_a_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, _) = work_and_bare(tmp.path());
+        for url in ["https://127.0.0.1/o/r", "ssh://git@169.254.169.254/o/r"] {
+            match push(&work, url, "main", T, false).await {
+                Err(PushError::Refused(msg)) => assert!(msg.contains("private"), "{msg}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        let missing = tmp.path().join("nothing-here");
+        match push(&work, missing.to_str().unwrap(), "main", T, false).await {
+            Err(PushError::Failed(msg)) => assert!(!msg.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        // An unreachable remote (nothing listens on the port): a failure, within the time limit.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("https://ghp_secret123@127.0.0.1:{port}/o/r");
+        match push(&work, &url, "main", T, true).await {
+            Err(PushError::Failed(msg)) => {
+                assert!(!msg.contains("ghp_secret123"), "{msg}");
+                assert!(msg.contains("127.0.0.1"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match push(&work, "/x", "--force", T, false).await {
+            Err(PushError::Git(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact_credentials("fatal: unable to access 'https://ghp_abc@github.com/o/r/': 403"),
+            "fatal: unable to access 'https://***@github.com/o/r/': 403"
+        );
+        assert_eq!(
+            redact_credentials("ssh://git:hunter2@h/o/r and ssh://git@h/o/r, https://h/x"),
+            "ssh://git:***@h/o/r and ssh://git@h/o/r, https://h/x"
+        );
+        assert_eq!(redact_credentials("no url"), "no url");
     }
 }
