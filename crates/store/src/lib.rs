@@ -119,6 +119,21 @@ pub trait Store: Send + Sync + 'static {
         Ok(all)
     }
 
+    // Template upgrades (`slipway templates upgrade`)
+    /// The artifacts of a service (`None`: the platform-wide files) whose content a team edited,
+    /// sorted by scope then path: those with a recorded `generated_sha256`.
+    async fn edited_artifacts(&self, service: Option<&str>) -> Result<Vec<EditedArtifact>>;
+    /// Records a team's edit of an artifact (found in the platform repository): the content and its
+    /// sha256 become the team's, and the sha256 of what the generator produced is kept — or cleared
+    /// when the edit gives the generated content back. Audited as `artifact.adopt`. `NotFound` when
+    /// there is no such artifact.
+    async fn adopt_artifact_edit(&self, edit: ArtifactEdit, actor: &Actor) -> Result<()>;
+    /// Writes a template upgrade of one service's artifacts (or of the platform-wide files) in one
+    /// transaction: `writes` are inserted or replace the artifact at their path (as generated:
+    /// `generated_sha256` cleared), `removes` are deleted, and the audit event (`service.upgrade`,
+    /// or `modules.upgrade`) carries `detail`. `NotFound` when the service does not exist.
+    async fn upgrade_artifacts(&self, upgrade: ArtifactUpgrade, actor: &Actor) -> Result<()>;
+
     // Identity
     /// `Conflict` when the name is taken.
     async fn create_user(&self, new: NewUser, actor: &Actor) -> Result<User>;
@@ -304,6 +319,61 @@ pub trait Store: Send + Sync + 'static {
     async fn record_audit(&self, event: NewAuditEvent) -> Result<()>;
     /// Newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>>;
+}
+
+/// An artifact whose content differs from what its generator produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditedArtifact {
+    pub scope: ArtifactScope,
+    pub path: String,
+    /// sha256 of the content now (the team's).
+    pub sha256: String,
+    /// sha256 of what the recorded generator produced.
+    pub generated_sha256: String,
+}
+
+/// A team's content for one artifact, to adopt.
+#[derive(Debug, Clone)]
+pub struct ArtifactEdit {
+    pub service: String,
+    pub scope: ArtifactScope,
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Lowercase hex sha256 of `content`.
+    pub sha256: String,
+    /// Why, for the audit event (e.g. the platform repository commit it came from).
+    pub detail: serde_json::Value,
+}
+
+/// One service's (or the platform-wide files') artifacts after a template upgrade.
+#[derive(Debug, Clone)]
+pub struct ArtifactUpgrade {
+    /// `None`: the platform-wide files (shared modules).
+    pub service: Option<String>,
+    /// New or changed artifacts, as generated.
+    pub writes: Vec<Artifact>,
+    /// Artifacts the active templates no longer produce.
+    pub removes: Vec<(ArtifactScope, String)>,
+    /// For the audit event (template versions, paths, conflicts left alone).
+    pub detail: serde_json::Value,
+}
+
+/// `(scope, path, sha256, generated_sha256)` rows into [`EditedArtifact`]s.
+pub(crate) fn edited_from_rows(
+    rows: Vec<(String, String, String, String)>,
+) -> Result<Vec<EditedArtifact>> {
+    rows.into_iter()
+        .map(|(scope, path, sha256, generated_sha256)| {
+            Ok(EditedArtifact {
+                scope: scope
+                    .parse()
+                    .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                path,
+                sha256,
+                generated_sha256,
+            })
+        })
+        .collect()
 }
 
 /// Opens the store a URL names and runs its migrations: `sqlite://PATH` (created if missing) or

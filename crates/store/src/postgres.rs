@@ -10,7 +10,7 @@ use crate::common::{
     EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, SampleRow, ServiceRow,
     TeamRow, TokenRow, DEPLOYMENT_COLUMNS, INSTANCE_COLUMNS, TOKEN_COLUMNS,
 };
-use crate::{Result, Store, StoreError};
+use crate::{ArtifactEdit, ArtifactUpgrade, EditedArtifact, Result, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -794,6 +794,116 @@ impl Store for PostgresStore {
                 }
             }
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn edited_artifacts(&self, service: Option<&str>) -> Result<Vec<EditedArtifact>> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT scope, path, sha256, generated_sha256 FROM artifacts \
+             WHERE service_name = $1 AND generated_sha256 IS NOT NULL ORDER BY scope, path",
+        )
+        .bind(owner_key(service))
+        .fetch_all(&self.pool)
+        .await?;
+        crate::edited_from_rows(rows)
+    }
+
+    async fn adopt_artifact_edit(&self, edit: ArtifactEdit, actor: &Actor) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        // The right-hand sides read the row as it was: the first edit moves `sha256` into
+        // `generated_sha256`, later ones keep it, and content equal to it again clears it.
+        let updated = sqlx::query(
+            "UPDATE artifacts SET \
+             generated_sha256 = CASE WHEN COALESCE(generated_sha256, sha256) = $4 THEN NULL \
+                                     ELSE COALESCE(generated_sha256, sha256) END, \
+             content = $5, sha256 = $4 \
+             WHERE service_name = $1 AND scope = $2 AND path = $3",
+        )
+        .bind(&edit.service)
+        .bind(edit.scope.as_str())
+        .bind(&edit.path)
+        .bind(&edit.sha256)
+        .bind(&edit.content)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound {
+                kind: "artifact",
+                name: format!("{}/{}/{}", edit.service, edit.scope, edit.path),
+            });
+        }
+        let mut detail = edit.detail;
+        detail["scope"] = json!(edit.scope.as_str());
+        detail["path"] = json!(edit.path);
+        detail["sha256"] = json!(edit.sha256);
+        insert_audit(
+            &mut tx,
+            actor.audit("artifact.adopt", "service", &edit.service, detail),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upgrade_artifacts(&self, upgrade: ArtifactUpgrade, actor: &Actor) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(service) = &upgrade.service {
+            // Locks the row (PostgreSQL) so that a concurrent deletion waits for this upgrade.
+            let exists = sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR UPDATE")
+                .bind(service)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound {
+                    kind: "service",
+                    name: service.clone(),
+                });
+            }
+        }
+        let owner = owner_key(upgrade.service.as_deref());
+        for (scope, path) in &upgrade.removes {
+            sqlx::query(
+                "DELETE FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3",
+            )
+            .bind(owner)
+            .bind(scope.as_str())
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in &upgrade.writes {
+            sqlx::query(
+                "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (service_name, scope, path) DO UPDATE \
+                 SET content = excluded.content, sha256 = excluded.sha256, \
+                     generator = excluded.generator, generated_sha256 = NULL",
+            )
+            .bind(owner)
+            .bind(a.scope.as_str())
+            .bind(&a.path)
+            .bind(&a.content)
+            .bind(&a.sha256)
+            .bind(&a.generator)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let event = match &upgrade.service {
+            Some(service) => actor.audit("service.upgrade", "service", service, upgrade.detail),
+            None => actor.audit(
+                "modules.upgrade",
+                "modules",
+                "terraform/modules",
+                upgrade.detail,
+            ),
+        };
+        insert_audit(&mut tx, event, at).await?;
         tx.commit().await?;
         Ok(())
     }
