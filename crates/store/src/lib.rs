@@ -15,6 +15,7 @@ use std::time::Duration;
 
 mod common;
 pub mod postgres;
+mod scaffold_push;
 pub mod sqlite;
 
 /// What can go wrong in the store. `Conflict`, `NotFound` and `Refused` are the caller's fault and carry
@@ -313,6 +314,19 @@ pub trait Store: Send + Sync + 'static {
         service: &str,
         environment: Option<&str>,
     ) -> Result<Option<Deployment>>;
+
+    // Scaffold pushes
+    /// Records where the push of a scaffolded service's repository stands, with the audit event
+    /// of a finished attempt (`service.scaffold_push`, result `success` or `failed`), in one
+    /// transaction; a finished attempt adds one to `attempts` (`attempts` and `updated_at` given
+    /// are ignored). Returns the record as stored. `NotFound` for an unknown service.
+    async fn record_scaffold_push(
+        &self,
+        push: &slipway_core::ScaffoldPush,
+        actor: &Actor,
+    ) -> Result<slipway_core::ScaffoldPush>;
+    /// `None` for a service that was not scaffolded with a remote.
+    async fn scaffold_push(&self, service: &str) -> Result<Option<slipway_core::ScaffoldPush>>;
 
     // Audit
     /// Appends an event on its own (e.g. a refused request, which changes nothing else).

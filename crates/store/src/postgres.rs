@@ -2211,6 +2211,55 @@ impl Store for PostgresStore {
         u32::try_from(uid).map_err(|_| StoreError::Refused(format!("uid {uid} is out of range")))
     }
 
+    async fn record_scaffold_push(
+        &self,
+        push: &slipway_core::ScaffoldPush,
+        actor: &Actor,
+    ) -> Result<slipway_core::ScaffoldPush> {
+        use crate::scaffold_push as sp;
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM services WHERE name = $1")
+            .bind(&push.service)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "service",
+                name: push.service.clone(),
+            });
+        }
+        let row: sp::Row = sqlx::query_as(sp::UPSERT)
+            .bind(&push.service)
+            .bind(&push.remote)
+            .bind(&push.branch)
+            .bind(push.status.as_str())
+            .bind(&push.commit)
+            .bind(&push.error)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored = slipway_core::ScaffoldPush::try_from(row)?;
+        if let Some(event) = sp::audit(&stored, actor) {
+            insert_audit(&mut tx, event, at).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn scaffold_push(&self, service: &str) -> Result<Option<slipway_core::ScaffoldPush>> {
+        use crate::scaffold_push as sp;
+        let row: Option<sp::Row> = sqlx::query_as(&format!(
+            "SELECT {} FROM scaffold_pushes WHERE service = $1",
+            sp::COLUMNS
+        ))
+        .bind(service)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(slipway_core::ScaffoldPush::try_from).transpose()?)
+    }
+
     async fn put_instance(&self, i: &Instance) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(

@@ -103,6 +103,7 @@ conformance!(
     users_memberships_and_tokens,
     a_deploy_job_whose_workers_keep_dying_fails_its_deployment,
     service_uids_are_allocated_once_and_never_shared,
+    scaffold_pushes_are_recorded_audited_and_counted,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -2160,4 +2161,101 @@ async fn service_uids_are_allocated_once_and_never_shared(store: Arc<dyn Store>)
     assert_eq!(b, 200_001);
     assert_eq!(store.service_uid("api", 200_000).await.expect("uid"), a);
     assert_not_found(store.service_uid("ghost", 200_000).await, "service");
+}
+
+/// A scaffold's push: pending at registration, then failed and pushed, each finished attempt
+/// counted and audited in the same transaction; the record goes with its service.
+async fn scaffold_pushes_are_recorded_audited_and_counted(store: Arc<dyn Store>) {
+    use slipway_core::{ScaffoldPush, ScaffoldPushStatus};
+    let actor = alice();
+    store
+        .register_service(bare_service("ledger", "finance"), &actor)
+        .await
+        .expect("register");
+    assert_eq!(store.scaffold_push("ledger").await.expect("read"), None);
+    let mut push = ScaffoldPush {
+        service: "ledger".into(),
+        remote: "https://***@git.example.com/finance/ledger".into(),
+        branch: "main".into(),
+        status: ScaffoldPushStatus::Pending,
+        commit: None,
+        error: None,
+        attempts: 99,
+        updated_at: chrono::Utc::now(),
+    };
+    let stored = store
+        .record_scaffold_push(&push, &actor)
+        .await
+        .expect("pending");
+    assert_eq!(
+        (stored.status, stored.attempts, stored.error.as_deref()),
+        (ScaffoldPushStatus::Pending, 0, None)
+    );
+    push.status = ScaffoldPushStatus::Failed;
+    push.error = Some("pre-receive hook declined".into());
+    let failed = store
+        .record_scaffold_push(&push, &actor)
+        .await
+        .expect("failed");
+    assert_eq!(
+        (failed.status, failed.attempts),
+        (ScaffoldPushStatus::Failed, 1)
+    );
+    assert!(failed.updated_at >= stored.updated_at);
+    push.status = ScaffoldPushStatus::Pushed;
+    push.error = None;
+    push.commit = Some("a".repeat(40));
+    let pushed = store
+        .record_scaffold_push(&push, &actor)
+        .await
+        .expect("pushed");
+    assert_eq!(
+        store.scaffold_push("ledger").await.expect("read"),
+        Some(pushed.clone())
+    );
+    assert_eq!(
+        (
+            pushed.status,
+            pushed.attempts,
+            pushed.error,
+            pushed.commit.as_deref()
+        ),
+        (
+            ScaffoldPushStatus::Pushed,
+            2,
+            None,
+            Some("a".repeat(40).as_str())
+        )
+    );
+    assert_eq!(pushed.remote, "https://***@git.example.com/finance/ledger");
+
+    let audit = store
+        .list_audit(&AuditQuery {
+            action: Some("service.scaffold_push".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let results: Vec<_> = audit.items.iter().map(|e| e.result.as_str()).collect();
+    assert_eq!(
+        results,
+        ["success", "failed"],
+        "newest first; pending is not audited"
+    );
+    assert_eq!(audit.items[1].detail["error"], "pre-receive hook declined");
+    assert_eq!(audit.items[1].object_name, "ledger");
+
+    push.service = "nobody".into();
+    assert!(matches!(
+        store.record_scaffold_push(&push, &actor).await,
+        Err(StoreError::NotFound {
+            kind: "service",
+            ..
+        })
+    ));
+    store
+        .delete_service("ledger", &actor)
+        .await
+        .expect("delete");
+    assert_eq!(store.scaffold_push("ledger").await.expect("read"), None);
 }
