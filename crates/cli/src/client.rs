@@ -219,6 +219,41 @@ impl Client {
         req.send().await.map_err(|e| self.transport_error(&url, e))
     }
 
+    /// A POST whose refusal (an HTTP error answer) is returned as a value with its field errors, for
+    /// commands that report each item of a batch instead of stopping at the first failure.
+    pub async fn post_or_refusal<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Result<T, Refusal>, CliError> {
+        let res = self.request(Method::POST, path, Some(body)).await?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let text = res.text().await.unwrap_or_default();
+            let problem = serde_json::from_str::<Problem>(&text).ok();
+            let mut detail = problem
+                .as_ref()
+                .map(|p| p.detail.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| status.to_string());
+            if let Some(id) = problem.as_ref().and_then(|p| p.request_id.as_deref()) {
+                detail.push_str(&format!(" (request id {id})"));
+            }
+            return Ok(Err(Refusal {
+                status: status.as_u16(),
+                code: exit_code(status),
+                detail,
+                errors: problem
+                    .map(|p| p.errors.into_iter().map(|e| (e.field, e.message)).collect())
+                    .unwrap_or_default(),
+            }));
+        }
+        res.json::<T>().await.map(Ok).map_err(|e| CliError {
+            code: exit::ERROR,
+            message: format!("the server's answer could not be read: {e}"),
+        })
+    }
+
     fn transport_error(&self, url: &str, e: reqwest::Error) -> CliError {
         let message = if e.is_timeout() {
             format!(
@@ -290,17 +325,31 @@ async fn check(res: reqwest::Response) -> Result<reqwest::Response, CliError> {
     if message.is_empty() {
         message = status.to_string();
     }
-    let code = match status {
+    Err(CliError {
+        code: exit_code(status),
+        message: format!("{} {}", status.as_u16(), message),
+    })
+}
+
+/// The exit code of an HTTP error answer (docs/cli.md).
+fn exit_code(status: StatusCode) -> i32 {
+    match status {
         StatusCode::NOT_FOUND => exit::NOT_FOUND,
         StatusCode::CONFLICT => exit::CONFLICT,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => exit::DENIED,
         s if s.is_client_error() => exit::INVALID,
         _ => exit::SERVER,
-    };
-    Err(CliError {
-        code,
-        message: format!("{} {}", status.as_u16(), message),
-    })
+    }
+}
+
+/// The server refused a request: its status, the exit code it maps to, and the problem document's
+/// detail and field errors.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: i32,
+    pub detail: String,
+    pub errors: Vec<(String, String)>,
 }
 
 /// Percent-encodes one path segment or query value.

@@ -1,6 +1,7 @@
 //! `slipway`: runs the platform (`up`) and talks to it over HTTP (everything else).
 
 mod analyze;
+mod catalog;
 mod client;
 mod config;
 mod follow;
@@ -133,6 +134,9 @@ enum Command {
     /// Golden-path templates: list, show, render a preview
     #[command(subcommand)]
     Templates(templates::TemplatesCmd),
+    /// Backstage catalog: export every service's entities, register services from entity files
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCmd),
     /// Users (admins)
     #[command(subcommand)]
     User(identity::UserCmd),
@@ -399,6 +403,7 @@ fn deployment_id(value: &str) -> Result<(), CliError> {
 async fn remote(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
     match command {
         Command::Templates(cmd) => templates::run(client, format, cmd).await?,
+        Command::Catalog(cmd) => catalog::run(client, format, cmd).await?,
         Command::User(cmd) => identity::user(client, format, cmd).await?,
         Command::Team(cmd) => identity::team(client, cmd).await?,
         Command::Token(cmd) => identity::token(client, format, cmd).await?,
