@@ -60,4 +60,4 @@ mod worktree;
 
 pub use error::RepoError;
 pub use object::ObjectId;
-pub use repo::{Change, PlatformRepo, RepoOptions};
+pub use repo::{Change, PlatformRepo, RepoOptions, AUTHOR_EMAIL};

@@ -18,6 +18,8 @@ use crate::refs;
 use crate::tree::{Dir, FileMode};
 use crate::worktree;
 
+/// The e-mail address of the commits Slipway writes; any other author is a person's commit.
+pub const AUTHOR_EMAIL: &str = "slipway@localhost";
 const AUTHOR: &str = "Slipway <slipway@localhost>";
 
 /// One commit's worth of changes. Deletes are applied before writes; a path may appear only once
@@ -250,6 +252,66 @@ impl PlatformRepo {
     /// background shortly after commits.
     pub async fn flush(&self) -> Result<(), RepoError> {
         self.shared.sync_index().await
+    }
+
+    /// The last commit of HEAD's history that changed `path`: `(commit id, author e-mail)`, or
+    /// `None` when no commit did. Tells a person's edit (committed in the repository by hand)
+    /// apart from a file Slipway wrote ([`AUTHOR_EMAIL`]).
+    pub async fn last_change(&self, path: &str) -> Result<Option<(String, String)>, RepoError> {
+        components(path)?;
+        let Some(head) = self.head() else {
+            return Ok(None);
+        };
+        let git = self.shared.git.clone();
+        let path = path.to_owned();
+        let out = run_blocking(move || {
+            git.run(&[
+                "log",
+                "-1",
+                "--format=%H%x00%ae",
+                &head.to_hex(),
+                "--",
+                &path,
+            ])
+        })
+        .await?;
+        let text = String::from_utf8_lossy(&out);
+        Ok(text
+            .trim_end()
+            .split_once('\0')
+            .map(|(id, email)| (id.to_owned(), email.to_owned())))
+    }
+
+    /// Whether `refs/heads/main` on disk is not the commit this process last wrote: someone
+    /// committed in the repository while Slipway runs. Slipway's next commit would fail with
+    /// [`RepoError::RefMoved`]; a restart loads the new HEAD.
+    pub fn ref_moved(&self) -> Result<bool, RepoError> {
+        Ok(refs::read_main(&self.shared.git_dir)? != self.head())
+    }
+
+    /// The checked-out file at `path` as it is on disk now, which can differ from HEAD when
+    /// someone edited it. `None` when it is missing or is not a regular file (a symlink anywhere
+    /// on the way is not followed).
+    pub async fn work_tree_file(&self, path: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        let parts: Vec<String> = components(path)?.into_iter().map(str::to_owned).collect();
+        let root = self.shared.root.clone();
+        run_blocking(move || {
+            let mut at = root;
+            for part in &parts {
+                at.push(part);
+                match fs::symlink_metadata(&at) {
+                    Ok(meta) if meta.file_type().is_symlink() => return Ok(None),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io_err(&at)(e)),
+                }
+            }
+            match fs::symlink_metadata(&at) {
+                Ok(meta) if meta.is_file() => fs::read(&at).map(Some).map_err(io_err(&at)),
+                _ => Ok(None),
+            }
+        })
+        .await
     }
 
     /// The repository's root directory (its work tree).
