@@ -268,8 +268,23 @@ pub struct DeploymentQuery {
     pub service: Option<String>,
     pub environment: Option<String>,
     pub status: Option<DeploymentStatus>,
+    /// Only deployments that are the newest of their service (or of their service in their
+    /// environment). Applied before the other filters, so `status` then asks "whose newest
+    /// deployment has this status".
+    pub newest_of: Option<NewestOf>,
+    /// Only deployments of services matching this filter (its `limit` and `offset` are ignored).
+    pub services: Option<ServiceQuery>,
     pub limit: u32,
     pub offset: u64,
+}
+
+/// The group a deployment must be the newest of (see [`DeploymentQuery::newest_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewestOf {
+    /// The newest deployment of each service, whatever its environment.
+    Service,
+    /// The newest deployment of each service in each environment.
+    ServiceEnvironment,
 }
 
 /// Filters and paging for the audit log.

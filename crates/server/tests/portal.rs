@@ -542,3 +542,67 @@ async fn the_form_scaffolds_a_repository() {
     assert!(std::path::Path::new(repo).join("README.md").exists());
     s.stop().await;
 }
+
+/// "Failing first" and the status filter look at each service's newest deployment only, in one
+/// store query: a service whose failure was followed by a new deployment is not failing.
+#[tokio::test]
+async fn failing_services_and_the_status_filter_use_each_services_newest_deployment() {
+    let s = TestServer::start().await;
+    register(&s, "recovered", "core").await;
+    register(&s, "broken", "core").await;
+    register(&s, "elsewhere", "edge").await;
+    let fail = |id: String| {
+        let store = s.state.store.clone();
+        async move {
+            store
+                .transition_deployment_through(
+                    &id,
+                    &[
+                        (slipway_core::DeploymentStatus::Analyzing, "test".into()),
+                        (slipway_core::DeploymentStatus::Failed, "boom".into()),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    fail(deploy(&s, "recovered").await).await;
+    let (status, body) = s
+        .post(
+            &format!(
+                "/api/v1/deployments/{}/cancel",
+                deploy(&s, "recovered").await
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    fail(deploy(&s, "broken").await).await;
+    fail(deploy(&s, "elsewhere").await).await;
+
+    let (_, body) = page(&s, "/").await;
+    assert!(body.contains("2 failing"), "{body}");
+    let failing_row =
+        |name: &str| format!("<tr class=\"failing\">\n<td><a href=\"/services/{name}\">");
+    assert!(body.contains(&failing_row("broken")), "{body}");
+    assert!(body.contains(&failing_row("elsewhere")), "{body}");
+    assert!(!body.contains(&failing_row("recovered")), "{body}");
+
+    let listed = |body: &str, name: &str| body.contains(&format!("href=\"/services/{name}\""));
+    let (_, body) = page(&s, "/services?status=FAILED").await;
+    assert!(
+        body.contains("2 services whose latest deployment is FAILED"),
+        "{body}"
+    );
+    assert!(listed(&body, "broken") && listed(&body, "elsewhere"));
+    assert!(!listed(&body, "recovered"));
+    let (_, body) = page(&s, "/services?status=FAILED&team=edge").await;
+    assert!(
+        listed(&body, "elsewhere") && !listed(&body, "broken"),
+        "{body}"
+    );
+    let (_, body) = page(&s, "/services?status=CANCELLED&q=REC").await;
+    assert!(body.contains("1 service whose"), "{body}");
+    assert!(listed(&body, "recovered"));
+    s.stop().await;
+}

@@ -8,7 +8,7 @@ use slipway_core::{
     job_kind, ApiToken, Artifact, ArtifactInfo, ArtifactScope, AuditEvent, AuditQuery, Deployment,
     DeploymentEvent, DeploymentQuery, DeploymentSource, DeploymentStatus, Environment, Instance,
     Job, JobOutcome, JobStatus, LogLine, LogStream, Membership, NewDeployment, NewJob, NewService,
-    Release, Role, RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team, TokenOwner,
+    NewestOf, Release, Role, RuntimeSample, Service, ServiceQuery, ServiceUpdate, Team, TokenOwner,
     DEPLOY_QUEUE,
 };
 use sqlx::{Database, Encode, QueryBuilder, Type};
@@ -64,6 +64,11 @@ pub(crate) enum Condition {
     Equals(&'static str, String),
     /// `column` contains `value`, case-insensitively (see [`contains_pattern`]).
     Contains(&'static str, String),
+    /// The `deployments` row is the newest of its group: no row of the same service (and
+    /// environment) sorts after it in the lists' order, `created_at DESC, id DESC`.
+    NewestDeployment(NewestOf),
+    /// The row's `service` is the name of a service matching these conditions.
+    InServices(Vec<Condition>),
 }
 
 pub(crate) fn service_conditions(q: &ServiceQuery) -> Vec<Condition> {
@@ -90,6 +95,15 @@ pub(crate) fn deployment_conditions(q: &DeploymentQuery) -> Vec<Condition> {
     }
     if let Some(status) = q.status {
         conds.push(Condition::Equals("status", status.as_str().to_string()));
+    }
+    if let Some(newest_of) = q.newest_of {
+        conds.push(Condition::NewestDeployment(newest_of));
+    }
+    if let Some(services) = &q.services {
+        let inner = service_conditions(services);
+        if !inner.is_empty() {
+            conds.push(Condition::InServices(inner));
+        }
     }
     conds
 }
@@ -131,6 +145,26 @@ pub(crate) fn push_where<'a, DB>(
                     .push(" ")
                     .push_bind(pattern.clone())
                     .push(" ESCAPE '\\'");
+            }
+            Condition::NewestDeployment(of) => {
+                // Served by the (service, environment, created_at, id) and (service, created_at,
+                // id) indexes: one index probe per candidate row.
+                qb.push(
+                    "NOT EXISTS (SELECT 1 FROM deployments newer \
+                     WHERE newer.service = deployments.service",
+                );
+                if *of == NewestOf::ServiceEnvironment {
+                    qb.push(" AND newer.environment = deployments.environment");
+                }
+                qb.push(
+                    " AND (newer.created_at > deployments.created_at \
+                     OR (newer.created_at = deployments.created_at AND newer.id > deployments.id)))",
+                );
+            }
+            Condition::InServices(inner) => {
+                qb.push("service IN (SELECT name FROM services");
+                push_where(qb, inner, case_insensitive_like);
+                qb.push(")");
             }
         }
     }

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use slipway_core::{
     Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentSource,
     DeploymentStatus, IdempotencyKey, Instance, Job, JobOutcome, JobStatus, LogStream, Membership,
-    NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, Release, Role, RuntimeSample,
-    ServiceQuery, ServiceUpdate, TokenOwner, TransitionUpdate, DEPLOY_QUEUE,
+    NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, NewestOf, Release, Role,
+    RuntimeSample, ServiceQuery, ServiceUpdate, TokenOwner, TransitionUpdate, DEPLOY_QUEUE,
 };
 use slipway_store::{Store, StoreError};
 use std::collections::BTreeSet;
@@ -89,6 +89,7 @@ conformance!(
     update_service,
     delete_service_removes_artifacts_and_deployments,
     deployments,
+    newest_deployments_per_service_and_environment,
     audit_log,
     deployment_enqueues_its_job_and_records_transitions,
     idempotency_keys_return_the_same_deployment,
@@ -1094,6 +1095,111 @@ async fn delete_service_removes_artifacts_and_deployments(store: Arc<dyn Store>)
 
 // ---------------------------------------------------------------------------------------------------
 // Deployments
+
+/// `newest_of` keeps only the newest deployment of each group before the other filters apply, so
+/// "whose newest deployment is CANCELLED" does not match a service with an older cancelled one.
+async fn newest_deployments_per_service_and_environment(store: Arc<dyn Store>) {
+    let actor = alice();
+    store.create_environment("prod", &actor).await.expect("env");
+    for (name, team) in [("api", "core"), ("web", "core"), ("db", "data")] {
+        store
+            .register_service(bare_service(name, team), &actor)
+            .await
+            .expect("register");
+    }
+    let mut d = Vec::new();
+    for (service, env) in [
+        ("api", "dev"),
+        ("api", "prod"),
+        ("web", "dev"),
+        ("api", "dev"),
+        ("db", "dev"),
+        ("web", "dev"),
+    ] {
+        let created = store
+            .create_deployment(deployment(service, env), &actor)
+            .await
+            .map(|(d, _)| d)
+            .expect("deploy");
+        d.push(created.id);
+    }
+    for i in [3, 2] {
+        let cancelled = store
+            .cancel_deployment(&d[i], &actor)
+            .await
+            .expect("cancel");
+        assert_eq!(cancelled.status, DeploymentStatus::Cancelled);
+    }
+    let list = |q: DeploymentQuery| {
+        let store = store.clone();
+        async move {
+            let page = store.list_deployments(&q).await.expect("list");
+            (page.total, names(&page.items, |d| &d.id))
+        }
+    };
+    let ids = |is: &[usize]| is.iter().map(|&i| d[i].clone()).collect::<Vec<_>>();
+
+    let per_env = DeploymentQuery {
+        newest_of: Some(NewestOf::ServiceEnvironment),
+        ..Default::default()
+    };
+    assert_eq!(list(per_env.clone()).await, (4, ids(&[5, 4, 3, 1])));
+    let per_service = DeploymentQuery {
+        newest_of: Some(NewestOf::Service),
+        ..Default::default()
+    };
+    assert_eq!(list(per_service.clone()).await, (3, ids(&[5, 4, 3])));
+    // d[2] is cancelled too, but web/dev has a newer deployment.
+    let cancelled = DeploymentQuery {
+        status: Some(DeploymentStatus::Cancelled),
+        ..per_service.clone()
+    };
+    assert_eq!(list(cancelled).await, (1, ids(&[3])));
+    let queued = DeploymentQuery {
+        status: Some(DeploymentStatus::Queued),
+        ..per_env.clone()
+    };
+    assert_eq!(list(queued).await, (3, ids(&[5, 4, 1])));
+    let paged = DeploymentQuery {
+        limit: 2,
+        offset: 1,
+        ..per_env.clone()
+    };
+    assert_eq!(list(paged).await, (4, ids(&[4, 3])));
+    let env = DeploymentQuery {
+        environment: Some("prod".into()),
+        ..per_env.clone()
+    };
+    assert_eq!(list(env).await, (1, ids(&[1])));
+
+    let of_team = DeploymentQuery {
+        services: Some(ServiceQuery {
+            team: Some("core".into()),
+            ..Default::default()
+        }),
+        ..per_service.clone()
+    };
+    assert_eq!(list(of_team).await, (2, ids(&[5, 3])));
+    // The search is a substring, with LIKE's wildcards taken literally.
+    for (search, expected) in [("A", ids(&[3])), ("%", vec![]), ("e", ids(&[5]))] {
+        let q = DeploymentQuery {
+            services: Some(ServiceQuery {
+                search: Some(search.into()),
+                ..Default::default()
+            }),
+            ..per_service.clone()
+        };
+        assert_eq!(list(q).await.1, expected, "search {search:?}");
+    }
+    let no_service = DeploymentQuery {
+        services: Some(ServiceQuery {
+            team: Some("nobody".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(list(no_service).await, (0, vec![]));
+}
 
 async fn deployments(store: Arc<dyn Store>) {
     let actor = alice();

@@ -299,6 +299,7 @@ pub async fn list_deployments(
             status,
             limit,
             offset,
+            ..Default::default()
         })
         .await?;
     Ok(Json(PageOf::new(page, limit, offset)))

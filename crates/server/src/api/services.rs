@@ -404,9 +404,9 @@ pub async fn service_deployments(
         .list_deployments(&DeploymentQuery {
             service: Some(service.name),
             environment: f.environment,
-            status: None,
             limit,
             offset,
+            ..Default::default()
         })
         .await?;
     Ok(Json(PageOf::new(page, limit, offset)))

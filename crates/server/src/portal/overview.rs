@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use minijinja::context;
-use slipway_core::{Deployment, DeploymentQuery, DeploymentStatus, ServiceQuery};
+use slipway_core::{Deployment, DeploymentQuery, DeploymentStatus, NewestOf, ServiceQuery};
 use slipway_store::Store;
 use std::collections::HashSet;
 
@@ -19,8 +19,6 @@ pub fn router() -> Router<AppState> {
 
 /// How many services the overview lists.
 const SERVICES_SHOWN: usize = 20;
-/// Newest failed deployments looked at to find failing services.
-const FAILURE_WINDOW: u32 = 200;
 
 async fn count(store: &dyn Store, status: Option<DeploymentStatus>) -> PortalResult<u64> {
     Ok(store
@@ -34,43 +32,28 @@ async fn count(store: &dyn Store, status: Option<DeploymentStatus>) -> PortalRes
 }
 
 /// Services whose newest deployment in an environment failed (`FAILED` or `ROLLED_BACK`), newest
-/// failure first: candidates from the newest failures, each checked against the newest deployment
-/// of its service and environment.
+/// failure first, at most `max`, and how many such service/environment pairs there are in all.
 pub(super) async fn failing_services(
     store: &dyn Store,
     max: usize,
-) -> PortalResult<Vec<Deployment>> {
-    let mut candidates = Vec::new();
-    for status in [DeploymentStatus::Failed, DeploymentStatus::RolledBack] {
-        candidates.extend(
-            store
-                .list_deployments(&DeploymentQuery {
-                    status: Some(status),
-                    limit: FAILURE_WINDOW,
-                    ..Default::default()
-                })
-                .await?
-                .items,
-        );
-    }
-    candidates.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    let mut seen = HashSet::new();
+) -> PortalResult<(Vec<Deployment>, u64)> {
     let mut failing = Vec::new();
-    for d in candidates {
-        if failing.len() >= max {
-            break;
-        }
-        if !seen.insert((d.service.clone(), d.environment.clone())) {
-            continue;
-        }
-        let latest = store
-            .latest_deployment(&d.service, Some(&d.environment))
+    let mut total = 0;
+    for status in [DeploymentStatus::Failed, DeploymentStatus::RolledBack] {
+        let page = store
+            .list_deployments(&DeploymentQuery {
+                status: Some(status),
+                newest_of: Some(NewestOf::ServiceEnvironment),
+                limit: u32::try_from(max).unwrap_or(u32::MAX),
+                ..Default::default()
+            })
             .await?;
-        if latest.as_ref().is_some_and(|l| l.id == d.id) {
-            failing.push(d);
-        }
+        total += page.total;
+        failing.extend(page.items);
     }
-    Ok(failing)
+    failing.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    failing.truncate(max);
+    Ok((failing, total))
 }
 
 async fn overview(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
@@ -131,7 +114,7 @@ async fn overview(State(state): State<AppState>, session: Session) -> PortalResu
     });
 
     // Services: failing first, then the rest by name.
-    let failing = failing_services(store, SERVICES_SHOWN).await?;
+    let (failing, failing_count) = failing_services(store, SERVICES_SHOWN).await?;
     let mut rows = Vec::new();
     let mut listed = HashSet::new();
     for d in &failing {
@@ -182,7 +165,7 @@ async fn overview(State(state): State<AppState>, session: Session) -> PortalResu
             services_total, teams_total, deployments_total, in_progress,
             exposed, failed, rolled_back, success_rate, recent_rate,
             recent_finished => recent_finished.len(),
-            failing_count => failing.len(),
+            failing_count,
             services => rows,
             recent => recent.iter().map(|d| deployment_ctx(d, now)).collect::<Vec<_>>(),
         },

@@ -201,7 +201,7 @@ async fn render(
                 environment: Some(env.name.clone()),
                 status: Some(DeploymentStatus::Exposed),
                 limit: 1,
-                offset: 0,
+                ..Default::default()
             })
             .await?
             .items

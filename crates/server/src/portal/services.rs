@@ -13,8 +13,8 @@ use axum::routing::get;
 use axum::Router;
 use minijinja::{context, Value};
 use serde::Deserialize;
-use slipway_core::{DeploymentQuery, DeploymentStatus, Service, ServiceQuery};
-use std::collections::{BTreeMap, HashSet};
+use slipway_core::{DeploymentQuery, DeploymentStatus, NewestOf, ServiceQuery};
+use std::collections::BTreeMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,8 +23,6 @@ pub fn router() -> Router<AppState> {
 }
 
 pub const PER_PAGE: u32 = 50;
-/// Deployments scanned at most to fill one page of a status filter.
-const STATUS_SCAN: u64 = 20_000;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -90,61 +88,27 @@ async fn list(
                 let latest = store.latest_deployment(&s.name, None).await?;
                 rows.push((s, latest));
             }
-            (Some(page.total), offset + (rows.len() as u64) < page.total)
+            (page.total, offset + (rows.len() as u64) < page.total)
         }
         Some(st) => {
-            // Services whose newest deployment has this status, most recent first: scan that
-            // status's deployments newest first and keep those still the newest of their service.
-            let unfiltered =
-                filter.team.is_none() && filter.template.is_none() && filter.search.is_none();
-            let mut seen = HashSet::new();
-            let mut matched = 0u64;
-            let mut scanned = 0u64;
-            let mut more = false;
-            'scan: while scanned < STATUS_SCAN {
-                let batch = store
-                    .list_deployments(&DeploymentQuery {
-                        status: Some(st),
-                        limit: 500,
-                        offset: scanned,
-                        ..Default::default()
-                    })
-                    .await?;
-                if batch.items.is_empty() {
-                    break;
-                }
-                scanned += batch.items.len() as u64;
-                for d in batch.items {
-                    if !seen.insert(d.service.clone()) {
-                        continue;
-                    }
-                    let latest = store.latest_deployment(&d.service, None).await?;
-                    if latest.as_ref().is_none_or(|l| l.id != d.id) {
-                        continue;
-                    }
-                    // The service row is read only when a filter needs it or the row is shown.
-                    let service = if unfiltered && matched < offset {
-                        None
-                    } else {
-                        match store.get_service(&d.service).await {
-                            Ok(s) if matches_filter(&s, &filter) => Some(s),
-                            _ => continue,
-                        }
-                    };
-                    matched += 1;
-                    if matched <= offset {
-                        continue;
-                    }
-                    if rows.len() as u32 == PER_PAGE {
-                        more = true;
-                        break 'scan;
-                    }
-                    if let Some(s) = service {
-                        rows.push((s, latest));
-                    }
+            // Services whose newest deployment has this status, most recent first.
+            let page = store
+                .list_deployments(&DeploymentQuery {
+                    status: Some(st),
+                    newest_of: Some(NewestOf::Service),
+                    services: Some(filter.clone()),
+                    limit: PER_PAGE,
+                    offset,
+                    ..Default::default()
+                })
+                .await?;
+            for d in page.items {
+                // A service deleted between the two reads is left out of the page.
+                if let Ok(s) = store.get_service(&d.service).await {
+                    rows.push((s, Some(d)));
                 }
             }
-            (None, more)
+            (page.total, offset + u64::from(PER_PAGE) < page.total)
         }
     };
 
@@ -161,7 +125,7 @@ async fn list(
             ],
         )
     };
-    let pages = total.map(|t| t.div_ceil(PER_PAGE as u64).max(1));
+    let pages = total.div_ceil(u64::from(PER_PAGE)).max(1);
     let items: Vec<Value> = rows
         .into_iter()
         .map(|(s, latest)| {
@@ -191,21 +155,13 @@ async fn list(
             prev => (page_no > 1).then(|| link(page_no - 1)),
             next => has_more.then(|| link(page_no + 1)),
             first => (page_no > 2).then(|| link(1)),
-            last => pages.filter(|p| *p > page_no + 1).map(link),
+            last => (pages > page_no + 1).then(|| link(pages)),
             q => search, team, template, status => status_s,
             teams => teams.into_iter().map(|t| t.name).collect::<Vec<_>>(),
             templates => crate::api::templates::templates()?.names(),
             statuses => DeploymentStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         },
     ))
-}
-
-fn matches_filter(s: &Service, f: &ServiceQuery) -> bool {
-    f.team.as_ref().is_none_or(|t| *t == s.team)
-        && f.template.as_ref().is_none_or(|t| *t == s.template)
-        && f.search
-            .as_ref()
-            .is_none_or(|q| s.name.to_lowercase().contains(&q.to_lowercase()))
 }
 
 /// What the registration form posts.
