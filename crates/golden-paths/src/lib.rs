@@ -110,18 +110,39 @@ pub fn render_service(spec: &ServiceSpec, template: &str) -> Result<Rendered, Re
     active_templates()?.render(spec, template)
 }
 
-static ACTIVE: std::sync::OnceLock<TemplateSet> = std::sync::OnceLock::new();
+/// Sets are leaked when installed: a rendering may hold the previous one while it is replaced,
+/// and there is one per process (a few in tests).
+static ACTIVE: std::sync::RwLock<Option<&'static TemplateSet>> = std::sync::RwLock::new(None);
 
 /// Makes `set` (the built-in templates with a platform team's overrides) the one every later
 /// rendering in this process uses. Once per process, at start-up: `false` means a set was
 /// installed already and this one was dropped.
 pub fn install_templates(set: TemplateSet) -> bool {
-    ACTIVE.set(set).is_ok()
+    let mut active = ACTIVE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if active.is_some() {
+        return false;
+    }
+    *active = Some(Box::leak(Box::new(set)));
+    true
+}
+
+/// Makes `set` the active one even if a set was installed: new templates without a restart
+/// (tests of `slipway templates upgrade` swap the set this way). Services keep their files until
+/// they are upgraded.
+pub fn replace_templates(set: TemplateSet) {
+    *ACTIVE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::leak(Box::new(set)));
 }
 
 /// The installed template set, or the built-in one.
 pub fn active_templates() -> Result<&'static TemplateSet, RenderError> {
-    match ACTIVE.get() {
+    let active = *ACTIVE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match active {
         Some(set) => Ok(set),
         None => TemplateSet::builtin(),
     }
