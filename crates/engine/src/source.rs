@@ -219,6 +219,13 @@ async fn guard(url: &str, allow_private: bool) -> Result<Pin, SourceError> {
     })
 }
 
+/// The address check alone, for refusing a remote before anything is created: `Refused` when the
+/// host resolves to a non-public address (and private hosts are not allowed); a host that does not
+/// resolve is `Fetch`/`Unavailable`. Local paths pass (the caller validated them).
+pub async fn check_remote(url: &str, allow_private: bool) -> Result<(), SourceError> {
+    guard(url, allow_private).await.map(|_| ())
+}
+
 /// Checks out `url` at `git_ref` (the default branch when `None`) into the empty or missing
 /// directory `dest` and returns the commit SHA. Works for branch and tag names and for full commit
 /// SHAs. On failure `dest` is removed.
