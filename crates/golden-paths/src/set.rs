@@ -8,9 +8,10 @@
 //!   adds to them or replaces one of the same path for that template;
 //! - `terraform/`, `kubernetes/`, `jenkins/` hold the platform-repository files;
 //! - a file ending in `.j2` is a minijinja template rendered to the path without `.j2`; any other
-//!   file is copied as it is (Helm's own templates, which use the same braces); a file or
-//!   directory whose name starts with `_` is a partial and produces no output; `__service__` in a
-//!   path stands for the service's name.
+//!   file is copied as it is (Helm's own templates, which use the same braces, and Helm's
+//!   `_helpers.tpl`); a `.j2` file whose name, or the name of a directory above it, starts with
+//!   `_` is a partial and produces no output; `__service__` in a path stands for the service's
+//!   name (and does not make a partial).
 
 use crate::{
     escape, generator, modules_generator, seed_artifact_dirs, RenderError, Rendered, ServiceSpec,
@@ -26,6 +27,9 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// Stands for the service's name in an output path.
 const SERVICE_PLACEHOLDER: &str = "__service__";
+
+/// The image tag of the placeholder image (the Helm chart's `appVersion`).
+const IMAGE_TAG_PLACEHOLDER: &str = "unset";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,7 +224,7 @@ impl TemplateSet {
                     let Some(rel) = key.strip_prefix(prefix) else {
                         break;
                     };
-                    if rel.split('/').any(|part| part.starts_with('_')) {
+                    if is_partial(rel) {
                         continue;
                     }
                     let (out, source) = match rel.strip_suffix(".j2") {
@@ -474,6 +478,15 @@ impl TemplateSet {
     }
 }
 
+/// A `.j2` file only included by others. Verbatim files are always output: Helm needs its
+/// `templates/_helpers.tpl` under that very name.
+fn is_partial(rel: &str) -> bool {
+    rel.ends_with(".j2")
+        && rel
+            .split('/')
+            .any(|part| part.starts_with('_') && part != SERVICE_PLACEHOLDER)
+}
+
 /// A checkout with CRLF line endings must not change a single output byte.
 fn normalize(content: String) -> String {
     if content.contains('\r') {
@@ -575,6 +588,10 @@ struct Context<'a> {
     /// `.invalid` top-level domain never resolves, so an unsubstituted manifest cannot pull
     /// anything by accident.
     image_placeholder: String,
+    /// The placeholder image without its tag (the Helm chart's `image.repository`).
+    image_repository: String,
+    /// The placeholder image's tag (the Helm chart's `appVersion`).
+    image_tag: &'static str,
     manifest_path: String,
     container_port: u16,
     health_path: &'a str,
@@ -624,7 +641,9 @@ impl<'a> Context<'a> {
             access_logs_bucket: format!("slipway-{environment}-access-logs"),
             kubernetes_namespace: environment,
             kubernetes_service_account: name,
-            image_placeholder: format!("registry.invalid/{ecr_repository}:unset"),
+            image_placeholder: format!("registry.invalid/{ecr_repository}:{IMAGE_TAG_PLACEHOLDER}"),
+            image_repository: format!("registry.invalid/{ecr_repository}"),
+            image_tag: IMAGE_TAG_PLACEHOLDER,
             ecr_repository,
             iam_role_name: format!("slipway-{environment}-{name}"),
             log_group: format!("/slipway/{environment}/{name}"),

@@ -83,6 +83,15 @@ fn find_checker(
     found
 }
 
+/// For a checker that is not an executable (a Python module): skips its check with a message,
+/// but under `CI` a missing checker is a failure.
+pub fn checker_missing(name: &str, install_hint: &str) {
+    if in_ci() {
+        panic!("{name} is required when CI is set but was not found; install it: {install_hint}");
+    }
+    eprintln!("SKIPPED: {name} not found; install it to run this check: {install_hint}");
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()

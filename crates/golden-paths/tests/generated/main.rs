@@ -8,6 +8,7 @@ mod common;
 mod determinism;
 mod escaping;
 mod golden_files;
+mod helm;
 mod jenkins;
 mod kubernetes;
 mod scaffold;
