@@ -248,7 +248,7 @@ pub fn entry(v: &Value) -> Entry {
         "component" | "location" => Entry::Skip(format!(
             "a {kind} of apiVersion {api_version:?}, not a Backstage one (backstage.io/v1alpha1)"
         )),
-        _ => Entry::Skip(format!("a {kind}: only Components are services")),
+        _ => Entry::Skip(format!("kind {kind}: only Components become services")),
     }
 }
 

@@ -477,11 +477,12 @@ async fn register(client: &Client, item: &mut Item, s: &ServiceEntry) -> Result<
             );
         }
         Err(r) if (400..500).contains(&r.status) => {
-            item.fail(
-                Outcome::Invalid,
-                r.code,
-                format!("{} {}; fix in the file:", r.status, r.detail),
-            );
+            let detail = if r.errors.is_empty() {
+                format!("{} {}", r.status, r.detail)
+            } else {
+                format!("refused by the server ({}); fix in the file:", r.status)
+            };
+            item.fail(Outcome::Invalid, r.code, detail);
             item.problems = r
                 .errors
                 .into_iter()
