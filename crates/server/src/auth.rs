@@ -162,6 +162,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
         Rule::ServiceInPath(Role::TeamMaintainer),
     ),
     (
+        "POST",
+        "/api/v1/services/{name}/scaffold/push",
+        Rule::ServiceInPath(Role::TeamMaintainer),
+    ),
+    (
         "PUT",
         "/api/v1/services/{name}/environments/{env}/variables",
         Rule::ServiceInPath(Role::TeamMember),
@@ -201,6 +206,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
         "POST",
         "/services/{name}/deploy",
         Rule::ServiceInPath(Role::TeamMember),
+    ),
+    (
+        "POST",
+        "/services/{name}/scaffold/push",
+        Rule::ServiceInPath(Role::TeamMaintainer),
     ),
     (
         "POST",

@@ -4,7 +4,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use slipway_core::{
-    validate, Actor, Artifact, ArtifactScope, NewService, Service, ServiceUpdate, ValidationErrors,
+    validate, Actor, Artifact, ArtifactScope, NewService, ScaffoldPush, ScaffoldPushStatus,
+    Service, ServiceUpdate, ValidationErrors,
 };
 use slipway_golden_paths::{render_service, Rendered, ServiceSpec, DEFAULT_TEMPLATE};
 use slipway_platform_repo::Change;
@@ -56,6 +57,8 @@ pub const API_FIELDS: RegistrationFields = RegistrationFields {
 pub struct Registered {
     pub service: Service,
     pub artifacts: Vec<Artifact>,
+    /// For a scaffold registered with a remote: where its push stands.
+    pub scaffold: Option<ScaffoldPush>,
 }
 
 fn render(name: &str, team: &str, repo_url: &str, template: &str) -> ApiResult<Rendered> {
@@ -83,12 +86,23 @@ pub fn scaffold_dir(state: &AppState, name: &str) -> std::path::PathBuf {
     repo.parent().unwrap_or(repo).join("scaffolds").join(name)
 }
 
+/// The branch a scaffold is created on and the only one pushed.
+pub const SCAFFOLD_BRANCH: &str = "main";
+/// How long one push of a scaffold may take.
+const PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Registers a service whose repository Slipway creates (`"scaffold": true`): the template's app
-/// code, Dockerfile and README committed to a new git repository under the data directory, whose
-/// path becomes the service's `repo_url`. Local repositories are accepted here whatever
-/// `--allow-local-repos` says, because Slipway made this one. If the registration fails, the
-/// repository is removed again, so a retry starts clean; a directory already there (a crash's
-/// leftovers, or a deleted service's repository) is moved to `scaffolds/.replaced/`.
+/// code, Dockerfile and README committed to a new git repository under the data directory. Without
+/// a `repo_url`, that path becomes the service's `repo_url` and is accepted whatever
+/// `--allow-local-repos` says, because Slipway made it. With one, the URL must pass the rules of
+/// any repository URL (and the private-address guard) before anything is created; it becomes the
+/// service's `repo_url`, the scaffold's branch is pushed there after the registration, and the
+/// local repository stays as the working copy. A failed push leaves the service registered, with
+/// the failure in [`Registered::scaffold`] (and the audit log); [`push_scaffold`] retries.
+///
+/// If the registration fails, the repository is removed again, so a retry starts clean; a
+/// directory already there (a crash's leftovers, or a deleted service's repository) is moved to
+/// `scaffolds/.replaced/`.
 pub async fn register_scaffolded(
     state: &AppState,
     mut reg: Registration,
@@ -99,11 +113,12 @@ pub async fn register_scaffolded(
     errors.check(validate::dns_label(reg.fields.team, &reg.team));
     let template = reg.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
     let templates = crate::api::templates::templates()?;
-    if !reg.repo_url.is_empty() {
-        errors.push(slipway_core::FieldError::new(
+    let remote = Some(reg.repo_url.clone()).filter(|u| !u.is_empty());
+    if let Some(url) = &remote {
+        errors.check(validate::repo_source(
             reg.fields.repo_url,
-            "cannot be combined with scaffold yet: Slipway creates the repository under its data \
-             directory and does not push it to a remote; leave repo_url out",
+            url,
+            state.allow_local_repos,
         ));
     }
     if !templates.can_scaffold(template) {
@@ -121,71 +136,157 @@ pub async fn register_scaffolded(
         ));
     }
     errors.into_result()?;
-    // Scaffolds are rare: one at a time, so that a second request for the same name sees the
-    // first one's service (409) instead of taking its directory for a crash's leftovers.
-    static SCAFFOLDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one_at_a_time = SCAFFOLDING.lock().await;
-    if state.store.get_service(&reg.name).await.is_ok() {
-        return Err(ApiError::Conflict(format!(
-            "service {:?} already exists",
-            reg.name
+    if let Some(url) = &remote {
+        // A remote on an internal address is refused now, before anything exists; a host that
+        // does not resolve is the push's failure to report (the service is still registered).
+        if let Err(e @ slipway_engine::source::SourceError::Refused(_)) =
+            slipway_engine::source::check_remote(url, allow_private_hosts(state)).await
+        {
+            return Err(ApiError::field(reg.fields.repo_url, e.to_string()));
+        }
+    }
+    let mut registered = {
+        // Scaffolds are rare: one at a time, so that a second request for the same name sees the
+        // first one's service (409) instead of taking its directory for a crash's leftovers.
+        static SCAFFOLDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = SCAFFOLDING.lock().await;
+        if state.store.get_service(&reg.name).await.is_ok() {
+            return Err(ApiError::Conflict(format!(
+                "service {:?} already exists",
+                reg.name
+            )));
+        }
+
+        let dir = scaffold_dir(state, &reg.name);
+        let local = dir
+            .to_str()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("data directory is not UTF-8")))?
+            .to_string();
+        let repo_url = remote.clone().unwrap_or(local);
+        let files = templates
+            .scaffold(
+                &ServiceSpec {
+                    name: &reg.name,
+                    team: &reg.team,
+                    repo_url: &repo_url,
+                    environment: REGISTRATION_ENV,
+                },
+                template,
+            )
+            .map_err(ApiError::internal)?;
+        let message = format!(
+            "Scaffold {} from the {template} golden path\n\nCreated by Slipway for team {}.\n",
+            reg.name, reg.team
+        );
+        let target = dir.clone();
+        let name = reg.name.clone();
+        let unix_nanos = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        };
+        let created = tokio::task::spawn_blocking(move || {
+            // A directory without a registered service is what a crash between these two steps
+            // leaves behind — or the repository of a deleted service of the same name, with the
+            // team's own commits: move it aside (never delete it) and start again from nothing.
+            if target.exists() {
+                let aside =
+                    target
+                        .with_file_name(".replaced")
+                        .join(format!("{}-{}", name, unix_nanos()));
+                std::fs::create_dir_all(aside.parent().unwrap_or(&aside))?;
+                std::fs::rename(&target, &aside)?;
+            }
+            slipway_golden_paths::create_repository(&target, &files, &message)
+                .map_err(std::io::Error::other)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        created.map_err(ApiError::internal)?;
+
+        reg.repo_url = repo_url;
+        // A remote is held to the operator's rule on local paths; the scaffold's own path is not.
+        let allow_local = remote.is_none() || state.allow_local_repos;
+        match register_checked(state, reg, actor, allow_local).await {
+            Ok(registered) => registered,
+            Err(e) => {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+                return Err(e);
+            }
+        }
+    };
+    if remote.is_some() {
+        let service = &registered.service;
+        state
+            .store
+            .record_scaffold_push(&push_record(service, ScaffoldPushStatus::Pending), actor)
+            .await?;
+        registered.scaffold = Some(push_scaffold(state, service, actor).await?);
+    }
+    Ok(registered)
+}
+
+fn allow_private_hosts(state: &AppState) -> bool {
+    state
+        .engine
+        .as_ref()
+        .is_some_and(|e| e.fetch_limits.allow_private_hosts)
+}
+
+fn push_record(service: &Service, status: ScaffoldPushStatus) -> ScaffoldPush {
+    ScaffoldPush {
+        service: service.name.clone(),
+        remote: slipway_engine::source::redact_credentials(&service.repo_url),
+        branch: SCAFFOLD_BRANCH.to_string(),
+        status,
+        commit: None,
+        error: None,
+        attempts: 0,
+        updated_at: chrono::Utc::now(),
+    }
+}
+
+/// Pushes a scaffolded service's repository (under the data directory) to the service's
+/// `repo_url`, and records and audits the outcome. A push that fails is not an error of this
+/// function: the record says `failed` and why. Pushes are made one at a time per process.
+pub async fn push_scaffold(
+    state: &AppState,
+    service: &Service,
+    actor: &Actor,
+) -> ApiResult<ScaffoldPush> {
+    let dir = scaffold_dir(state, &service.name);
+    if !dir.join(".git").is_dir() {
+        return Err(ApiError::Refused(format!(
+            "the scaffold of service {:?} is no longer at {} (was the service deleted and \
+             registered again?); there is nothing to push",
+            service.name,
+            dir.display()
         )));
     }
-
-    let dir = scaffold_dir(state, &reg.name);
-    let repo_url = dir
-        .to_str()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("data directory is not UTF-8")))?
-        .to_string();
-    let files = templates
-        .scaffold(
-            &ServiceSpec {
-                name: &reg.name,
-                team: &reg.team,
-                repo_url: &repo_url,
-                environment: REGISTRATION_ENV,
-            },
-            template,
-        )
-        .map_err(ApiError::internal)?;
-    let message = format!(
-        "Scaffold {} from the {template} golden path\n\nCreated by Slipway for team {}.\n",
-        reg.name, reg.team
-    );
-    let target = dir.clone();
-    let name = reg.name.clone();
-    let unix_nanos = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    };
-    let created = tokio::task::spawn_blocking(move || {
-        // A directory without a registered service is what a crash between these two steps
-        // leaves behind — or the repository of a deleted service of the same name, with the
-        // team's own commits: move it aside (never delete it) and start again from nothing.
-        if target.exists() {
-            let aside =
-                target
-                    .with_file_name(".replaced")
-                    .join(format!("{}-{}", name, unix_nanos()));
-            std::fs::create_dir_all(aside.parent().unwrap_or(&aside))?;
-            std::fs::rename(&target, &aside)?;
-        }
-        slipway_golden_paths::create_repository(&target, &files, &message)
-            .map_err(std::io::Error::other)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    created.map_err(ApiError::internal)?;
-
-    reg.repo_url = repo_url;
-    match register_checked(state, reg, actor, true).await {
-        Ok(registered) => Ok(registered),
+    static PUSHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = PUSHING.lock().await;
+    let outcome = slipway_engine::source::push(
+        &dir,
+        &service.repo_url,
+        SCAFFOLD_BRANCH,
+        PUSH_TIMEOUT,
+        allow_private_hosts(state),
+    )
+    .await;
+    let record = match outcome {
+        Ok(commit) => ScaffoldPush {
+            commit: Some(commit),
+            ..push_record(service, ScaffoldPushStatus::Pushed)
+        },
         Err(e) => {
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-            Err(e)
+            tracing::warn!(service = %service.name, error = %e, "scaffold push failed");
+            ScaffoldPush {
+                error: Some(e.to_string()),
+                ..push_record(service, ScaffoldPushStatus::Failed)
+            }
         }
-    }
+    };
+    Ok(state.store.record_scaffold_push(&record, actor).await?)
 }
 
 async fn register_checked(
@@ -263,6 +364,7 @@ async fn register_checked(
     Ok(Registered {
         service,
         artifacts: rendered.artifacts,
+        scaffold: None,
     })
 }
 

@@ -32,6 +32,7 @@ use utoipa::OpenApi;
         api::services::create_service, api::services::list_services, api::services::get_service,
         api::services::update_service, api::services::delete_service, api::services::list_artifacts,
         api::services::get_artifact, api::services::artifact_bundle, api::services::service_deployments,
+        api::services::push_scaffold,
         api::deployments::create_deployment, api::deployments::list_deployments, api::deployments::get_deployment,
         api::deployments::deployment_logs, api::deployments::rollback_deployment, api::deployments::cancel_deployment,
         api::deployments::destroy_deployment,

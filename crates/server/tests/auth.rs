@@ -503,6 +503,13 @@ async fn every_mutating_route_has_a_rule_and_refuses_outsiders() {
             403,
         ),
         (
+            "POST",
+            "/api/v1/services/{name}/scaffold/push",
+            "/api/v1/services/svc/scaffold/push".into(),
+            None,
+            403,
+        ),
+        (
             "PUT",
             "/api/v1/services/{name}/environments/{env}/variables",
             "/api/v1/services/svc/environments/dev/variables".into(),

@@ -1,5 +1,6 @@
 //! `"scaffold": true` at registration: Slipway creates the service's repository under its data
-//! directory, registers it with that path as `repo_url`, and the engine deploys it.
+//! directory, registers it with that path as `repo_url` (or pushes it to the `repo_url` given),
+//! and the engine deploys it.
 
 mod common;
 
@@ -118,9 +119,26 @@ async fn bad_scaffold_requests_change_nothing() {
             json!({"name": "a", "team": "t", "template": "static-site", "scaffold": true}),
             "template",
         ),
+        // A remote must pass the rules of any repository URL, before anything is created.
         (
             json!({"name": "a", "team": "t", "template": "python-api", "scaffold": true,
-                   "repo_url": "https://github.com/o/a"}),
+                   "repo_url": "http://github.com/o/a"}),
+            "repo_url",
+        ),
+        (
+            json!({"name": "a", "team": "t", "template": "python-api", "scaffold": true,
+                   "repo_url": "https://10.0.0.1/o/a"}),
+            "repo_url",
+        ),
+        (
+            json!({"name": "a", "team": "t", "template": "python-api", "scaffold": true,
+                   "repo_url": "ssh://git@169.254.169.254/o/a"}),
+            "repo_url",
+        ),
+        // Local paths only with --allow-local-repos (off here).
+        (
+            json!({"name": "a", "team": "t", "template": "python-api", "scaffold": true,
+                   "repo_url": "/srv/git/a.git"}),
             "repo_url",
         ),
         (
@@ -140,8 +158,216 @@ async fn bad_scaffold_requests_change_nothing() {
         );
     }
     assert!(!s.dir.path().join("scaffolds").join("a").exists());
+    assert!(!s.dir.path().join("scaffolds").exists());
     let (_, list) = s.get("/api/v1/services").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    s.stop().await;
+}
+
+/// An empty bare repository outside the data directory, as a team's new remote.
+fn bare_remote(root: &std::path::Path) -> std::path::PathBuf {
+    let bare = root.join("ledger.git");
+    git(root, &["init", "--quiet", "--bare", "ledger.git"]);
+    bare
+}
+
+fn remote_heads(bare: &std::path::Path) -> String {
+    git(bare, &["for-each-ref", "--format=%(refname) %(objectname)"])
+}
+
+#[tokio::test]
+async fn a_scaffold_with_a_remote_is_pushed_there_and_the_remote_becomes_its_repo_url() {
+    // The engine's settings: local repositories allowed (as `--allow-local-repos`).
+    let s = TestServer::start_engine().await;
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_remote(remotes.path());
+    let url = bare.to_str().unwrap();
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "ledger", "team": "finance", "template": "python-api",
+                   "scaffold": true, "repo_url": url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["repo_url"], url);
+    assert_eq!(body["scaffold"]["status"], "pushed", "{body}");
+    assert_eq!(body["scaffold"]["branch"], "main");
+    assert_eq!(body["scaffold"]["attempts"], 1);
+    assert!(body["scaffold"]["error"].is_null(), "{body}");
+
+    // The working copy stays under the data directory; the remote has its commit and files,
+    // on main only.
+    let dir = s.dir.path().join("scaffolds/ledger");
+    let head = git(&dir, &["rev-parse", "HEAD"]).trim().to_string();
+    assert_eq!(body["scaffold"]["commit"], head.as_str());
+    assert_eq!(
+        remote_heads(&bare).trim(),
+        format!("refs/heads/main {head}")
+    );
+    let files = git(&bare, &["ls-tree", "-r", "--name-only", "main"]);
+    for path in [
+        "Dockerfile",
+        "README.md",
+        "app/__init__.py",
+        "tests/test_app.py",
+    ] {
+        assert!(
+            files.lines().any(|l| l == path),
+            "{path} not pushed:\n{files}"
+        );
+    }
+    let (status, detail) = s.get("/api/v1/services/ledger").await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["scaffold"], body["scaffold"]);
+
+    // A retry of a pushed scaffold changes nothing and says so.
+    let (status, again) = s
+        .post("/api/v1/services/ledger/scaffold/push", json!(null))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["status"].as_str(), again["commit"].as_str()),
+        (Some("pushed"), Some(head.as_str()))
+    );
+    assert_eq!(
+        remote_heads(&bare).trim(),
+        format!("refs/heads/main {head}")
+    );
+
+    // A service that was not scaffolded with a remote has nothing to push.
+    let (status, _) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "plain", "team": "finance", "template": "go-api", "scaffold": true}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, problem) = s
+        .post("/api/v1/services/plain/scaffold/push", json!(null))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, _) = s
+        .post("/api/v1/services/ghost/scaffold/push", json!(null))
+        .await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_push_keeps_the_service_shows_the_error_and_a_retry_works() {
+    let s = TestServer::start_engine().await;
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_remote(remotes.path());
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'ledger: pushes are frozen' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "ledger", "team": "finance", "template": "node-api",
+                   "scaffold": true, "repo_url": bare.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["scaffold"]["status"], "failed", "{body}");
+    let error = body["scaffold"]["error"].as_str().unwrap();
+    assert!(error.contains("ledger: pushes are frozen"), "{error}");
+    assert!(error.contains("pre-receive hook declined"), "{error}");
+    assert_eq!(remote_heads(&bare), "", "nothing reached the remote");
+
+    // Registered all the same, and the detail shows the failure.
+    let (status, detail) = s.get("/api/v1/services/ledger").await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["scaffold"]["status"], "failed");
+    assert_eq!(detail["scaffold"]["error"], error);
+    // Audited, with the reason.
+    let (_, audit) = s.get("/api/v1/audit?action=service.scaffold_push").await;
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{audit}");
+    assert_eq!(items[0]["result"], "failed");
+    assert_eq!(items[0]["detail"]["error"], error);
+
+    // The remote opens up; the retry pushes.
+    std::fs::remove_file(&hook).unwrap();
+    let (status, pushed) = s
+        .post("/api/v1/services/ledger/scaffold/push", json!(null))
+        .await;
+    assert_eq!(status, 200, "{pushed}");
+    assert_eq!(pushed["status"], "pushed", "{pushed}");
+    assert_eq!(pushed["attempts"], 2);
+    assert!(pushed["error"].is_null());
+    let head = git(
+        &s.dir.path().join("scaffolds/ledger"),
+        &["rev-parse", "HEAD"],
+    );
+    assert_eq!(
+        remote_heads(&bare).trim(),
+        format!("refs/heads/main {}", head.trim())
+    );
+    let files = git(&bare, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.lines().any(|l| l == "src/app.js"), "{files}");
+    let (_, detail) = s.get("/api/v1/services/ledger").await;
+    assert_eq!(detail["scaffold"], pushed);
+    let (_, audit) = s.get("/api/v1/audit?action=service.scaffold_push").await;
+    assert_eq!(audit["items"][0]["result"], "success", "{audit}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_remote_branch_with_other_commits_is_never_force_pushed() {
+    let s = TestServer::start_engine().await;
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_remote(remotes.path());
+    // The remote's main already has someone's work.
+    let theirs = remotes.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    git(&theirs, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(theirs.join("NOTES"), "ours\n").unwrap();
+    git(&theirs, &["add", "NOTES"]);
+    git(
+        &theirs,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "theirs",
+        ],
+    );
+    git(
+        &theirs,
+        &["push", "--quiet", bare.to_str().unwrap(), "main"],
+    );
+    let before = remote_heads(&bare);
+
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "ledger", "team": "finance", "template": "go-api",
+                   "scaffold": true, "repo_url": bare.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["scaffold"]["status"], "failed", "{body}");
+    let error = body["scaffold"]["error"].as_str().unwrap();
+    assert!(error.contains("never force-pushes"), "{error}");
+    // A retry is refused the same way; the remote is untouched.
+    let (status, again) = s
+        .post("/api/v1/services/ledger/scaffold/push", json!(null))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["status"], "failed", "{again}");
+    assert_eq!(remote_heads(&bare), before);
     s.stop().await;
 }
 

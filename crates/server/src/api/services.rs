@@ -10,7 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use slipway_core::{
-    Artifact, ArtifactInfo, ArtifactScope, Deployment, DeploymentQuery, Service, ServiceQuery,
+    Artifact, ArtifactInfo, ArtifactScope, Deployment, DeploymentQuery, ScaffoldPush, Service,
+    ServiceQuery,
 };
 use utoipa::ToSchema;
 
@@ -36,6 +37,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/services/{name}/deployments",
             get(service_deployments),
         )
+        .route(
+            "/api/v1/services/{name}/scaffold/push",
+            axum::routing::post(push_scaffold),
+        )
 }
 
 /// Register a service through the canonical API. Later golden-path options (scaffold, …) arrive here.
@@ -55,8 +60,10 @@ pub struct ServiceCreate {
     pub description: Option<String>,
     /// Create the service's repository: the template's app code (`/health`, `/metrics`, JSON
     /// logs, unit tests), Dockerfile and README, committed to a new git repository under
-    /// Slipway's data directory, which becomes the `repo_url`. Needs a template with a scaffold
-    /// (`python-api`, `node-api`, `go-api`, `rust-api`) and no `repo_url`.
+    /// Slipway's data directory. Needs a template with a scaffold (`python-api`, `node-api`,
+    /// `go-api`, `rust-api`). Without `repo_url` that repository becomes the `repo_url`; with one,
+    /// its `main` branch is pushed there (never forced) and `scaffold` in the answer says whether
+    /// the push worked — the service is registered either way.
     #[serde(default)]
     pub scaffold: bool,
 }
@@ -69,6 +76,9 @@ pub struct ServiceDetail {
     pub artifacts: Vec<ArtifactInfo>,
     /// The newest deployment, if any.
     pub latest_deployment: Option<Deployment>,
+    /// For a service scaffolded with a remote `repo_url`: where the push stands (`failed` with
+    /// git's message; `POST /api/v1/services/{name}/scaffold/push` retries). `null` otherwise.
+    pub scaffold: Option<ScaffoldPush>,
 }
 
 #[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = ServiceCreate, responses(
@@ -109,6 +119,7 @@ pub async fn create_service(
         service: done.service,
         artifacts: done.artifacts.iter().map(Artifact::info).collect(),
         latest_deployment: None,
+        scaffold: done.scaffold,
     }))
 }
 
@@ -167,11 +178,38 @@ pub async fn get_service(
     let service = state.store.get_service(&name).await?;
     let artifacts = state.store.list_artifacts(&name, None).await?;
     let latest_deployment = state.store.latest_deployment(&name, None).await?;
+    let scaffold = state.store.scaffold_push(&name).await?;
     Ok(Json(ServiceDetail {
         service,
         artifacts,
         latest_deployment,
+        scaffold,
     }))
+}
+
+/// Push a scaffolded service's repository to its `repo_url` again (after a failed push): the
+/// `main` branch only, never forced. `200` with the outcome — `status` is `pushed`, or `failed`
+/// with git's message — which the service's detail shows too. `409` for a service that was not
+/// scaffolded with a remote.
+#[utoipa::path(post, path = "/api/v1/services/{name}/scaffold/push", tag = "services",
+    params(("name" = String, Path)), responses(
+    (status = 200, body = ScaffoldPush),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn push_scaffold(
+    State(state): State<AppState>,
+    RequestActor(actor): RequestActor,
+    ValidPath(name): ValidPath<String>,
+) -> ApiResult<Json<ScaffoldPush>> {
+    let service = state.store.get_service(&name).await?;
+    if state.store.scaffold_push(&name).await?.is_none() {
+        return Err(ApiError::Refused(format!(
+            "service {name:?} was not scaffolded with a remote repo_url; there is nothing to push"
+        )));
+    }
+    Ok(Json(
+        catalog::push_scaffold(&state, &service, &actor).await?,
+    ))
 }
 
 /// Fields to change; absent fields stay as they are. A new team or repository regenerates the artifacts.

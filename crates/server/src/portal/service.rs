@@ -1,6 +1,7 @@
 //! `/services/{name}`: ownership and links, environments with their current release and URL, the
 //! artifact browser, releases and deployment history, the Deploy form and Rollback buttons, health
-//! and runtime charts. `POST /services/{name}/deploy` asks for a deployment.
+//! and runtime charts. `POST /services/{name}/deploy` asks for a deployment;
+//! `POST /services/{name}/scaffold/push` retries a scaffold's failed push to its remote.
 
 use super::chart::{self, Series};
 use super::session::CsrfForm;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/services/{name}", get(show))
         .route("/services/{name}/deploy", post(deploy))
+        .route("/services/{name}/scaffold/push", post(push_scaffold))
         // The API's bundle on a page path, so a signed-in browser can download it.
         .route(
             "/services/{name}/artifacts.tar.gz",
@@ -160,6 +162,24 @@ async fn deploy(
         field_errors,
     )
     .await
+}
+
+/// The Retry button of a failed scaffold push: the API's rules (only a service scaffolded with a
+/// remote), then back to the service page, which shows the outcome.
+async fn push_scaffold(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    CsrfForm { session, .. }: CsrfForm<super::deployments::Empty>,
+) -> PortalResult<Response> {
+    // Pushed or failed, the service page shows the outcome.
+    let _outcome = crate::api::services::push_scaffold(
+        State(state.clone()),
+        crate::RequestActor(session.actor().clone()),
+        crate::extract::ValidPath(name.clone()),
+    )
+    .await
+    .map_err(PortalError::from)?;
+    Ok(see_other(&session, &format!("/services/{name}#scaffold")))
 }
 
 async fn render(
@@ -323,6 +343,13 @@ async fn render(
         }
     });
 
+    let scaffold = store.scaffold_push(&service.name).await?.map(|p| {
+        context! {
+            status => p.status.as_str(), remote => p.remote, branch => p.branch,
+            commit => p.commit.map(|c| c.chars().take(10).collect::<String>()),
+            error => p.error, attempts => p.attempts, updated => when(p.updated_at, now),
+        }
+    });
     let repo_link = service
         .repo_url
         .starts_with("https://")
@@ -340,6 +367,7 @@ async fn render(
                 registered => when(service.created_at, now),
             },
             repo_link,
+            scaffold,
             envs,
             env_names,
             deploy_form => context! {
