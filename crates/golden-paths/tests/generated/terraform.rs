@@ -1,7 +1,9 @@
 //! The Terraform files: valid HCL, `terraform fmt` clean, modules wired to what they declare,
 //! and IAM policies without wildcards.
 
-use crate::common::{all_files, describe, file, optional_checker, run, sample, text, write_tree};
+use crate::common::{
+    all_files, checker, describe, file, optional_checker, run, sample, text, write_tree,
+};
 use hcl::{Block, Body, Expression};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -902,16 +904,26 @@ fn the_environment_can_point_at_an_emulator() {
     }
 }
 
-/// checkov is not installed by `.ci/run` (from PyPI it replaces the `botocore` the host's awscli
-/// needs); put it in a virtual environment and point `CHECKOV` at it, or have it on `PATH`.
+/// Where `.ci/run` installs checkov: a virtual environment of its own, because from PyPI into the
+/// system Python it replaces the `botocore` the host's awscli needs.
+const CHECKOV_VENV_BIN: &str = "/var/tmp/slipway-checkov-venv/bin";
+
+/// `SLIPWAY_CHECKOV` (the path of a checkov executable), else checkov on `PATH` or in `.ci/run`'s
+/// virtual environment; required when `CI` is set.
 fn checkov() -> Option<std::path::PathBuf> {
-    if let Some(path) = std::env::var_os("CHECKOV") {
-        return Some(path.into());
+    if let Some(path) = std::env::var_os("SLIPWAY_CHECKOV") {
+        let path = std::path::PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "SLIPWAY_CHECKOV={} is not a file",
+            path.display()
+        );
+        return Some(path);
     }
-    optional_checker(
+    checker(
         "checkov",
-        "python3 -m venv /tmp/checkov && /tmp/checkov/bin/pip install checkov, then CHECKOV=/tmp/checkov/bin/checkov",
-        &[],
+        "python3 -m venv /var/tmp/slipway-checkov-venv && /var/tmp/slipway-checkov-venv/bin/pip install checkov==3.3.30 (what .ci/run does), or set SLIPWAY_CHECKOV",
+        &[CHECKOV_VENV_BIN],
     )
 }
 
@@ -958,6 +970,9 @@ fn checkov_finds_no_failed_check() {
         "checkov reports failed checks:\n{}",
         describe(&output)
     );
+    for summary in stdout.lines().filter(|l| l.contains("Passed checks:")) {
+        eprintln!("checkov: {}", summary.trim());
+    }
     // Every skip carries its reason in the module, next to the resource.
     let rendered = sample();
     for a in all_files(&rendered) {
