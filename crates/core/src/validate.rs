@@ -237,6 +237,42 @@ pub fn env_var_name(field: &str, name: &str, example: &str) -> Result<(), FieldE
     Ok(())
 }
 
+/// The secrets that hold a service's repository credentials in an environment. They are used only
+/// to fetch the repository (and push a scaffold), never injected into the app's environment.
+pub const GIT_CREDENTIAL_SECRETS: [&str; 4] = [
+    "SLIPWAY_GIT_TOKEN",
+    "SLIPWAY_GIT_USERNAME",
+    "SLIPWAY_GIT_SSH_KEY",
+    "SLIPWAY_GIT_KNOWN_HOSTS",
+];
+
+/// Whether a secret is one of the repository credentials ([`GIT_CREDENTIAL_SECRETS`]).
+pub fn is_git_credential(name: &str) -> bool {
+    GIT_CREDENTIAL_SECRETS.contains(&name)
+}
+
+/// A secret's name: a variable name the app receives ([`env_var_name`]) or one of the repository
+/// credentials ([`GIT_CREDENTIAL_SECRETS`]).
+pub fn secret_name(field: &str, name: &str) -> Result<(), FieldError> {
+    if is_git_credential(name) {
+        return Ok(());
+    }
+    env_var_name(field, name, "DATABASE_PASSWORD").map_err(|e| {
+        if name.starts_with("SLIPWAY_") {
+            FieldError::new(
+                field,
+                format!(
+                    "is reserved for Slipway; the SLIPWAY_ secrets a service may set are its \
+                     repository credentials: {}",
+                    GIT_CREDENTIAL_SECRETS.join(", ")
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
 /// [`repo_url`], or — when the operator started Slipway with `--allow-local-repos` — a local
 /// repository: an absolute path or a `file://` URL of one, without `.`/`..` segments.
 pub fn repo_source(field: &str, value: &str, allow_local: bool) -> Result<(), FieldError> {

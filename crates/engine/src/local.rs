@@ -958,17 +958,55 @@ impl LocalTarget {
         Ok(())
     }
 
-    /// The opened secrets of a service's environment, name → value.
+    /// The opened secrets a service's app receives in an environment, name → value: all but the
+    /// repository credentials.
     pub async fn secret_env(
         &self,
         service: &str,
         environment: &str,
     ) -> Result<BTreeMap<String, String>, String> {
-        let sealed = self
+        self.open_secrets(service, environment, |name| {
+            !slipway_core::validate::is_git_credential(name)
+        })
+        .await
+    }
+
+    /// The repository credentials of a service in an environment (secrets named
+    /// `SLIPWAY_GIT_*`), opened for one fetch or push.
+    pub async fn git_credentials(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<crate::source::GitCredentials, String> {
+        let mut opened = self
+            .open_secrets(
+                service,
+                environment,
+                slipway_core::validate::is_git_credential,
+            )
+            .await?;
+        Ok(crate::source::GitCredentials {
+            username: opened.remove("SLIPWAY_GIT_USERNAME"),
+            token: opened.remove("SLIPWAY_GIT_TOKEN"),
+            ssh_key: opened.remove("SLIPWAY_GIT_SSH_KEY"),
+            known_hosts: opened.remove("SLIPWAY_GIT_KNOWN_HOSTS"),
+        })
+    }
+
+    async fn open_secrets(
+        &self,
+        service: &str,
+        environment: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let sealed: Vec<_> = self
             .store
             .sealed_secrets(Some((service, environment)))
             .await
-            .map_err(|e| format!("cannot read secrets: {e}"))?;
+            .map_err(|e| format!("cannot read secrets: {e}"))?
+            .into_iter()
+            .filter(|s| wanted(&s.name))
+            .collect();
         if sealed.is_empty() {
             return Ok(BTreeMap::new());
         }

@@ -193,11 +193,18 @@ impl Orchestrator {
             .secret_env(&d.service, &d.environment)
             .await
             .map_err(Stop::Failed)?;
+        // The repository's credentials serve the fetch alone.
+        let credentials = self
+            .local
+            .git_credentials(&d.service, &d.environment)
+            .await
+            .map_err(Stop::Failed)?;
         let log = log.redacting(
             variables
                 .values()
                 .chain(secrets.values())
                 .cloned()
+                .chain(credentials.secret_values())
                 .collect(),
         );
         let log = &log;
@@ -241,7 +248,7 @@ impl Orchestrator {
             let root = self.local.release_dir(&d.service, &d.environment, &d.id);
             crate::process::remove_dir(&root).await;
             let sha = tokio::select! {
-                r = source::fetch(&service.repo_url, d.git_ref.as_deref(), &root, &self.fetch_limits) => r,
+                r = source::fetch_with(&service.repo_url, d.git_ref.as_deref(), &root, &self.fetch_limits, &credentials) => r,
                 _ = cancel.cancelled() => return Err(Stop::Cancelled),
             };
             let sha = match sha {

@@ -131,6 +131,155 @@ pub fn remote_of(url: &str) -> Option<Remote> {
     Some(Remote { scheme, host, port })
 }
 
+/// A repository's credentials for one fetch or push: the secrets `SLIPWAY_GIT_TOKEN` (with
+/// `SLIPWAY_GIT_USERNAME`, default `x-access-token`) for HTTPS, `SLIPWAY_GIT_SSH_KEY` (with
+/// `SLIPWAY_GIT_KNOWN_HOSTS`) for SSH. `Debug` never shows the values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct GitCredentials {
+    pub username: Option<String>,
+    pub token: Option<String>,
+    pub ssh_key: Option<String>,
+    pub known_hosts: Option<String>,
+}
+
+impl std::fmt::Debug for GitCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitCredentials")
+            .field("username", &self.username)
+            .field("token", &self.token.as_ref().map(|_| "********"))
+            .field("ssh_key", &self.ssh_key.as_ref().map(|_| "********"))
+            .field("known_hosts", &self.known_hosts.is_some())
+            .finish()
+    }
+}
+
+impl GitCredentials {
+    pub fn is_empty(&self) -> bool {
+        self.token.is_none() && self.ssh_key.is_none()
+    }
+
+    /// The values a log must mask.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut values: Vec<String> = [&self.token, &self.ssh_key]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect();
+        if let (Some(user), Some(token)) = (&self.username, &self.token) {
+            use base64::Engine as _;
+            values
+                .push(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}")));
+        }
+        values
+    }
+}
+
+/// What one git run gets for credentials: configuration through the environment (never the
+/// command line, which other users can read in `/proc`) and, for SSH, the key in a private
+/// temporary directory removed when this is dropped.
+#[derive(Default)]
+struct GitAuth {
+    env: Vec<(String, String)>,
+    ssh_options: Vec<String>,
+    strict_host_keys: bool,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl GitAuth {
+    fn new(remote: Option<&Remote>, creds: &GitCredentials) -> Result<Self, SourceError> {
+        let mut auth = Self::default();
+        let Some(remote) = remote else {
+            return Ok(auth);
+        };
+        match remote.scheme {
+            "https" => {
+                if let Some(token) = &creds.token {
+                    use base64::Engine as _;
+                    let user = creds.username.as_deref().unwrap_or("x-access-token");
+                    let basic =
+                        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+                    let host = if remote.host.contains(':') {
+                        format!("[{}]", remote.host)
+                    } else {
+                        remote.host.clone()
+                    };
+                    let port = if remote.port == 443 {
+                        String::new()
+                    } else {
+                        format!(":{}", remote.port)
+                    };
+                    // Scoped to the repository's origin, and no redirect may carry it elsewhere.
+                    auth.config(
+                        format!("http.https://{host}{port}/.extraHeader"),
+                        format!("Authorization: Basic {basic}"),
+                    );
+                    auth.config("http.followRedirects".into(), "false".into());
+                }
+            }
+            "ssh" | "scp" => {
+                if let Some(key) = &creds.ssh_key {
+                    let dir = tempfile::Builder::new()
+                        .prefix("slipway-git-")
+                        .tempdir()
+                        .map_err(|e| {
+                            SourceError::Git(format!("cannot create a key directory: {e}"))
+                        })?;
+                    let path_ok = |p: &Path| {
+                        p.to_str().is_some_and(|s| {
+                            s.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+                        })
+                    };
+                    // The paths go into GIT_SSH_COMMAND, which git hands to a shell.
+                    if !path_ok(dir.path()) {
+                        return Err(SourceError::Git(format!(
+                            "the temporary directory {} has characters a command line cannot \
+                             carry safely; set TMPDIR to a plain path",
+                            dir.path().display()
+                        )));
+                    }
+                    let mut key = key.trim_end().to_string();
+                    key.push('\n');
+                    let key_path = dir.path().join("key");
+                    crate::secrets::write_private(&key_path, &key)
+                        .map_err(|e| SourceError::Git(format!("cannot write the key: {e}")))?;
+                    auth.ssh_options.extend([
+                        "-o".into(),
+                        "IdentitiesOnly=yes".into(),
+                        "-o".into(),
+                        "IdentityAgent=none".into(),
+                        "-i".into(),
+                        key_path.display().to_string(),
+                    ]);
+                    if let Some(known) = &creds.known_hosts {
+                        let known_path = dir.path().join("known_hosts");
+                        crate::secrets::write_private(
+                            &known_path,
+                            &format!("{}\n", known.trim_end()),
+                        )
+                        .map_err(|e| SourceError::Git(format!("cannot write known hosts: {e}")))?;
+                        auth.ssh_options.extend([
+                            "-o".into(),
+                            format!("UserKnownHostsFile={}", known_path.display()),
+                        ]);
+                        auth.strict_host_keys = true;
+                    }
+                    auth._dir = Some(dir);
+                }
+            }
+            _ => {}
+        }
+        Ok(auth)
+    }
+
+    fn config(&mut self, key: String, value: String) {
+        let i = self.env.len() / 2;
+        self.env.push((format!("GIT_CONFIG_KEY_{i}"), key));
+        self.env.push((format!("GIT_CONFIG_VALUE_{i}"), value));
+    }
+}
+
 /// How git is made to connect to the address that was checked (and not to whatever a second DNS
 /// answer says): curl's resolve list for HTTPS; for SSH the URL's host becomes the address, with
 /// the name kept as the host key alias.
@@ -235,9 +384,24 @@ pub async fn fetch(
     dest: &Path,
     limits: &FetchLimits,
 ) -> Result<String, SourceError> {
-    let result = tokio::time::timeout(limits.timeout, fetch_inner(url, git_ref, dest, limits))
-        .await
-        .unwrap_or(Err(SourceError::Timeout(limits.timeout)));
+    fetch_with(url, git_ref, dest, limits, &GitCredentials::default()).await
+}
+
+/// [`fetch`] with the repository's credentials (used for this fetch only; nothing of them stays
+/// in `dest`).
+pub async fn fetch_with(
+    url: &str,
+    git_ref: Option<&str>,
+    dest: &Path,
+    limits: &FetchLimits,
+    credentials: &GitCredentials,
+) -> Result<String, SourceError> {
+    let result = tokio::time::timeout(
+        limits.timeout,
+        fetch_inner(url, git_ref, dest, limits, credentials),
+    )
+    .await
+    .unwrap_or(Err(SourceError::Timeout(limits.timeout)));
     if result.is_err() {
         let _ = tokio::fs::remove_dir_all(dest).await;
     }
@@ -249,6 +413,7 @@ async fn fetch_inner(
     git_ref: Option<&str>,
     dest: &Path,
     limits: &FetchLimits,
+    credentials: &GitCredentials,
 ) -> Result<String, SourceError> {
     // A local path is passed as a file:// URL so that `--depth` applies (git ignores it for plain
     // paths).
@@ -258,6 +423,7 @@ async fn fetch_inner(
         url.to_string()
     };
     let pin = guard(&url, limits.allow_private_hosts).await?;
+    let auth = GitAuth::new(remote_of(&url).as_ref(), credentials)?;
     tokio::fs::create_dir_all(dest)
         .await
         .map_err(|e| SourceError::Git(format!("cannot create {}: {e}", dest.display())))?;
@@ -278,7 +444,7 @@ async fn fetch_inner(
         &fetch_url,
         wanted,
     ]);
-    let fetched = git_with(dest, &args, pin.host_key_alias.as_deref()).await;
+    let fetched = git_with(dest, &args, pin.host_key_alias.as_deref(), &auth).await;
     if let Err(SourceError::Fetch(msg)) = &fetched {
         let missing = msg.contains("couldn't find remote ref")
             || msg.contains("not our ref")
@@ -288,6 +454,29 @@ async fn fetch_inner(
             return Err(SourceError::RefNotFound(wanted.to_string()));
         }
         // A repository that is not there, or that refuses us, will not appear by retrying.
+        // Asked for credentials it does not have, or refused the ones it has.
+        let unauthorized = [
+            "could not read Username",
+            "could not read Password",
+            "terminal prompts disabled",
+            "Authentication failed",
+            "returned error: 401",
+            "returned error: 403",
+            "Permission denied (publickey",
+        ]
+        .iter()
+        .any(|m| msg.contains(m));
+        if unauthorized {
+            let had = if credentials.is_empty() {
+                "no credentials are set"
+            } else {
+                "the credentials set were refused"
+            };
+            return Err(SourceError::Unavailable(format!(
+                "{msg} ({had}: a private repository needs the secret SLIPWAY_GIT_TOKEN (HTTPS) or \
+                 SLIPWAY_GIT_SSH_KEY (SSH) set for this service and environment)"
+            )));
+        }
         let absent = msg.contains("does not appear to be a git repository")
             || msg.contains("Repository not found")
             || msg.contains("repository not found")
@@ -324,28 +513,41 @@ async fn fetch_inner(
 
 /// Runs git in `dir` without prompts, hooks, or system/global configuration, and returns stdout.
 async fn git(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
-    git_with(dir, args, None).await
+    git_with(dir, args, None, &GitAuth::default()).await
 }
 
 async fn git_with(
     dir: &Path,
     args: &[&str],
     host_key_alias: Option<&str>,
+    auth: &GitAuth,
 ) -> Result<String, SourceError> {
+    let mut ssh = vec!["ssh", "-o", "BatchMode=yes", "-o"];
+    ssh.push(if auth.strict_host_keys {
+        "StrictHostKeyChecking=yes"
+    } else {
+        "StrictHostKeyChecking=accept-new"
+    });
     // The alias is a DNS name or address from a validated URL (no spaces or quotes).
-    let ssh = match host_key_alias {
-        Some(alias)
-            if alias
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b)) =>
-        {
-            format!(
-                "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o HostKeyAlias={alias}"
-            )
-        }
-        _ => "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new".to_string(),
-    };
-    let out = Command::new("git")
+    let alias = host_key_alias
+        .filter(|a| {
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+        })
+        .map(|a| format!("HostKeyAlias={a}"));
+    if let Some(alias) = &alias {
+        ssh.extend(["-o", alias]);
+    }
+    // Paths Slipway created, checked to be plain (see GitAuth::new).
+    ssh.extend(auth.ssh_options.iter().map(String::as_str));
+    let ssh = ssh.join(" ");
+    let mut command = Command::new("git");
+    if !auth.env.is_empty() {
+        command
+            .env("GIT_CONFIG_COUNT", (auth.env.len() / 2).to_string())
+            .envs(auth.env.iter().map(|(k, v)| (k, v)));
+    }
+    let out = command
         .arg("-c")
         .arg("core.hooksPath=/dev/null")
         .arg("-c")
@@ -415,9 +617,32 @@ pub async fn push(
     timeout: Duration,
     allow_private_hosts: bool,
 ) -> Result<String, PushError> {
-    tokio::time::timeout(timeout, push_inner(repo, url, branch, allow_private_hosts))
-        .await
-        .unwrap_or(Err(PushError::Timeout(timeout)))
+    push_with(
+        repo,
+        url,
+        branch,
+        timeout,
+        allow_private_hosts,
+        &GitCredentials::default(),
+    )
+    .await
+}
+
+/// [`push`] with the remote's credentials (see [`GitCredentials`]).
+pub async fn push_with(
+    repo: &Path,
+    url: &str,
+    branch: &str,
+    timeout: Duration,
+    allow_private_hosts: bool,
+    credentials: &GitCredentials,
+) -> Result<String, PushError> {
+    tokio::time::timeout(
+        timeout,
+        push_inner(repo, url, branch, allow_private_hosts, credentials),
+    )
+    .await
+    .unwrap_or(Err(PushError::Timeout(timeout)))
 }
 
 async fn push_inner(
@@ -425,6 +650,7 @@ async fn push_inner(
     url: &str,
     branch: &str,
     allow_private_hosts: bool,
+    credentials: &GitCredentials,
 ) -> Result<String, PushError> {
     let named = branch
         .bytes()
@@ -441,6 +667,7 @@ async fn push_inner(
         other => PushError::Failed(redact_credentials(&other_message(other))),
     };
     let pin = guard(url, allow_private_hosts).await.map_err(failed)?;
+    let auth = GitAuth::new(remote_of(url).as_ref(), credentials).map_err(failed)?;
     let push_url = pin.url.clone().unwrap_or_else(|| url.to_string());
     let reference = format!("refs/heads/{branch}");
     let local = git(repo, &["rev-parse", "--verify", "--quiet", &reference])
@@ -456,7 +683,7 @@ async fn push_inner(
     }
     let mut ls_remote = args.clone();
     ls_remote.extend(["ls-remote", "--heads", "--", &push_url, &reference]);
-    let listed = git_with(repo, &ls_remote, pin.host_key_alias.as_deref())
+    let listed = git_with(repo, &ls_remote, pin.host_key_alias.as_deref(), &auth)
         .await
         .map_err(failed)?;
     let remote_sha = listed
@@ -493,7 +720,7 @@ async fn push_inner(
         &push_url,
         &refspec,
     ]);
-    git_with(repo, &push, pin.host_key_alias.as_deref())
+    git_with(repo, &push, pin.host_key_alias.as_deref(), &auth)
         .await
         .map_err(failed)?;
     Ok(local)
@@ -809,5 +1036,85 @@ mod tests {
             "ssh://git:***@h/o/r and ssh://git@h/o/r, https://h/x"
         );
         assert_eq!(redact_credentials("no url"), "no url");
+    }
+
+    /// A private repository on an HTTPS server that wants a token: refused without one or with a
+    /// wrong one (permanently, naming the secret to set), fetched and pushed to with the right one,
+    /// which stays out of the checkout and of `Debug`.
+    #[tokio::test]
+    async fn private_https_repositories_are_fetched_and_pushed_with_their_token() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, _) = work_and_bare(tmp.path());
+        let served = tmp.path().join("served");
+        std::fs::create_dir_all(&served).unwrap();
+        sh_git(&served, &["init", "--quiet", "--bare", "app.git"]);
+        sh_git(&work, &["push", "--quiet", "../served/app.git", "main"]);
+        let Some(server) = slipway_test_support::GitHttpsServer::start(
+            &served,
+            tmp.path(),
+            "deploy-bot",
+            "ghp_t0ken-4242",
+        ) else {
+            return;
+        };
+        // Each test runs in its own process under nextest; git reads the CA from here.
+        std::env::set_var("GIT_SSL_CAINFO", &server.ca_file);
+        let url = server.url("app.git");
+        let limits = FetchLimits {
+            allow_private_hosts: true,
+            ..FetchLimits::default()
+        };
+        let creds = |user: Option<&str>, token: &str| GitCredentials {
+            username: user.map(str::to_string),
+            token: Some(token.to_string()),
+            ..GitCredentials::default()
+        };
+
+        let dest = tmp.path().join("none");
+        let err = fetch(&url, None, &dest, &limits).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("no credentials are set") && msg.contains("SLIPWAY_GIT_TOKEN"),
+            "{msg}"
+        );
+        let wrong = creds(Some("deploy-bot"), "wrong");
+        let err = fetch_with(&url, None, &dest, &limits, &wrong)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("were refused"), "{err}");
+        // The default user name is GitHub's for tokens, which this server does not accept.
+        let err = fetch_with(&url, None, &dest, &limits, &creds(None, "ghp_t0ken-4242"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("were refused"), "{err}");
+
+        let right = creds(Some("deploy-bot"), "ghp_t0ken-4242");
+        let dest = tmp.path().join("checkout");
+        let sha = fetch_with(&url, None, &dest, &limits, &right)
+            .await
+            .unwrap();
+        assert_eq!(sha, sh_git(&work, &["rev-parse", "HEAD"]).trim());
+        assert!(dest.join("README.md").exists());
+        let mut leftovers = String::new();
+        for f in ["config", "FETCH_HEAD"] {
+            leftovers += &std::fs::read_to_string(dest.join(".git").join(f)).unwrap_or_default();
+        }
+        assert!(!leftovers.contains("t0ken"), "{leftovers}");
+        assert!(!format!("{right:?}").contains("t0ken"));
+
+        std::fs::write(work.join("more.txt"), "more\n").unwrap();
+        sh_git(&work, &["add", "--all"]);
+        sh_git(&work, &["commit", "--quiet", "-m", "second"]);
+        let err = push(&work, &url, "main", T, true).await.unwrap_err();
+        assert!(matches!(err, PushError::Failed(_)), "{err}");
+        let pushed = push_with(&work, &url, "main", T, true, &right)
+            .await
+            .unwrap();
+        assert_eq!(
+            sh_git(&served.join("app.git"), &["rev-parse", "main"]).trim(),
+            pushed
+        );
+        assert!(right.secret_values().iter().any(|v| v == "ghp_t0ken-4242"));
     }
 }

@@ -1021,3 +1021,89 @@ extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// A private repository: the deployment fails at once naming the secret to set; with the token set
+/// as the secret SLIPWAY_GIT_TOKEN it deploys, and the token reaches neither the app's environment
+/// nor any log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn private_repositories_deploy_with_credentials_kept_from_the_app() {
+    const TOKEN: &str = "glpat-s3cr3t-0f-the-cl0ne";
+    let s = TestServer::start_engine_with(|c| c.allow_private_repo_hosts = true).await;
+    let work = git_repo(
+        &s.dir.path().join("src/private"),
+        &[(
+            "app.py",
+            &PY_APP.replace(
+                "VERSION = \"v1\"",
+                "VERSION = os.environ.get(\"SLIPWAY_GIT_TOKEN\", \"no token\")",
+            ),
+        )],
+    );
+    let served = s.dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(&served, &["init", "-q", "-b", "main", "--bare", "private.git"]);
+    git(&work, &["push", "-q", "../../served/private.git", "main"]);
+    let certs = tempfile::tempdir().unwrap();
+    let Some(server) =
+        slipway_test_support::GitHttpsServer::start(&served, certs.path(), "oauth2", TOKEN)
+    else {
+        return;
+    };
+    // Each test runs in its own process under nextest; the engine's git reads the CA from here.
+    std::env::set_var("GIT_SSL_CAINFO", &server.ca_file);
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "private", "team": "core", "repo_url": server.url("private.git")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let id = deploy(&s, json!({ "service": "private" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert!(
+        d["reason"].as_str().unwrap().contains("SLIPWAY_GIT_TOKEN"),
+        "{d}"
+    );
+    let job = s.state.store.latest_job_for(&id).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 1, "missing credentials are not retried");
+
+    let secrets = "/api/v1/services/private/environments/dev/secrets";
+    for (name, value) in [
+        ("SLIPWAY_GIT_USERNAME", "oauth2"),
+        ("SLIPWAY_GIT_TOKEN", TOKEN),
+    ] {
+        let (status, info) = s
+            .put(&format!("{secrets}/{name}"), json!({ "value": value }))
+            .await;
+        assert_eq!((status, info["value"].as_str()), (200, Some("********")));
+    }
+    let (status, body) = s
+        .put(&format!("{secrets}/SLIPWAY_OTHER"), json!({ "value": "x" }))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("SLIPWAY_GIT_TOKEN"), "{body}");
+
+    let id = deploy(&s, json!({ "service": "private" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    let (_, body) = through_proxy(&s, "private.dev.localhost", "/").await;
+    assert_eq!(body, "hello world from no token\n");
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(log.contains("fetched commit"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+    let release = s
+        .state
+        .store
+        .get_release(d_release(&s, &id).await.as_str())
+        .await
+        .unwrap();
+    assert!(!serde_json::to_string(&release).unwrap().contains(TOKEN));
+    s.stop().await;
+}
+
+async fn d_release(s: &TestServer, id: &str) -> String {
+    let (_, d) = s.get(&format!("/api/v1/deployments/{id}")).await;
+    d["release_id"].as_str().unwrap().to_string()
+}

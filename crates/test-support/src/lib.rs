@@ -1,6 +1,8 @@
 //! Fixtures shared by the test suites of several crates.
 
 use sqlx::{Connection, Executor, PgConnection};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// A fresh PostgreSQL database on the server `TEST_DATABASE_URL` names, dropped (best effort) on drop,
 /// so every test is isolated and tests run in parallel.
@@ -78,4 +80,81 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => base,
     };
     format!("{server}/{database}{query}")
+}
+
+/// A smart-HTTP git server over TLS on loopback that wants HTTP Basic credentials
+/// (`fixtures/git_https_server.py`: git's own `git http-backend` behind Python's HTTP server), for
+/// tests of private repositories. Its certificate is for `localhost` and `127.0.0.1`; git trusts
+/// it through `GIT_SSL_CAINFO` = [`GitHttpsServer::ca_file`]. Stopped when dropped.
+pub struct GitHttpsServer {
+    pub port: u16,
+    pub ca_file: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl GitHttpsServer {
+    /// Serves the bare repositories under `root` to `user` with `token`; the certificate goes into
+    /// `dir`. `None`, with a message, when python3 or openssl is missing (a panic under CI, where
+    /// they must be there).
+    pub fn start(root: &Path, dir: &Path, user: &str, token: &str) -> Option<Self> {
+        use std::io::BufRead;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            return skip("openssl could not make a test certificate");
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git_https_server.py");
+        let mut child = match Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .args([user, token])
+            .arg(&cert)
+            .arg(&key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => return skip(&format!("python3 cannot be run: {e}")),
+        };
+        let mut line = String::new();
+        let stdout = child.stdout.take()?;
+        std::io::BufReader::new(stdout).read_line(&mut line).ok()?;
+        let port = line.trim().strip_prefix("listening on ")?.parse().ok()?;
+        Some(Self {
+            port,
+            ca_file: cert,
+            child,
+        })
+    }
+
+    /// The HTTPS URL of the repository `name` (e.g. `app.git`) under the served root.
+    pub fn url(&self, name: &str) -> String {
+        format!("https://localhost:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitHttpsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skip<T>(why: &str) -> Option<T> {
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipping: {why}");
+    None
 }

@@ -35,12 +35,14 @@ pub struct SecretValue {
 
 fn check_name(name: &str) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    errors.check(validate::env_var_name("secret", name, "DATABASE_PASSWORD"));
+    errors.check(validate::secret_name("secret", name));
     errors.into_result()
 }
 
 /// Sets a secret (a new version). The value is sealed with Slipway's secrets key before it is
-/// stored and is never shown again; the next deployment injects it into the app's environment.
+/// stored and is never shown again; the next deployment injects it into the app's environment —
+/// except the repository credentials (`SLIPWAY_GIT_TOKEN`, `SLIPWAY_GIT_USERNAME`,
+/// `SLIPWAY_GIT_SSH_KEY`, `SLIPWAY_GIT_KNOWN_HOSTS`), which only the repository fetch uses.
 #[utoipa::path(put, path = "/api/v1/services/{name}/environments/{env}/secrets/{secret}", tag = "services",
     params(("name" = String, Path), ("env" = String, Path), ("secret" = String, Path)), request_body = SecretValue, responses(
     (status = 200, body = SecretInfo),
