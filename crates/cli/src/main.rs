@@ -176,12 +176,8 @@ enum ServiceCmd {
         name: String,
         #[arg(long)]
         team: String,
-        /// The service's repository (not with --scaffold)
-        #[arg(
-            long,
-            required_unless_present = "scaffold",
-            conflicts_with = "scaffold"
-        )]
+        /// The service's repository; with --scaffold, the (empty) remote the new repository is pushed to
+        #[arg(long, required_unless_present = "scaffold")]
         repo_url: Option<String>,
         /// Golden-path template (`slipway templates list`); `default` when omitted
         #[arg(long)]
@@ -208,6 +204,8 @@ enum ServiceCmd {
     Show { name: String },
     /// Delete a service, its artifacts and its deployment records
     Delete { name: String },
+    /// Push a scaffolded service's repository to its repo_url again (after a failed push)
+    PushScaffold { name: String },
 }
 
 #[derive(Subcommand)]
@@ -385,6 +383,23 @@ fn label(field: &str, value: &str) -> Result<(), CliError> {
     })
 }
 
+/// A scaffold whose push failed: registered (or retried), but the command did not do all it was
+/// asked; the message says how to retry.
+fn scaffold_push_failed(push: &Value) -> Result<(), CliError> {
+    if push["status"] != "failed" {
+        return Ok(());
+    }
+    Err(CliError {
+        code: exit::ERROR,
+        message: format!(
+            "the scaffold was not pushed to {}: {}\nretry with: slipway service push-scaffold {}",
+            push["remote"].as_str().unwrap_or("its remote"),
+            push["error"].as_str().unwrap_or("unknown error"),
+            push["service"].as_str().unwrap_or("<name>")
+        ),
+    })
+}
+
 /// Deployment ids are UUIDs.
 fn deployment_id(value: &str) -> Result<(), CliError> {
     if !value.is_empty()
@@ -417,9 +432,11 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             scaffold,
         }) => {
             let mut body = json!({ "name": name, "team": team });
-            match repo_url {
-                Some(url) => body["repo_url"] = json!(url),
-                None => body["scaffold"] = json!(scaffold),
+            if let Some(url) = repo_url {
+                body["repo_url"] = json!(url);
+            }
+            if scaffold {
+                body["scaffold"] = json!(true);
             }
             if let Some(t) = template {
                 body["template"] = json!(t);
@@ -429,6 +446,18 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             }
             let v: Value = client.post("/api/v1/services", &body).await?;
             output::service_detail(format, &v);
+            scaffold_push_failed(&v["scaffold"])?;
+        }
+        Command::Service(ServiceCmd::PushScaffold { name }) => {
+            label("name", &name)?;
+            let v: Value = client
+                .post(
+                    &format!("/api/v1/services/{}/scaffold/push", enc(&name)),
+                    &json!(null),
+                )
+                .await?;
+            output::scaffold_push(format, &v);
+            scaffold_push_failed(&v)?;
         }
         Command::Service(ServiceCmd::List {
             team,

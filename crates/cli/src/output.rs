@@ -86,6 +86,9 @@ pub fn service_detail(format: Format, v: &Value) {
         }
         _ => println!("deployment:  never deployed"),
     }
+    if v["scaffold"].is_object() {
+        println!("scaffold:    {}", scaffold_line(&v["scaffold"]));
+    }
     if let Some(arts) = v["artifacts"].as_array() {
         println!("artifacts:");
         let rows: Vec<Vec<String>> = arts
@@ -208,4 +211,31 @@ pub fn variables(format: Format, v: &Value) {
         })
         .unwrap_or_default();
     table(&["NAME", "VALUE"], &rows);
+}
+
+/// `pushed main at 1a2b3c4d5e to URL`, `failed (attempt 2) pushing to URL: why`, or `pending`.
+fn scaffold_line(p: &Value) -> String {
+    match p["status"].as_str() {
+        Some("pushed") => format!(
+            "pushed {} at {} to {}",
+            s(p, "branch"),
+            s(p, "commit").chars().take(10).collect::<String>(),
+            s(p, "remote")
+        ),
+        Some("failed") => format!(
+            "push failed (attempt {}) to {}: {}",
+            s(p, "attempts"),
+            s(p, "remote"),
+            s(p, "error")
+        ),
+        _ => format!("push to {} pending", s(p, "remote")),
+    }
+}
+
+/// The outcome of `slipway service push-scaffold`.
+pub fn scaffold_push(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    println!("{}: {}", s(v, "service"), scaffold_line(v));
 }

@@ -193,3 +193,106 @@ fn service_create_can_scaffold() {
         "--repo-url or --scaffold is required"
     );
 }
+
+#[test]
+fn service_create_pushes_a_scaffold_and_push_scaffold_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("remote.git");
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "--quiet", "--bare", bare.to_str().unwrap()]);
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'closed for the audit' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--auth",
+            "off",
+            "--allow-local-repos",
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        .env("SLIPWAY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("slipway up did not start");
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let slipway = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("SLIPWAY_URL", &url)
+            .env("SLIPWAY_AUTH", "off")
+            .output()
+            .unwrap()
+    };
+    let created = slipway(&[
+        "service",
+        "create",
+        "starter",
+        "--team",
+        "core",
+        "--template",
+        "go-api",
+        "--scaffold",
+        "--repo-url",
+        bare.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&hook).unwrap();
+    let retried = slipway(&["service", "push-scaffold", "starter"]);
+    let shown = slipway(&["service", "show", "starter"]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    // Registered, but the command says the push failed, why, and how to retry.
+    assert_eq!(created.status.code(), Some(1), "{created:?}");
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(stdout.contains("name:        starter"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(stderr.contains("closed for the audit"), "{stderr}");
+    assert!(
+        stderr.contains("slipway service push-scaffold starter"),
+        "{stderr}"
+    );
+    assert!(retried.status.success(), "{retried:?}");
+    let retried = String::from_utf8_lossy(&retried.stdout);
+    assert!(retried.starts_with("starter: pushed main at "), "{retried}");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("scaffold:    pushed main at "), "{shown}");
+    let files = git(&[
+        "--git-dir",
+        bare.to_str().unwrap(),
+        "ls-tree",
+        "-r",
+        "--name-only",
+        "main",
+    ]);
+    assert!(files.lines().any(|l| l == "main.go"), "{files}");
+}
