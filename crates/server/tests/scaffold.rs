@@ -429,3 +429,84 @@ async fn a_scaffolded_python_api_deploys_to_exposed_and_serves_health_and_metric
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_service_page_shows_a_failed_push_and_its_retry_button_pushes() {
+    let s = TestServer::start_engine().await;
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_remote(remotes.path());
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'no <pushes> today' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "ledger", "team": "finance", "template": "python-api",
+                   "scaffold": true, "repo_url": bare.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["scaffold"]["status"].as_str()),
+        (201, Some("failed"))
+    );
+
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = browser
+        .get(format!("{}/services/ledger", s.url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("slipway_csrf=")
+        .unwrap()
+        .to_string();
+    let page = res.text().await.unwrap();
+    assert!(page.contains("push failed"), "{page}");
+    // git's message, escaped like any text.
+    assert!(page.contains("no &lt;pushes&gt; today"), "{page}");
+    assert!(
+        page.contains(r#"<form method="post" action="/services/ledger/scaffold/push">"#),
+        "{page}"
+    );
+
+    // Without its CSRF token the form is refused and nothing is pushed.
+    std::fs::remove_file(&hook).unwrap();
+    let res = browser
+        .post(format!("{}/services/ledger/scaffold/push", s.url))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(remote_heads(&bare), "");
+
+    let res = browser
+        .post(format!("{}/services/ledger/scaffold/push", s.url))
+        .header("cookie", format!("slipway_csrf={token}"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/services/ledger#scaffold");
+    assert!(remote_heads(&bare).starts_with("refs/heads/main "));
+    let page = browser
+        .get(format!("{}/services/ledger", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(">pushed</span>"), "{page}");
+    assert!(!page.contains("Retry push"), "{page}");
+    s.stop().await;
+}
