@@ -454,28 +454,8 @@ async fn fetch_inner(
             return Err(SourceError::RefNotFound(wanted.to_string()));
         }
         // A repository that is not there, or that refuses us, will not appear by retrying.
-        // Asked for credentials it does not have, or refused the ones it has.
-        let unauthorized = [
-            "could not read Username",
-            "could not read Password",
-            "terminal prompts disabled",
-            "Authentication failed",
-            "returned error: 401",
-            "returned error: 403",
-            "Permission denied (publickey",
-        ]
-        .iter()
-        .any(|m| msg.contains(m));
-        if unauthorized {
-            let had = if credentials.is_empty() {
-                "no credentials are set"
-            } else {
-                "the credentials set were refused"
-            };
-            return Err(SourceError::Unavailable(format!(
-                "{msg} ({had}: a private repository needs the secret SLIPWAY_GIT_TOKEN (HTTPS) or \
-                 SLIPWAY_GIT_SSH_KEY (SSH) set for this service and environment)"
-            )));
+        if let Some(why) = unauthorized(msg, credentials) {
+            return Err(SourceError::Unavailable(why));
         }
         let absent = msg.contains("does not appear to be a git repository")
             || msg.contains("Repository not found")
@@ -509,6 +489,33 @@ async fn fetch_inner(
         });
     }
     Ok(sha.trim().to_string())
+}
+
+/// When git's message says the remote asked for credentials it did not get, or refused the ones
+/// it got: the message with what to do about it.
+fn unauthorized(msg: &str, credentials: &GitCredentials) -> Option<String> {
+    let asked = [
+        "could not read Username",
+        "could not read Password",
+        "terminal prompts disabled",
+        "Authentication failed",
+        "returned error: 401",
+        "returned error: 403",
+        "Permission denied (publickey",
+    ]
+    .iter()
+    .any(|m| msg.contains(m));
+    let had = if credentials.is_empty() {
+        "no credentials are set"
+    } else {
+        "the credentials set were refused"
+    };
+    asked.then(|| {
+        format!(
+            "{msg} ({had}: a private repository needs the secret SLIPWAY_GIT_TOKEN (HTTPS) or \
+             SLIPWAY_GIT_SSH_KEY (SSH) set for this service and environment)"
+        )
+    })
 }
 
 /// Runs git in `dir` without prompts, hooks, or system/global configuration, and returns stdout.
@@ -664,6 +671,9 @@ async fn push_inner(
     let failed = |e: SourceError| match e {
         SourceError::Refused(m) => PushError::Refused(redact_credentials(&m)),
         SourceError::Git(m) => PushError::Git(redact_credentials(&m)),
+        SourceError::Fetch(m) if unauthorized(&m, credentials).is_some() => PushError::Failed(
+            redact_credentials(&unauthorized(&m, credentials).unwrap_or(m)),
+        ),
         other => PushError::Failed(redact_credentials(&other_message(other))),
     };
     let pin = guard(url, allow_private_hosts).await.map_err(failed)?;

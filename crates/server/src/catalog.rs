@@ -265,12 +265,23 @@ pub async fn push_scaffold(
     }
     static PUSHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = PUSHING.lock().await;
-    let outcome = slipway_engine::source::push(
+    // The remote's credentials are the service's repository secrets in the registration
+    // environment (SLIPWAY_GIT_TOKEN, …): set them, then retry a push the remote refused.
+    let credentials = match state.engine.as_ref() {
+        Some(engine) => engine
+            .local
+            .git_credentials(&service.name, REGISTRATION_ENV)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
+        None => Default::default(),
+    };
+    let outcome = slipway_engine::source::push_with(
         &dir,
         &service.repo_url,
         SCAFFOLD_BRANCH,
         PUSH_TIMEOUT,
         allow_private_hosts(state),
+        &credentials,
     )
     .await;
     let record = match outcome {
@@ -366,6 +377,123 @@ async fn register_checked(
         artifacts: rendered.artifacts,
         scaffold: None,
     })
+}
+
+/// A template that fits what the analyzer found in a service's code, for a service on the
+/// language-neutral `default` template. Shown on the service's detail and page; never applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TemplateSuggestion {
+    /// The template that fits.
+    #[schema(example = "python-api")]
+    pub template: String,
+    /// The language the analyzer found.
+    #[schema(example = "python")]
+    pub language: String,
+    pub framework: Option<String>,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// The file (and line) and rule that decided the language.
+    pub evidence: Option<SuggestionEvidence>,
+    /// The release whose build plan it comes from: the service's newest.
+    pub release_id: String,
+    pub environment: String,
+    pub commit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SuggestionEvidence {
+    #[schema(example = "app.py")]
+    pub source: Option<String>,
+    pub line: Option<u32>,
+    #[schema(example = "Python manifest or entry script")]
+    pub rule: String,
+}
+
+/// The template for each language the analyzer names, where one exists.
+fn template_for_language(language: &str) -> Option<&'static str> {
+    Some(match language {
+        "python" => "python-api",
+        "node" => "node-api",
+        "go" => "go-api",
+        "rust" => "rust-api",
+        "static" => "static-site",
+        _ => return None,
+    })
+}
+
+/// Suggests a template for a service on `default`, from the build plan of its newest release (the
+/// analyzer's result, kept with each release the engine built). `None` before its first such
+/// deployment, for a service with another template, or for a language no template covers.
+pub async fn template_suggestion(
+    state: &AppState,
+    service: &Service,
+) -> ApiResult<Option<TemplateSuggestion>> {
+    if service.template != DEFAULT_TEMPLATE {
+        return Ok(None);
+    }
+    let mut newest: Option<slipway_core::Release> = None;
+    for env in state.store.list_environments().await? {
+        let releases = state.store.list_releases(&service.name, &env.name).await?;
+        if let Some(r) = releases.into_iter().next() {
+            if newest.as_ref().is_none_or(|n| r.created_at > n.created_at) {
+                newest = Some(r);
+            }
+        }
+    }
+    let Some(release) = newest else {
+        return Ok(None);
+    };
+    let Some(language) = release.plan["language"].as_str() else {
+        return Ok(None);
+    };
+    let Some(template) = template_for_language(language) else {
+        return Ok(None);
+    };
+    if !crate::api::templates::templates()?.contains(template) {
+        return Ok(None);
+    }
+    let framework = release.plan["framework"].as_str().map(str::to_string);
+    let evidence = release.plan["evidence"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["field"] == "language"))
+        .map(|e| SuggestionEvidence {
+            source: e["source"].as_str().map(str::to_string),
+            line: e["line"].as_u64().and_then(|l| u32::try_from(l).ok()),
+            rule: e["rule"].as_str().unwrap_or_default().to_string(),
+        });
+    let found = match &evidence {
+        Some(SuggestionEvidence {
+            source: Some(file),
+            line,
+            rule,
+        }) => format!(
+            " ({file}{}: {rule})",
+            line.map(|l| format!(":{l}")).unwrap_or_default()
+        ),
+        Some(e) => format!(" ({})", e.rule),
+        None => String::new(),
+    };
+    let short: String = release.commit_sha.chars().take(10).collect();
+    let reason = format!(
+        "the analyzer found {language}{}{found} at commit {short} deployed to {}; the {template} \
+         golden path is made for it. {} keeps the default template until a person changes it",
+        framework
+            .as_deref()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default(),
+        release.environment,
+        service.name
+    );
+    Ok(Some(TemplateSuggestion {
+        template: template.to_string(),
+        language: language.to_string(),
+        framework,
+        reason,
+        evidence,
+        release_id: release.id,
+        environment: release.environment,
+        commit: release.commit_sha,
+    }))
 }
 
 /// Changes to a service through the canonical API.

@@ -1041,7 +1041,10 @@ async fn private_repositories_deploy_with_credentials_kept_from_the_app() {
     );
     let served = s.dir.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
-    git(&served, &["init", "-q", "-b", "main", "--bare", "private.git"]);
+    git(
+        &served,
+        &["init", "-q", "-b", "main", "--bare", "private.git"],
+    );
     git(&work, &["push", "-q", "../../served/private.git", "main"]);
     let certs = tempfile::tempdir().unwrap();
     let Some(server) =
@@ -1106,4 +1109,60 @@ async fn private_repositories_deploy_with_credentials_kept_from_the_app() {
 async fn d_release(s: &TestServer, id: &str) -> String {
     let (_, d) = s.get(&format!("/api/v1/deployments/{id}")).await;
     d["release_id"].as_str().unwrap().to_string()
+}
+
+/// A scaffold pushed to a private HTTPS remote: refused without credentials (the service is still
+/// registered), pushed by the retry once the token is set as the service's secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scaffold_reaches_a_private_remote_once_its_token_is_a_secret() {
+    const TOKEN: &str = "ghp_scaff0ld-t0ken";
+    let s = TestServer::start_engine_with(|c| c.allow_private_repo_hosts = true).await;
+    let served = s.dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(
+        &served,
+        &["init", "-q", "-b", "main", "--bare", "ledger.git"],
+    );
+    let certs = tempfile::tempdir().unwrap();
+    let Some(server) =
+        slipway_test_support::GitHttpsServer::start(&served, certs.path(), "x-access-token", TOKEN)
+    else {
+        return;
+    };
+    std::env::set_var("GIT_SSL_CAINFO", &server.ca_file);
+    let (status, body) = s
+        .post(
+            "/api/v1/services",
+            json!({"name": "ledger", "team": "core", "template": "python-api",
+                   "scaffold": true, "repo_url": server.url("ledger.git")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["scaffold"]["status"], "failed", "{body}");
+    let error = body["scaffold"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("no credentials are set") && error.contains("SLIPWAY_GIT_TOKEN"),
+        "{error}"
+    );
+    let (status, _) = s
+        .put(
+            "/api/v1/services/ledger/environments/dev/secrets/SLIPWAY_GIT_TOKEN",
+            json!({ "value": TOKEN }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, pushed) = s
+        .post("/api/v1/services/ledger/scaffold/push", json!(null))
+        .await;
+    assert_eq!(
+        (status, pushed["status"].as_str()),
+        (200, Some("pushed")),
+        "{pushed}"
+    );
+    assert_eq!(
+        git(&served.join("ledger.git"), &["rev-parse", "main"]).trim(),
+        pushed["commit"].as_str().unwrap()
+    );
+    assert!(!pushed.to_string().contains(TOKEN));
+    s.stop().await;
 }
