@@ -8,6 +8,9 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::fmt;
 
+/// How long a patient client waits out the rate limit for one request before it gives up.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Exit codes (documented in docs/cli.md).
 pub mod exit {
     pub const OK: i32 = 0;
@@ -43,6 +46,9 @@ pub struct Client {
     http: reqwest::Client,
     /// For streams, which stay open as long as they have something to say: no overall time limit.
     streaming: reqwest::Client,
+    /// Waits out `429 Too Many Requests` (as `Retry-After` says) instead of failing: for commands
+    /// that send many requests in a row.
+    patient: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -125,7 +131,19 @@ impl Client {
             base,
             http,
             streaming,
+            patient: false,
         })
+    }
+
+    /// The same client, waiting out the server's rate limit instead of failing on it (a 429 is
+    /// answered before the request is handled, so sending it again is safe).
+    pub fn patient(&self) -> Client {
+        Client {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            streaming: self.streaming.clone(),
+            patient: true,
+        }
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
@@ -212,11 +230,33 @@ impl Client {
         body: Option<&B>,
     ) -> Result<reqwest::Response, CliError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url);
-        if let Some(b) = body {
-            req = req.json(b);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let mut req = self.http.request(method.clone(), &url);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let res = req
+                .send()
+                .await
+                .map_err(|e| self.transport_error(&url, e))?;
+            if !self.patient
+                || res.status() != StatusCode::TOO_MANY_REQUESTS
+                || waited >= MAX_RATE_LIMIT_WAIT
+            {
+                return Ok(res);
+            }
+            let wait = res
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 30);
+            let wait = std::time::Duration::from_secs(wait);
+            tokio::time::sleep(wait).await;
+            waited += wait;
         }
-        req.send().await.map_err(|e| self.transport_error(&url, e))
     }
 
     /// A POST whose refusal (an HTTP error answer) is returned as a value with its field errors, for

@@ -592,3 +592,25 @@ fn a_yaml_syntax_error_changes_nothing_and_names_the_line() {
     ]);
     assert_eq!(out.code, 2, "{}", out.all());
 }
+
+#[test]
+fn a_large_import_and_export_wait_out_the_rate_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 10 requests per second with a burst of 40: 45 registrations, then 90 artifact reads, would
+    // be refused (429) part of the way without waiting.
+    let server = Server::start(&tmp.path().join("data"), &["--rate-limit", "10"]);
+    let file = tmp.path().join("many.yaml");
+    let mut text = String::new();
+    for i in 0..45 {
+        text.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc-{i:02}\n  annotations:\n    github.com/project-slug: org/svc-{i}\nspec:\n  owner: group:team-{}\n",
+            i % 4
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = server.ok(&["catalog", "import", file.to_str().unwrap()]);
+    assert!(out.stdout.ends_with("45 created\n"), "{}", out.all());
+    let out = server.ok(&["catalog", "export"]);
+    assert_eq!(out.stdout.matches("kind: Component").count(), 45);
+    assert_eq!(out.stdout.matches("kind: System").count(), 4);
+}

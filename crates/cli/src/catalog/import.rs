@@ -469,7 +469,7 @@ async fn register(client: &Client, item: &mut Item, s: &ServiceEntry) -> Result<
                 .await?;
             existing(item, s, &current, false);
         }
-        Err(r) if r.status == 401 || r.status == 403 => {
+        Err(r) if matches!(r.status, 401 | 403 | 429) => {
             item.fail(
                 Outcome::Failed,
                 r.code,

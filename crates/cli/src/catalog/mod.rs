@@ -33,6 +33,8 @@ pub enum CatalogCmd {
 }
 
 pub async fn run(client: &Client, format: Format, cmd: CatalogCmd) -> Result<(), CliError> {
+    // One request per service (or two): wait out the rate limit rather than stop halfway.
+    let client = &client.patient();
     match cmd {
         CatalogCmd::Export {
             output_dir,
