@@ -282,6 +282,13 @@ impl PlatformRepo {
             .map(|(id, email)| (id.to_owned(), email.to_owned())))
     }
 
+    /// The content of a blob (a file as some commit holds it), e.g. an id from
+    /// [`PlatformRepo::files`].
+    pub async fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>, RepoError> {
+        let git = self.shared.git.clone();
+        run_blocking(move || git.run(&["cat-file", "blob", &id.to_hex()])).await
+    }
+
     /// Whether `refs/heads/main` on disk is not the commit this process last wrote: someone
     /// committed in the repository while Slipway runs. Slipway's next commit would fail with
     /// [`RepoError::RefMoved`]; a restart loads the new HEAD.

@@ -97,6 +97,8 @@ async fn a_persons_commit_and_work_tree_edits_are_told_apart() {
         .expect("a commit");
     assert_eq!(email, "dana@example.com");
     assert_ne!(theirs, ours);
+    let head_blob = repo.files()["envs/a/main.tf"];
+    assert_eq!(repo.read_blob(head_blob).await.unwrap(), b"edited\n");
     let (_, email) = repo.last_change("envs/b/main.tf").await.unwrap().unwrap();
     assert_eq!(email, AUTHOR_EMAIL);
 }

@@ -199,6 +199,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ),
     ("POST", "/api/v1/analyze", Rule::Read),
     ("POST", "/api/v1/templates/{name}/render", Rule::Read),
+    ("POST", "/api/v1/templates/upgrade", Rule::Admin),
     ("GET", "/api/v1/audit", Rule::Admin),
     // The portal's forms (CSRF-protected; the session cookie is their credential).
     ("POST", "/services/new", Rule::InHandler),

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod platform;
 pub mod portal;
 pub mod reconcile;
+pub mod upgrade;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;

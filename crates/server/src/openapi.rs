@@ -43,10 +43,14 @@ use utoipa::OpenApi;
         api::identity::list_tokens, api::identity::revoke_token,
         api::audit::list_audit,
         api::templates::list_templates, api::templates::get_template, api::templates::render_template,
+        api::templates::upgrade_templates,
     ),
     components(schemas(
         Problem, FieldError, api::deployments::DeploymentDetail, DeploymentEvent, api::runtime::Variables, api::runtime::ServiceMetrics, api::analyze::AnalyzeRequest, api::secrets::SecretValue, slipway_core::SecretInfo, api::identity::WhoAmI, api::identity::UserCreate, api::identity::MemberRole, api::identity::TokenCreate, api::identity::TokenCreated, slipway_core::User, slipway_core::Membership, slipway_core::Role, slipway_core::ApiToken, slipway_core::TokenOwner, slipway_core::RuntimeSample, Team, Service, Environment, ArtifactInfo, ArtifactScope, Deployment, DeploymentStatus,
         api::templates::Template, api::templates::RenderRequest, api::templates::RenderedTemplate, api::templates::RenderedFile,
+        crate::upgrade::UpgradeRequest, crate::upgrade::UpgradeReport, crate::upgrade::ServiceUpgrade,
+        crate::upgrade::UpgradeStatus, crate::upgrade::FileUpgrade, crate::upgrade::FileChange,
+        crate::upgrade::UpgradeConflict,
         SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
     tags(

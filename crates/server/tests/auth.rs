@@ -573,6 +573,13 @@ async fn every_mutating_route_has_a_rule_and_refuses_outsiders() {
             Some(json!({ "name": "x", "team": "a", "repo_url": "https://git.example.com/x" })),
             0,
         ),
+        (
+            "POST",
+            "/api/v1/templates/upgrade",
+            "/api/v1/templates/upgrade".into(),
+            Some(json!({ "dry_run": true })),
+            403,
+        ),
     ];
 
     let spec: Value = serde_json::to_value(slipway_server::openapi::spec()).unwrap();

@@ -3,7 +3,9 @@
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ValidJson, ValidPath};
-use crate::AppState;
+use crate::upgrade::{UpgradeReport, UpgradeRequest};
+use crate::{AppState, RequestActor};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/templates", get(list_templates))
         .route("/api/v1/templates/{name}", get(get_template))
         .route("/api/v1/templates/{name}/render", post(render_template))
+        .route("/api/v1/templates/upgrade", post(upgrade_templates))
 }
 
 /// A golden-path template.
@@ -173,4 +176,23 @@ pub async fn render_template(
         })
         .collect();
     Ok(Json(RenderedTemplate { template, files }))
+}
+
+/// Compares every service (or those named) with what the active templates render now and, unless
+/// `dry_run`, regenerates the outdated ones: their artifacts in the database and one commit per
+/// service in the platform repository. Files a team edited are reported as conflicts and left as
+/// they are; the rest of the service is upgraded. Administrators only.
+#[utoipa::path(post, path = "/api/v1/templates/upgrade", tag = "templates",
+    request_body = UpgradeRequest, responses(
+    (status = 200, body = UpgradeReport),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn upgrade_templates(
+    State(state): State<AppState>,
+    RequestActor(actor): RequestActor,
+    ValidJson(req): ValidJson<UpgradeRequest>,
+) -> ApiResult<Json<UpgradeReport>> {
+    crate::upgrade::upgrade(&state, req, &actor).await.map(Json)
 }
