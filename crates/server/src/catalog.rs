@@ -476,7 +476,7 @@ pub async fn template_suggestion(
     let short: String = release.commit_sha.chars().take(10).collect();
     let reason = format!(
         "the analyzer found {language}{}{found} at commit {short} deployed to {}; the {template} \
-         golden path is made for it. {} keeps the default template until a person changes it",
+         golden path is made for it (Slipway never switches {}'s template by itself)",
         framework
             .as_deref()
             .map(|f| format!(" ({f})"))

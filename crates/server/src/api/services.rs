@@ -79,6 +79,9 @@ pub struct ServiceDetail {
     /// For a service scaffolded with a remote `repo_url`: where the push stands (`failed` with
     /// git's message; `POST /api/v1/services/{name}/scaffold/push` retries). `null` otherwise.
     pub scaffold: Option<ScaffoldPush>,
+    /// For a service on the `default` template, once a deployment has built it: the template
+    /// that fits the language the analyzer found, and why. Never applied by Slipway.
+    pub suggested_template: Option<catalog::TemplateSuggestion>,
 }
 
 #[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = ServiceCreate, responses(
@@ -120,6 +123,7 @@ pub async fn create_service(
         artifacts: done.artifacts.iter().map(Artifact::info).collect(),
         latest_deployment: None,
         scaffold: done.scaffold,
+        suggested_template: None,
     }))
 }
 
@@ -179,11 +183,13 @@ pub async fn get_service(
     let artifacts = state.store.list_artifacts(&name, None).await?;
     let latest_deployment = state.store.latest_deployment(&name, None).await?;
     let scaffold = state.store.scaffold_push(&name).await?;
+    let suggested_template = catalog::template_suggestion(&state, &service).await?;
     Ok(Json(ServiceDetail {
         service,
         artifacts,
         latest_deployment,
         scaffold,
+        suggested_template,
     }))
 }
 

@@ -350,6 +350,9 @@ async fn render(
             error => p.error, attempts => p.attempts, updated => when(p.updated_at, now),
         }
     });
+    let suggestion = crate::catalog::template_suggestion(state, &service)
+        .await?
+        .map(|t| context! { template => t.template, reason => t.reason });
     let repo_link = service
         .repo_url
         .starts_with("https://")
@@ -368,6 +371,7 @@ async fn render(
             },
             repo_link,
             scaffold,
+            suggestion,
             envs,
             env_names,
             deploy_form => context! {
