@@ -29,7 +29,20 @@ pub enum TemplatesCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Regenerate services whose files differ from what the templates render now; files a team
+    /// edited are reported as conflicts and left as they are (exit 10 when any remain)
+    Upgrade {
+        /// Show each service's diff and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this service (repeatable); every service and the shared modules otherwise
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+    },
 }
+
+/// `templates upgrade` left files a team edited as they were (docs/cli.md).
+pub const CONFLICTS_LEFT: i32 = 10;
 
 pub async fn run(client: &Client, format: Format, cmd: TemplatesCmd) -> Result<(), CliError> {
     match cmd {
@@ -119,8 +132,97 @@ pub async fn run(client: &Client, format: Format, cmd: TemplatesCmd) -> Result<(
                 ),
             );
         }
+        TemplatesCmd::Upgrade { dry_run, services } => {
+            for name in &services {
+                crate::label("service", name)?;
+            }
+            let mut body = json!({ "dry_run": dry_run });
+            if !services.is_empty() {
+                body["services"] = json!(services);
+            }
+            let v: Value = client.post("/api/v1/templates/upgrade", &body).await?;
+            match format {
+                Format::Json => print_json(&v),
+                Format::Table => print_upgrade(&v),
+            }
+            let conflicts = v["conflicts"].as_u64().unwrap_or(0);
+            let failed = v["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["status"] == "failed")
+                .count();
+            if failed > 0 {
+                return Err(CliError {
+                    code: exit::ERROR,
+                    message: format!("{failed} upgrade(s) failed; see the errors above"),
+                });
+            }
+            if !dry_run && conflicts > 0 {
+                return Err(CliError {
+                    code: CONFLICTS_LEFT,
+                    message: format!(
+                        "{conflicts} file(s) a team edited were left as they are (listed above); \
+                         take the change over by hand, or give the file its stored content back \
+                         and upgrade again"
+                    ),
+                });
+            }
+        }
     }
     Ok(())
+}
+
+/// One block per service: status and versions, each file (with its diff in a dry run), each
+/// conflict with its reason.
+fn print_upgrade(v: &Value) {
+    let dry_run = v["dry_run"] == true;
+    for r in v["results"].as_array().into_iter().flatten() {
+        let who = r["service"]
+            .as_str()
+            .map_or("shared modules".to_string(), |s| format!("service {s}"));
+        let from: Vec<&str> = r["from"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let status = s(r, "status");
+        let mut line = format!("{who}: {status}");
+        if status != "current" {
+            line.push_str(&format!(" ({} -> {})", from.join(", "), s(r, "to")));
+        }
+        if let Some(commit) = r["commit"].as_str() {
+            line.push_str(&format!(", commit {}", &commit[..commit.len().min(12)]));
+        }
+        println!("{line}");
+        if let Some(e) = r["error"].as_str() {
+            println!("  error: {e}");
+        }
+        for f in r["files"].as_array().into_iter().flatten() {
+            println!("  {:<8} {}/{}", s(f, "change"), s(f, "scope"), s(f, "path"));
+            if dry_run {
+                print!("{}", s(f, "diff"));
+            }
+        }
+        for c in r["conflicts"].as_array().into_iter().flatten() {
+            println!(
+                "  conflict {}/{}: {}",
+                s(c, "scope"),
+                s(c, "path"),
+                s(c, "reason")
+            );
+            if dry_run {
+                print!("{}", s(c, "diff"));
+            }
+        }
+    }
+    let verb = if dry_run { "to upgrade" } else { "upgraded" };
+    println!(
+        "{} {verb}, {} conflict(s)",
+        v["upgraded"].as_u64().unwrap_or(0),
+        v["conflicts"].as_u64().unwrap_or(0)
+    );
 }
 
 /// A path from the server must stay inside the output directory.
