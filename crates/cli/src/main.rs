@@ -7,6 +7,7 @@ mod config;
 mod follow;
 mod identity;
 mod output;
+mod secrets;
 mod sse;
 mod templates;
 mod up;
@@ -151,13 +152,38 @@ enum Command {
     /// Maintain the platform repository (offline: stop `slipway up` first)
     #[command(subcommand, name = "platform-repo")]
     PlatformRepo(PlatformRepoCmd),
-    /// Secrets maintenance (offline: stop `slipway up` first)
+    /// A service's secrets (write-only values; `rotate-key` is offline maintenance)
     #[command(subcommand)]
     Secrets(SecretsCmd),
 }
 
 #[derive(Subcommand)]
 enum SecretsCmd {
+    /// Set a secret (a new version) from standard input or --from-file; the next deployment uses
+    /// it. SLIPWAY_GIT_TOKEN, SLIPWAY_GIT_USERNAME, SLIPWAY_GIT_SSH_KEY and SLIPWAY_GIT_KNOWN_HOSTS
+    /// are the repository's credentials, used only to fetch it
+    Set {
+        service: String,
+        name: String,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+        /// Read the value from this file instead of standard input
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<std::path::PathBuf>,
+    },
+    /// List a service's secrets: names and versions, values masked
+    List {
+        service: String,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+    },
+    /// Remove a secret
+    Unset {
+        service: String,
+        name: String,
+        #[arg(long = "env", default_value = "dev")]
+        environment: String,
+    },
     /// Re-encrypt every secret with a new key (generated, or read from --new-key-file), then make it
     /// the key; an interrupted rotation finishes when run again
     RotateKey {
@@ -597,9 +623,27 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             let v: Value = client.get(&format!("/api/v1/deployments{q}")).await?;
             output::deployment_list(format, &v);
         }
+        Command::Secrets(SecretsCmd::Set {
+            service,
+            name,
+            environment,
+            from_file,
+        }) => {
+            let value = secrets::read_value(from_file.as_deref())?;
+            secrets::set(client, format, &service, &environment, &name, value).await?;
+        }
+        Command::Secrets(SecretsCmd::List {
+            service,
+            environment,
+        }) => secrets::list(client, format, &service, &environment).await?,
+        Command::Secrets(SecretsCmd::Unset {
+            service,
+            name,
+            environment,
+        }) => secrets::unset(client, &service, &environment, &name).await?,
         Command::Up { .. }
         | Command::PlatformRepo(_)
-        | Command::Secrets(_)
+        | Command::Secrets(SecretsCmd::RotateKey { .. })
         | Command::Analyze { .. } => {
             unreachable!("handled locally")
         }

@@ -209,3 +209,98 @@ async fn rotating_the_key_keeps_every_secret() {
     );
     assert!(!data.join("secrets.key.new").exists());
 }
+
+mod common;
+
+/// `slipway secrets set|list|unset`: the value comes from a file or standard input (never the
+/// command line), reads show a mask, repository credentials are labelled as such, bad names change
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_set_listed_and_unset_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = common::Server::start(&tmp.path().join("data"), &[]);
+    let r = reqwest::Client::new()
+        .post(format!("{}/platform/services", server.url))
+        .json(&json!({ "service_name": "vault", "team_name": "core",
+                       "repo_url": "https://github.com/example/vault.git" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let value = tmp.path().join("token");
+    std::fs::write(&value, format!("{SECRET}\n")).unwrap();
+    let file = value.to_str().unwrap();
+
+    let out = server.ok(&[
+        "secrets",
+        "set",
+        "vault",
+        "SLIPWAY_GIT_TOKEN",
+        "--from-file",
+        file,
+    ]);
+    assert!(
+        out.stdout
+            .contains("SLIPWAY_GIT_TOKEN version 1 set for vault in dev"),
+        "{}",
+        out.all()
+    );
+    server.ok(&["secrets", "set", "vault", "API_KEY", "--from-file", file]);
+    let out = server.ok(&["secrets", "list", "vault"]);
+    assert!(!out.all().contains(SECRET), "{}", out.all());
+    assert!(out.stdout.contains("repository fetch") && out.stdout.contains("app environment"));
+    let list = server
+        .ok(&["-o", "json", "secrets", "list", "vault"])
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["value"] == "********"));
+
+    // Refused before anything is sent: a reserved name, an empty standard input, a missing file.
+    for (args, code) in [
+        (
+            vec![
+                "secrets",
+                "set",
+                "vault",
+                "SLIPWAY_OTHER",
+                "--from-file",
+                file,
+            ],
+            2,
+        ),
+        (vec!["secrets", "set", "vault", "API_KEY"], 2),
+        (
+            vec![
+                "secrets",
+                "set",
+                "vault",
+                "API_KEY",
+                "--from-file",
+                "/nonexistent/v",
+            ],
+            2,
+        ),
+        (
+            vec!["secrets", "set", "ghost", "API_KEY", "--from-file", file],
+            4,
+        ),
+    ] {
+        let out = server.cli(&args);
+        assert_eq!(out.code, code, "{args:?}: {}", out.all());
+    }
+    server.ok(&["secrets", "unset", "vault", "API_KEY"]);
+    assert_eq!(
+        server.cli(&["secrets", "unset", "vault", "API_KEY"]).code,
+        4
+    );
+    let list = server
+        .ok(&["-o", "json", "secrets", "list", "vault"])
+        .json();
+    assert_eq!(list[0]["name"], "SLIPWAY_GIT_TOKEN");
+    assert_eq!(list[0]["version"], 1);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
