@@ -382,6 +382,7 @@ pub(crate) fn apply_health(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
         None
     };
     files.extend(routes);
+    let django = plan.framework.as_deref() == Some("django");
     for path in HEALTH_PATHS {
         for f in &files {
             for (i, raw) in f.text.lines().enumerate() {
@@ -390,14 +391,23 @@ pub(crate) fn apply_health(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
                 }
                 let line = raw.replace('\'', "\"");
                 let bare = path.trim_start_matches('/');
+                // Django's URL patterns have no leading slash: path("healthz/", ...).
+                let django_slash = django && line.contains(&format!("path(\"{bare}/\""));
                 let hit = line.contains(&format!("\"{path}\""))
                     || line.contains(&format!("\"{path}/\""))
                     // Rails: get "up" => "rails/health#show"
-                    || (language == "ruby" && line.contains(&format!("get \"{bare}\"")));
+                    || (language == "ruby" && line.contains(&format!("get \"{bare}\"")))
+                    || (django && line.contains(&format!("path(\"{bare}\"")))
+                    || django_slash;
                 if hit {
+                    let value = if django_slash {
+                        format!("{path}/")
+                    } else {
+                        (*path).to_owned()
+                    };
                     plan.set(
                         crate::plan::Field::HealthPath,
-                        Some((*path).to_owned()),
+                        Some(value),
                         Cite::file(
                             ctx.path(&f.path),
                             u32::try_from(i + 1).ok(),

@@ -208,79 +208,7 @@ impl Detector for Python {
             plan.set(Field::Framework, Some("django".into()), cite);
             memory = 512;
             strength = STRENGTH_FRAMEWORK;
-            let settings = django_settings(ctx);
-            let wsgi = settings
-                .as_ref()
-                .and_then(|(path, text)| {
-                    let line = text
-                        .lines()
-                        .position(|l| l.trim_start().starts_with("WSGI_APPLICATION"))?;
-                    let value = text
-                        .lines()
-                        .nth(line)?
-                        .split(['"', '\''])
-                        .nth(1)?
-                        .to_owned();
-                    let module = value.rsplit_once('.').map(|(m, _)| m.to_owned())?;
-                    Some((module, path.clone(), u32::try_from(line + 1).ok()))
-                })
-                .or_else(|| {
-                    ctx.sources_with(&["py"])
-                        .find(|f| f.path.ends_with("/wsgi.py") && f.path.matches('/').count() == 1)
-                        .map(|f| {
-                            (
-                                f.path.trim_end_matches(".py").replace('/', "."),
-                                ctx.path(&f.path),
-                                None,
-                            )
-                        })
-                });
-            if let Some((path, text)) = &settings {
-                if let Some(line) = text
-                    .lines()
-                    .position(|l| l.trim_start().starts_with("STATIC_ROOT"))
-                {
-                    plan.set(
-                        Field::Build,
-                        Some(format!("{py} manage.py collectstatic --noinput")),
-                        Cite::file(
-                            path,
-                            u32::try_from(line + 1).ok(),
-                            "Django STATIC_ROOT is set",
-                        ),
-                    );
-                }
-            }
-            match (&wsgi, gunicorn) {
-                (Some((module, source, line)), true) => plan.set(
-                    Field::Start,
-                    Some(format!(
-                        "{} {module} --bind 0.0.0.0:${{PORT:-8000}}",
-                        bin("gunicorn")
-                    )),
-                    Cite::file(
-                        source,
-                        *line,
-                        "Django WSGI module served by gunicorn (a dependency)",
-                    ),
-                ),
-                _ => {
-                    plan.set(
-                        Field::Start,
-                        Some(format!(
-                            "{py} manage.py runserver 0.0.0.0:${{PORT:-8000}} --noreload"
-                        )),
-                        Cite::file(
-                            ctx.path("manage.py"),
-                            None,
-                            "Django without gunicorn: the development server",
-                        ),
-                    );
-                    plan.notices.push(
-                        "gunicorn is not a dependency, so the plan uses Django's development server; add gunicorn for production".into(),
-                    );
-                }
-            }
+            django_start(ctx, &m, &mut plan, py);
         } else {
             let fastapi = m.has("fastapi").is_some() || m.has("starlette").is_some();
             let flask = m.has("flask").is_some();
@@ -581,20 +509,295 @@ fn poetry_install() -> String {
     "python3 -m venv .venv && .venv/bin/pip install poetry && VIRTUAL_ENV=\"$PWD/.venv\" .venv/bin/poetry install --no-root --only main".into()
 }
 
+/// A Django project's settings file: app-relative path and text.
+struct Settings {
+    rel: String,
+    text: String,
+}
+
+impl Settings {
+    /// `NAME = "dotted.path"`: the value and its 1-based line.
+    fn dotted(&self, name: &str) -> Option<(String, Option<u32>)> {
+        let (i, l) = self.text.lines().enumerate().find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(name)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })?;
+        let value = l.split(['"', '\'']).nth(1)?.trim().to_owned();
+        Some((value, u32::try_from(i + 1).ok()))
+    }
+}
+
+/// A module and the object in it that a server serves (`shop.wsgi`, `application`).
+struct Served {
+    module: String,
+    object: String,
+    source: String,
+    line: Option<u32>,
+}
+
 /// The settings file named by manage.py's DJANGO_SETTINGS_MODULE (or a `*/settings.py`).
-fn django_settings(ctx: &Ctx) -> Option<(String, String)> {
+fn django_settings(ctx: &Ctx) -> Option<Settings> {
     let from_manage = ctx.text_opt("manage.py").and_then(|t| {
         let line = t.lines().find(|l| l.contains("DJANGO_SETTINGS_MODULE"))?;
         let module = line.split(['"', '\'']).nth(3)?.to_owned();
         Some(module.replace('.', "/") + ".py")
     });
-    let path = from_manage.filter(|p| ctx.is_file(p)).or_else(|| {
+    let rel = from_manage.filter(|p| ctx.is_file(p)).or_else(|| {
         ctx.sources_with(&["py"])
             .find(|f| f.path.ends_with("/settings.py"))
             .map(|f| f.path.clone())
     })?;
-    let text = ctx.text_opt(&path)?;
-    Some((ctx.path(&path), text))
+    let text = ctx.text_opt(&rel)?;
+    Some(Settings { rel, text })
+}
+
+/// `a.b.c` as a Python dotted path (so it is safe to pass to a server as one argument).
+fn is_dotted(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// The line defining `name` at the top level of a module (`name = ...` or `name: T = ...`).
+fn defines(text: &str, name: &str) -> Option<u32> {
+    text.lines().enumerate().find_map(|(i, l)| {
+        let rest = l.strip_prefix(name)?;
+        let rest = rest.trim_start();
+        (rest.starts_with('=') && !rest.starts_with("==") || rest.starts_with(':'))
+            .then(|| u32::try_from(i + 1).ok())
+            .flatten()
+    })
+}
+
+/// WSGI: `WSGI_APPLICATION`, else a shallow `*/wsgi.py`.
+fn django_wsgi(ctx: &Ctx, settings: Option<&Settings>) -> Option<Served> {
+    settings
+        .and_then(|s| {
+            let (value, line) = s.dotted("WSGI_APPLICATION")?;
+            let (module, object) = value.rsplit_once('.')?;
+            is_dotted(&value).then(|| Served {
+                module: module.to_owned(),
+                object: object.to_owned(),
+                source: ctx.path(&s.rel),
+                line,
+            })
+        })
+        .or_else(|| {
+            ctx.sources_with(&["py"])
+                .find(|f| f.path.ends_with("/wsgi.py") && f.path.matches('/').count() == 1)
+                .map(|f| Served {
+                    module: f.path.trim_end_matches(".py").replace('/', "."),
+                    object: "application".into(),
+                    source: ctx.path(&f.path),
+                    line: defines(&f.text, "application"),
+                })
+        })
+}
+
+/// ASGI: `ASGI_APPLICATION` (Channels requires it), else the `asgi.py` beside the settings (or a
+/// shallow one) that defines `application`.
+fn django_asgi(ctx: &Ctx, settings: Option<&Settings>) -> Option<Served> {
+    if let Some(s) = settings {
+        if let Some((value, line)) = s.dotted("ASGI_APPLICATION") {
+            if let (Some((module, object)), true) = (value.rsplit_once('.'), is_dotted(&value)) {
+                return Some(Served {
+                    module: module.to_owned(),
+                    object: object.to_owned(),
+                    source: ctx.path(&s.rel),
+                    line,
+                });
+            }
+        }
+    }
+    let beside = settings.map(|s| match s.rel.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/asgi.py"),
+        None => "asgi.py".to_owned(),
+    });
+    let shallow = ctx
+        .sources_with(&["py"])
+        .find(|f| f.path.ends_with("/asgi.py") && f.path.matches('/').count() == 1)
+        .map(|f| f.path.clone());
+    let rel = beside.filter(|p| ctx.is_file(p)).or(shallow)?;
+    let text = ctx.text_opt(&rel)?;
+    let line = defines(&text, "application")?;
+    let module = rel.trim_end_matches(".py").replace('/', ".");
+    is_dotted(&module).then(|| Served {
+        module,
+        object: "application".into(),
+        source: ctx.path(&rel),
+        line: Some(line),
+    })
+}
+
+/// `name = "daphne"` in a lockfile (how Channels before 4 brings its server along).
+fn locked(ctx: &Ctx, name: &str) -> Option<(String, Option<u32>)> {
+    for (file, needle) in [
+        ("poetry.lock", format!("name = \"{name}\"")),
+        ("uv.lock", format!("name = \"{name}\"")),
+        ("pdm.lock", format!("name = \"{name}\"")),
+        ("Pipfile.lock", format!("\"{name}\": {{")),
+    ] {
+        if let Some(text) = ctx.text_opt(file) {
+            if let Some(line) = text
+                .lines()
+                .position(|l| l.trim() == needle || l.trim_start().starts_with(&needle))
+            {
+                return Some((ctx.path(file), u32::try_from(line + 1).ok()));
+            }
+        }
+    }
+    None
+}
+
+/// The ASGI servers in the order they are preferred, with the command for a target.
+const ASGI_SERVERS: &[&str] = &["uvicorn", "daphne", "hypercorn"];
+
+fn asgi_command(server: &str, target: &str) -> String {
+    match server {
+        "daphne" => format!(".venv/bin/daphne -b 0.0.0.0 -p ${{PORT:-8000}} {target}"),
+        "hypercorn" => format!(".venv/bin/hypercorn {target} --bind 0.0.0.0:${{PORT:-8000}}"),
+        _ => format!(".venv/bin/uvicorn {target} --host 0.0.0.0 --port ${{PORT:-8000}}"),
+    }
+}
+
+/// Django's build and start: `collectstatic` when STATIC_ROOT is set; an ASGI server on the ASGI
+/// application when one is a dependency, else gunicorn on the WSGI module, else `runserver`.
+fn django_start(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan, py: &str) {
+    let settings = django_settings(ctx);
+    if let Some(s) = &settings {
+        if let Some(line) = s
+            .text
+            .lines()
+            .position(|l| l.trim_start().starts_with("STATIC_ROOT"))
+        {
+            plan.set(
+                Field::Build,
+                Some(format!("{py} manage.py collectstatic --noinput")),
+                Cite::file(
+                    ctx.path(&s.rel),
+                    u32::try_from(line + 1).ok(),
+                    "Django STATIC_ROOT is set",
+                ),
+            );
+        }
+    }
+    let gunicorn = m.has("gunicorn");
+    let wsgi = django_wsgi(ctx, settings.as_ref());
+    let (wsgi_start, wsgi_cite) = match (&wsgi, gunicorn) {
+        (Some(w), Some(_)) => (
+            format!(
+                ".venv/bin/gunicorn {} --bind 0.0.0.0:${{PORT:-8000}}",
+                sh_quote(&w.module)
+            ),
+            Cite::file(
+                &w.source,
+                w.line,
+                "Django WSGI module served by gunicorn (a dependency)",
+            ),
+        ),
+        _ => (
+            format!("{py} manage.py runserver 0.0.0.0:${{PORT:-8000}} --noreload"),
+            Cite::file(
+                ctx.path("manage.py"),
+                None,
+                "Django without gunicorn: the development server",
+            ),
+        ),
+    };
+
+    // ASGI servers that will be installed: direct dependencies, `channels[daphne]`, or daphne
+    // locked as a dependency of Channels (before 4).
+    let channels = m.has("channels");
+    let mut servers: Vec<(&str, String, Option<u32>, String)> = ASGI_SERVERS
+        .iter()
+        .filter_map(|s| {
+            m.has(s)
+                .map(|d| (*s, d.source.clone(), d.line, format!("dependency `{s}`")))
+        })
+        .collect();
+    if let Some(c) = channels {
+        if servers.iter().all(|s| s.0 != "daphne") {
+            if c.extras.split(',').any(|e| e.trim() == "daphne") {
+                servers.push((
+                    "daphne",
+                    c.source.clone(),
+                    c.line,
+                    "dependency `channels[daphne]`".into(),
+                ));
+            } else if servers.is_empty() {
+                if let Some((file, line)) = locked(ctx, "daphne") {
+                    servers.push((
+                        "daphne",
+                        file,
+                        line,
+                        "daphne locked (brought in by `channels`)".into(),
+                    ));
+                }
+            }
+        }
+        // Channels' own server first.
+        servers.sort_by_key(|s| s.0 != "daphne");
+    }
+    let asgi = django_asgi(ctx, settings.as_ref());
+    match (&asgi, servers.first()) {
+        (Some(a), Some((server, dep_src, dep_line, dep_rule))) => {
+            let target = sh_quote(&format!("{}:{}", a.module, a.object));
+            let dep_at = match dep_line {
+                Some(l) => format!("{dep_src}:{l}"),
+                None => dep_src.clone(),
+            };
+            plan.set(
+                Field::Start,
+                Some(asgi_command(server, &target)),
+                Cite::file(
+                    &a.source,
+                    a.line,
+                    format!("Django ASGI application served by {server} ({dep_rule}, {dep_at})"),
+                ),
+            );
+            plan.cite(
+                "asgi_server",
+                server,
+                Cite::file(dep_src, *dep_line, dep_rule.as_str()),
+            );
+            for (other, src, _, rule) in servers.iter().skip(1) {
+                plan.lose(
+                    "start",
+                    &asgi_command(other, &target),
+                    Some(src),
+                    format!("{server} is preferred to {other} ({rule})"),
+                );
+            }
+            plan.lose(
+                "start",
+                &wsgi_start,
+                wsgi_cite.source.as_deref(),
+                format!(
+                    "WSGI considered ({}); the ASGI application {}:{} ({}) is served by {server}",
+                    wsgi_cite.rule, a.module, a.object, a.source
+                ),
+            );
+        }
+        _ => {
+            if gunicorn.is_none() || wsgi.is_none() {
+                plan.notices.push(
+                    "gunicorn is not a dependency, so the plan uses Django's development server; add gunicorn for production".into(),
+                );
+            }
+            if let Some(c) = channels {
+                plan.notices.push(format!(
+                    "channels is a dependency ({}) but no ASGI server (uvicorn, daphne, hypercorn) or ASGI application was found; WebSockets will not be served",
+                    c.source
+                ));
+            }
+            plan.set(Field::Start, Some(wsgi_start), wsgi_cite);
+        }
+    }
 }
 
 struct AppObject {
@@ -683,5 +886,154 @@ fn app_object(
         line: u32::try_from(i + 1).ok(),
         runs_itself: f.text.contains("__main__")
             && (f.text.contains(".run(") || f.text.contains("uvicorn.run")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{analyze, AnalyzeOptions, BuildPlan, MemFs};
+
+    fn plan(files: &[(&str, &str)]) -> BuildPlan {
+        analyze(
+            &MemFs::from_files(files.iter().copied()),
+            &AnalyzeOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const MANAGE: &str =
+        "import os\nos.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"site1.settings\")\n";
+    const ASGI: &str = "from django.core.asgi import get_asgi_application\n\napplication = get_asgi_application()\n";
+
+    #[test]
+    fn django_with_hypercorn_serves_the_asgi_module() {
+        let p = plan(&[
+            ("requirements.txt", "django>=5\nhypercorn  # ASGI\n"),
+            ("manage.py", MANAGE),
+            (
+                "site1/settings.py",
+                "WSGI_APPLICATION = 'site1.wsgi.application'\n",
+            ),
+            ("site1/asgi.py", ASGI),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some(".venv/bin/hypercorn site1.asgi:application --bind 0.0.0.0:${PORT:-8000}")
+        );
+        let ev = p.evidence_for("start").unwrap();
+        assert_eq!(
+            (ev.source.as_deref(), ev.line),
+            (Some("site1/asgi.py"), Some(3))
+        );
+        let server = p.evidence_for("asgi_server").unwrap();
+        assert_eq!(
+            (server.source.as_deref(), server.line),
+            (Some("requirements.txt"), Some(2))
+        );
+        // gunicorn is not a dependency: the WSGI alternative is the development server.
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "start" && a.value.contains("manage.py runserver")));
+    }
+
+    #[test]
+    fn django_without_an_asgi_server_stays_on_wsgi() {
+        let p = plan(&[
+            ("requirements.txt", "Django\ngunicorn\n"),
+            ("manage.py", MANAGE),
+            (
+                "site1/settings.py",
+                "WSGI_APPLICATION = \"site1.wsgi.application\"\n",
+            ),
+            ("site1/asgi.py", ASGI),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some(".venv/bin/gunicorn site1.wsgi --bind 0.0.0.0:${PORT:-8000}")
+        );
+        assert!(p.evidence_for("asgi_server").is_none());
+        assert!(p.alternatives.iter().all(|a| a.field != "start"));
+    }
+
+    #[test]
+    fn asgi_py_without_application_is_not_served() {
+        // A commented-out or differently named object is not `application`.
+        let p = plan(&[
+            ("requirements.txt", "Django\ngunicorn\nuvicorn\n"),
+            ("manage.py", MANAGE),
+            (
+                "site1/settings.py",
+                "WSGI_APPLICATION = 'site1.wsgi.application'\n",
+            ),
+            (
+                "site1/asgi.py",
+                "# application = get_asgi_application()\napplication_v2 = None\n",
+            ),
+        ]);
+        assert!(p.start.as_deref().unwrap().contains("gunicorn site1.wsgi"));
+    }
+
+    #[test]
+    fn channels_extra_brings_daphne_and_wins_over_uvicorn() {
+        let p = plan(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\ndependencies = [\n  \"django>=4.2\",\n  \"uvicorn\",\n  \"channels[daphne]>=4\",\n]\n",
+            ),
+            ("manage.py", MANAGE),
+            (
+                "site1/settings.py",
+                "ASGI_APPLICATION = \"site1.routing.app\"  # channels\n",
+            ),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some(".venv/bin/daphne -b 0.0.0.0 -p ${PORT:-8000} site1.routing:app")
+        );
+        assert_eq!(p.evidence_for("asgi_server").and_then(|e| e.line), Some(6));
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "start"
+                && a.value.starts_with(".venv/bin/uvicorn site1.routing:app")));
+    }
+
+    #[test]
+    fn channels_without_a_server_says_so() {
+        let p = plan(&[
+            ("requirements.txt", "django\ngunicorn\nchannels>=4\n"),
+            ("manage.py", MANAGE),
+            (
+                "site1/settings.py",
+                "WSGI_APPLICATION = 'site1.wsgi.application'\n",
+            ),
+            ("site1/asgi.py", ASGI),
+        ]);
+        assert!(p.start.as_deref().unwrap().contains("gunicorn site1.wsgi"));
+        assert!(
+            p.notices
+                .iter()
+                .any(|n| n.contains("channels is a dependency")),
+            "{:?}",
+            p.notices
+        );
+    }
+
+    #[test]
+    fn django_health_route_without_leading_slash() {
+        let p = plan(&[
+            ("requirements.txt", "django\ngunicorn\n"),
+            ("manage.py", MANAGE),
+            (
+                "site1/settings.py",
+                "WSGI_APPLICATION = 'site1.wsgi.application'\n",
+            ),
+            (
+                "site1/urls.py",
+                "urlpatterns = [\n    path('health/', views.health),\n]\n",
+            ),
+        ]);
+        assert_eq!(p.health_path.as_deref(), Some("/health/"));
     }
 }
