@@ -213,6 +213,7 @@ impl Detector for Python {
             let fastapi = m.has("fastapi").is_some() || m.has("starlette").is_some();
             let flask = m.has("flask").is_some();
             let app_obj = find_app_object(ctx, fastapi, flask);
+            let console = console_script(ctx, &m, py, &mut plan.notices);
             if let Some(obj) = &app_obj {
                 plan.set(
                     Field::Framework,
@@ -255,6 +256,36 @@ impl Detector for Python {
                     _ => format!("{py} {}", sh_quote(&obj.file)),
                 };
                 plan.set(Field::Start, Some(start), cite);
+                if let Some(cs) = &console {
+                    plan.lose(
+                        "start",
+                        &cs.command,
+                        Some(&cs.source),
+                        format!(
+                            "the app object in {} is more specific than the console script `{}`",
+                            ctx.path(&obj.file),
+                            cs.name
+                        ),
+                    );
+                }
+            } else if let Some(cs) = console {
+                plan.set(
+                    Field::Start,
+                    Some(cs.command),
+                    Cite::file(&cs.source, cs.line, cs.rule),
+                );
+                strength = STRENGTH_START;
+                if let Some(s) = script {
+                    plan.lose(
+                        "start",
+                        &format!("{py} {s}"),
+                        Some(&ctx.path(s)),
+                        format!(
+                            "the console script `{}` is declared by the project",
+                            cs.name
+                        ),
+                    );
+                }
             } else if let Some(s) = script {
                 plan.set(
                     Field::Start,
@@ -800,6 +831,127 @@ fn django_start(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan, py: &str) {
     }
 }
 
+/// A `[project.scripts]` / `[tool.poetry.scripts]` entry chosen as the app's entry point.
+struct ConsoleScript {
+    name: String,
+    command: String,
+    source: String,
+    line: Option<u32>,
+    rule: String,
+}
+
+/// Script names that say "this runs the service".
+const SERVE_SCRIPTS: &[&str] = &["serve", "start", "web", "server"];
+
+/// The console script that is the app's entry point: the only one, else the one named like the
+/// project, else `serve` / `start` / `web` / `server`. It is run through its entry point
+/// (`python -c 'from mod import fn; fn()'`, as the generated wrapper does), so it works whether or
+/// not the install step installs the project itself (Poetry's `--no-root`, requirements files).
+fn console_script(
+    ctx: &Ctx,
+    m: &Manifests,
+    py: &str,
+    notices: &mut Vec<String>,
+) -> Option<ConsoleScript> {
+    let (doc, text) = m.pyproject.as_ref()?;
+    let mut scripts: Vec<(String, String, &str)> = Vec::new();
+    for (table, path) in [
+        ("project.scripts", &["project", "scripts"][..]),
+        ("tool.poetry.scripts", &["tool", "poetry", "scripts"][..]),
+    ] {
+        let mut v = Some(doc);
+        for key in path {
+            v = v.and_then(|v| v.get(key));
+        }
+        for (name, value) in v.and_then(|v| v.as_table()).into_iter().flatten() {
+            // Poetry also allows `{ callable = "mod:fn" }`; `{ reference, type = "file" }` is not
+            // an entry point.
+            let target = value
+                .as_str()
+                .or_else(|| value.get("callable").and_then(|c| c.as_str()));
+            if let Some(t) = target {
+                scripts.push((name.clone(), t.to_owned(), table));
+            }
+        }
+    }
+    if scripts.is_empty() {
+        return None;
+    }
+    let project = doc
+        .get("project")
+        .and_then(|p| p.get("name"))
+        .or_else(|| {
+            doc.get("tool")
+                .and_then(|t| t.get("poetry"))
+                .and_then(|p| p.get("name"))
+        })
+        .and_then(|n| n.as_str())
+        .map(norm_dep);
+    let (chosen, why) = if scripts.len() == 1 {
+        (&scripts[0], "the project's only console script".to_owned())
+    } else if let Some(s) = scripts
+        .iter()
+        .find(|s| project.as_deref() == Some(norm_dep(&s.0).as_str()))
+    {
+        (s, "the console script named like the project".to_owned())
+    } else if let Some(s) = SERVE_SCRIPTS
+        .iter()
+        .find_map(|n| scripts.iter().find(|s| s.0 == *n))
+    {
+        (s, format!("the console script named `{}`", s.0))
+    } else {
+        notices.push(format!(
+            "pyproject.toml declares console scripts ({}) but none is named like the project or serve/start/web; name one in a Procfile or slipway.toml",
+            scripts.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        return None;
+    };
+    let (name, target, table) = chosen;
+    // `[project.scripts]` as a table, else an inline `scripts = { ... }` (the target's line).
+    let line = toml_key_line(text, Some(table), name).or_else(|| line_of(text, target));
+    let source = ctx.path("pyproject.toml");
+    // `module.path:function.attr [extra]`
+    let target = target.split(['[', ' ']).next().unwrap_or("").trim();
+    let Some((module, func)) = target
+        .split_once(':')
+        .filter(|(m, f)| is_dotted(m) && is_dotted(f))
+    else {
+        notices.push(format!(
+            "console script `{name}` ({source}) is not a `module:function` entry point; it was not used"
+        ));
+        return None;
+    };
+    let top = module.split('.').next().unwrap_or(module);
+    let prefix = if ctx.is_dir(top) || ctx.is_file(&format!("{top}.py")) {
+        ""
+    } else if ctx.is_dir(&format!("src/{top}")) || ctx.is_file(&format!("src/{top}.py")) {
+        "PYTHONPATH=src "
+    } else {
+        notices.push(format!(
+            "console script `{name}` ({source}) points at module `{module}`, which is not in the repository (nor under src/); it was not used"
+        ));
+        return None;
+    };
+    let head = func.split('.').next().unwrap_or(func);
+    let code = format!("import sys; from {module} import {head}; sys.exit({func}())");
+    let others: Vec<&str> = scripts
+        .iter()
+        .filter(|s| s.0 != *name)
+        .map(|s| s.0.as_str())
+        .collect();
+    let mut rule = format!("[{table}] {name} = \"{target}\": {why}, run through its entry point");
+    if !others.is_empty() {
+        rule.push_str(&format!(" (also declared: {})", others.join(", ")));
+    }
+    Some(ConsoleScript {
+        name: name.clone(),
+        command: format!("{prefix}{py} -c {}", sh_quote(&code)),
+        source,
+        line,
+        rule,
+    })
+}
+
 struct AppObject {
     framework: &'static str,
     file: String,
@@ -1035,5 +1187,115 @@ mod tests {
             ),
         ]);
         assert_eq!(p.health_path.as_deref(), Some("/health/"));
+    }
+
+    #[test]
+    fn console_script_named_like_the_project_wins() {
+        let p = plan(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"My_App\"\ndependencies = [\"waitress\"]\n\n[project.scripts]\n# comment = \"x:y\"\nserve = \"my_app.other:main\"\n\"my-app\" = \"my_app.cli:app.run\"  # the service\n",
+            ),
+            ("my_app/__init__.py", ""),
+            ("my_app/cli.py", "import os\nPORT = os.environ.get('PORT', '9000')\n"),
+            ("main.py", "print('not me')\n"),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some(
+                ".venv/bin/python -c 'import sys; from my_app.cli import app; sys.exit(app.run())'"
+            )
+        );
+        let ev = p.evidence_for("start").unwrap();
+        assert_eq!(
+            (ev.source.as_deref(), ev.line),
+            (Some("pyproject.toml"), Some(8))
+        );
+        assert!(ev.rule.contains("named like the project"), "{}", ev.rule);
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "start" && a.value == ".venv/bin/python main.py"));
+    }
+
+    #[test]
+    fn poetry_callable_table_and_inline_scripts() {
+        let p = plan(&[
+            (
+                "pyproject.toml",
+                "[tool.poetry]\nname = \"svc\"\nscripts = { web = { callable = \"svc.main:serve\" }, lint = \"svc.tools:lint\" }\n",
+            ),
+            ("svc/main.py", "def serve(): pass\n"),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some(".venv/bin/python -c 'import sys; from svc.main import serve; sys.exit(serve())'")
+        );
+        assert_eq!(p.evidence_for("start").and_then(|e| e.line), Some(3));
+    }
+
+    #[test]
+    fn console_scripts_that_cannot_be_the_entry_point_are_not_used() {
+        // Several scripts, none named for serving.
+        let p = plan(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\n[project.scripts]\nlint = \"x.a:lint\"\nfmt = \"x.a:fmt\"\n",
+            ),
+            ("x/a.py", ""),
+            ("app.py", "print(1)\n"),
+        ]);
+        assert_eq!(p.start.as_deref(), Some(".venv/bin/python app.py"));
+        assert!(
+            p.notices.iter().any(|n| n.contains("fmt, lint")),
+            "{:?}",
+            p.notices
+        );
+        // Not a module:function reference (never pasted into the command).
+        let p = plan(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\n[project.scripts]\nx = \"os; rm -rf /:y\"\n",
+            ),
+            ("app.py", "print(1)\n"),
+        ]);
+        assert_eq!(p.start.as_deref(), Some(".venv/bin/python app.py"));
+        // A module that is not in the repository.
+        let p = plan(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\n[project.scripts]\nx = \"elsewhere.cli:main\"\n",
+            ),
+            ("app.py", "print(1)\n"),
+        ]);
+        assert_eq!(p.start.as_deref(), Some(".venv/bin/python app.py"));
+        assert!(p.notices.iter().any(|n| n.contains("elsewhere.cli")));
+    }
+
+    #[test]
+    fn app_object_and_procfile_outrank_the_console_script() {
+        let files = [
+            (
+                "pyproject.toml",
+                "[project]\nname = \"api\"\ndependencies = [\"fastapi\", \"uvicorn\"]\n[project.scripts]\napi = \"api.main:run\"\n",
+            ),
+            ("api/__init__.py", ""),
+            ("api/main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ];
+        let p = plan(&files);
+        assert!(p.start.as_deref().unwrap().contains("uvicorn api.main:app"));
+        assert!(p.alternatives.iter().any(|a| a.field == "start"
+            && a.value.contains("from api.main import run")
+            && a.reason.contains("app object")));
+        let mut with_procfile = files.to_vec();
+        with_procfile.retain(|f| f.0 != "api/main.py");
+        with_procfile.push(("api/main.py", "def run(): pass\n"));
+        with_procfile.push(("Procfile", "web: api --port $PORT\n"));
+        let p = plan(&with_procfile);
+        assert!(p.start.as_deref().unwrap().ends_with("api --port $PORT"));
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "start" && a.value.contains("from api.main import run")));
     }
 }
