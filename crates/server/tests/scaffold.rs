@@ -293,6 +293,19 @@ async fn a_refused_push_keeps_the_service_shows_the_error_and_a_retry_works() {
     assert_eq!(items.len(), 1, "{audit}");
     assert_eq!(items[0]["result"], "failed");
     assert_eq!(items[0]["detail"]["error"], error);
+    // Kept in the database, so a restarted Slipway (another connection to the file) shows it too.
+    let reopened = slipway_store::connect(&format!(
+        "sqlite://{}",
+        s.dir.path().join("slipway.db").display()
+    ))
+    .await
+    .unwrap();
+    let kept = reopened.scaffold_push("ledger").await.unwrap().unwrap();
+    assert_eq!(
+        (kept.status.as_str(), kept.error.as_deref()),
+        ("failed", Some(error))
+    );
+    drop(reopened);
 
     // The remote opens up; the retry pushes.
     std::fs::remove_file(&hook).unwrap();
