@@ -23,6 +23,8 @@ const MANIFESTS: &[&str] = &[
     "pom.xml",
     "build.gradle",
     "build.gradle.kts",
+    "settings.gradle",
+    "settings.gradle.kts",
     "Procfile",
     "score.yaml",
 ];

@@ -7,6 +7,7 @@ use crate::fs::{join, DirEntry, EntryKind, RepoFs};
 use crate::plan::BuildPlan;
 
 pub(crate) mod go;
+pub(crate) mod gradle;
 pub(crate) mod java;
 pub(crate) mod node;
 pub(crate) mod php;
