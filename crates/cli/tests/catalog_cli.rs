@@ -596,8 +596,8 @@ fn a_yaml_syntax_error_changes_nothing_and_names_the_line() {
 #[test]
 fn a_large_import_and_export_wait_out_the_rate_limit() {
     let tmp = tempfile::tempdir().unwrap();
-    // 10 requests per second with a burst of 40: 45 registrations, then 90 artifact reads, would
-    // be refused (429) part of the way without waiting.
+    // 10 requests per second with a burst of 40: 45 registrations would be refused (429) part of
+    // the way without waiting.
     let server = Server::start(&tmp.path().join("data"), &["--rate-limit", "10"]);
     let file = tmp.path().join("many.yaml");
     let mut text = String::new();

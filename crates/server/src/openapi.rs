@@ -33,6 +33,7 @@ use utoipa::OpenApi;
         api::services::update_service, api::services::delete_service, api::services::list_artifacts,
         api::services::get_artifact, api::services::artifact_bundle, api::services::service_deployments,
         api::services::push_scaffold,
+        api::backstage::service_catalogs,
         api::deployments::create_deployment, api::deployments::list_deployments, api::deployments::get_deployment,
         api::deployments::deployment_logs, api::deployments::rollback_deployment, api::deployments::cancel_deployment,
         api::deployments::destroy_deployment,
@@ -51,7 +52,7 @@ use utoipa::OpenApi;
         crate::upgrade::UpgradeRequest, crate::upgrade::UpgradeReport, crate::upgrade::ServiceUpgrade,
         crate::upgrade::UpgradeStatus, crate::upgrade::FileUpgrade, crate::upgrade::FileChange,
         crate::upgrade::UpgradeConflict,
-        SeedDeploymentStatus, AuditEvent, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
+        SeedDeploymentStatus, AuditEvent, api::backstage::ServiceCatalog, PageOf<api::backstage::ServiceCatalog>, PageOf<Service>, PageOf<Deployment>, PageOf<AuditEvent>,
     )),
     tags(
         (name = "platform", description = "Seed-000 compatible API"),

@@ -1,11 +1,11 @@
 //! `slipway catalog export`: the Backstage entities (and Score files) of every service.
 
 use super::entity::{entity_ref, parse_documents};
-use crate::client::{enc, exit, CliError, Client};
+use crate::client::{exit, CliError, Client};
 use crate::output;
 use crate::Format;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Where the export goes.
@@ -35,24 +35,7 @@ pub struct Assembled {
 }
 
 pub async fn export(client: &Client, format: Format, target: Target) -> Result<(), CliError> {
-    let names = service_names(client).await?;
-    let mut services = Vec::with_capacity(names.len());
-    for name in names {
-        // The name becomes a path segment of the URL and of the output directory.
-        crate::label("name", &name)?;
-        let Some(catalog_info) = artifact(client, &name, "catalog-info.yaml").await? else {
-            eprintln!(
-                "note: service {name} has no catalog-info.yaml (deleted meanwhile, or its template makes none); not exported"
-            );
-            continue;
-        };
-        let score = artifact(client, &name, "score.yaml").await?;
-        services.push(ServiceFiles {
-            name,
-            catalog_info,
-            score,
-        });
-    }
+    let services = service_files(client).await?;
     let assembled = assemble(&services)?;
     match target {
         Target::Stdout => output::text(&assembled.all),
@@ -97,21 +80,33 @@ pub async fn export(client: &Client, format: Format, target: Target) -> Result<(
     Ok(())
 }
 
-/// Every service's name, paging through the API (sorted by name there; sorted and unique here, as a
-/// service registered between two pages shifts the offsets).
-async fn service_names(client: &Client) -> Result<Vec<String>, CliError> {
-    const PAGE: u64 = 500;
-    let mut names = BTreeSet::new();
+/// Every service's catalog files, paging through `GET /api/v1/catalog` (sorted by name there;
+/// sorted and unique here, as a service registered between two pages shifts the offsets).
+async fn service_files(client: &Client) -> Result<Vec<ServiceFiles>, CliError> {
+    const PAGE: u64 = 1000;
+    let mut by_name = BTreeMap::new();
     let mut offset = 0u64;
     loop {
         let page: Value = client
-            .get(&format!("/api/v1/services?limit={PAGE}&offset={offset}"))
+            .get(&format!("/api/v1/catalog?limit={PAGE}&offset={offset}"))
             .await?;
         let items = page["items"].as_array().cloned().unwrap_or_default();
         for s in &items {
-            if let Some(n) = s["name"].as_str() {
-                names.insert(n.to_string());
-            }
+            let name = s["service"].as_str().unwrap_or_default().to_string();
+            // The name becomes a path in the output directory.
+            crate::label("service", &name)?;
+            let Some(catalog_info) = s["catalog_info"].as_str() else {
+                eprintln!("note: service {name} has no catalog-info.yaml (its template makes none); not exported");
+                continue;
+            };
+            by_name.insert(
+                name.clone(),
+                ServiceFiles {
+                    name,
+                    catalog_info: catalog_info.to_string(),
+                    score: s["score"].as_str().map(str::to_string),
+                },
+            );
         }
         offset += items.len() as u64;
         let total = page["total"].as_u64().unwrap_or(0);
@@ -119,21 +114,7 @@ async fn service_names(client: &Client) -> Result<Vec<String>, CliError> {
             break;
         }
     }
-    Ok(names.into_iter().collect())
-}
-
-async fn artifact(client: &Client, service: &str, path: &str) -> Result<Option<String>, CliError> {
-    match client
-        .get_text(&format!(
-            "/api/v1/services/{}/artifacts/{path}?scope=service",
-            enc(service)
-        ))
-        .await
-    {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.code == exit::NOT_FOUND => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(by_name.into_values().collect())
 }
 
 /// Puts the services' entities together, each entity (kind, namespace, name) once: a team's System

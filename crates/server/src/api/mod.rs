@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod audit;
+pub mod backstage;
 pub mod deployments;
 pub mod environments;
 pub mod identity;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(teams::router())
         .merge(environments::router())
         .merge(services::router())
+        .merge(backstage::router())
         .merge(deployments::router())
         .merge(audit::router())
         .merge(runtime::router())
