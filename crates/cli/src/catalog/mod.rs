@@ -52,3 +52,41 @@ pub async fn run(client: &Client, format: Format, cmd: CatalogCmd) -> Result<(),
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn the_catalog_commands_parse() {
+        let ok = |args: &[&str]| crate::Cli::try_parse_from(args).is_ok();
+        assert!(ok(&["slipway", "catalog", "export"]));
+        assert!(ok(&["slipway", "catalog", "export", "--output-dir", "out"]));
+        assert!(ok(&[
+            "slipway",
+            "-o",
+            "json",
+            "catalog",
+            "export",
+            "--output-file",
+            "all.yaml"
+        ]));
+        assert!(!ok(&[
+            "slipway",
+            "catalog",
+            "export",
+            "--output-dir",
+            "a",
+            "--output-file",
+            "b"
+        ]));
+        assert!(ok(&[
+            "slipway",
+            "catalog",
+            "import",
+            "catalog-info.yaml",
+            "--dry-run"
+        ]));
+        assert!(!ok(&["slipway", "catalog", "import"]));
+    }
+}
