@@ -8,14 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::body::UpstreamBody;
-
-pub(crate) type Sender = SendRequest<UpstreamBody>;
+use crate::upstream::Conn;
 
 thread_local! {
     /// Which of a backend's pools this thread uses: 0 on the caller's runtime, `n` on the
@@ -42,8 +38,6 @@ pub(crate) enum ConnectError {
     Timeout(SocketAddr),
     #[error("connecting to {0}: {1}")]
     Io(SocketAddr, #[source] std::io::Error),
-    #[error("HTTP/1 handshake with {0}: {1}")]
-    Handshake(SocketAddr, #[source] hyper::Error),
 }
 
 pub(crate) struct Backend {
@@ -64,7 +58,7 @@ struct Slot {
 }
 
 struct IdleConn {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
@@ -122,8 +116,9 @@ impl Backend {
         lock(&self.slots[self.slot_index()].pool)
     }
 
-    /// An idle pooled connection ready for a request, if there is a fresh one.
-    pub(crate) fn checkout(&self, settings: &PoolSettings) -> Option<Sender> {
+    /// An idle pooled connection ready for a request, if there is a fresh one. Connections the
+    /// backend has closed meanwhile are dropped here, before anything is sent on them.
+    pub(crate) fn checkout(&self, settings: &PoolSettings) -> Option<Conn> {
         let mut pool = self.pool();
         while let Some(idle) = pool.pop_back() {
             if idle.since.elapsed() > settings.idle_timeout {
@@ -131,39 +126,15 @@ impl Backend {
                 pool.clear();
                 return None;
             }
-            if idle.sender.is_ready() {
-                return Some(idle.sender);
+            if idle.conn.is_open() {
+                return Some(idle.conn);
             }
-            // Closed by the backend (or not reusable): dropping it ends its connection task.
         }
         None
     }
 
     /// Gives back a connection whose last exchange is complete.
-    pub(crate) fn put(self: &Arc<Self>, mut sender: Sender, settings: &PoolSettings) {
-        if sender.is_closed() {
-            return;
-        }
-        if sender.is_ready() {
-            self.put_ready(sender, settings);
-            return;
-        }
-        // The connection task has not yet noticed that the response is over. Wait for it off the
-        // request's path; a runtime is always there while requests are served, and without one the
-        // connection is simply not reused.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let backend = Arc::clone(self);
-        let settings = *settings;
-        runtime.spawn(async move {
-            if let Ok(Ok(())) = tokio::time::timeout(settings.idle_timeout, sender.ready()).await {
-                backend.put_ready(sender, &settings);
-            }
-        });
-    }
-
-    fn put_ready(&self, sender: Sender, settings: &PoolSettings) {
+    pub(crate) fn put(&self, conn: Conn, settings: &PoolSettings) {
         let now = Instant::now();
         let mut pool = self.pool();
         while pool
@@ -175,7 +146,7 @@ impl Backend {
         if pool.len() >= settings.max_idle {
             pool.pop_front();
         }
-        pool.push_back(IdleConn { sender, since: now });
+        pool.push_back(IdleConn { conn, since: now });
     }
 
     /// Closes idle connections older than the idle timeout (or all of them).
@@ -184,32 +155,20 @@ impl Backend {
             let mut pool = lock(&slot.pool);
             match older_than {
                 None => pool.clear(),
-                Some(age) => {
-                    pool.retain(|idle| idle.since.elapsed() <= age && !idle.sender.is_closed())
-                }
+                Some(age) => pool.retain(|idle| idle.since.elapsed() <= age),
             }
         }
     }
 
     /// Opens a new connection.
-    pub(crate) async fn connect(&self, settings: &PoolSettings) -> Result<Sender, ConnectError> {
+    pub(crate) async fn connect(&self, settings: &PoolSettings) -> Result<Conn, ConnectError> {
         let stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(self.addr))
             .await
             .map_err(|_| ConnectError::Timeout(self.addr))?
             .map_err(|e| ConnectError::Io(self.addr, e))?;
         // Small requests and answers must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ConnectError::Handshake(self.addr, e))?;
-        let addr = self.addr;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(backend = %addr, error = %e, "backend connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 }
 

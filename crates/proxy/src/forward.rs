@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Uri};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
 use crate::backend::{Backend, InFlight};
-use crate::body::{Exchange, ProxyBody, Upstream, UpstreamBody};
-use crate::headers;
-use crate::{host, Inner, Pick};
+use crate::body::{Exchange, ProxyBody, Upstream};
+use crate::upstream::{self, Conn, ExchangeError, Head, ResponseBody, Send, SendError};
+use crate::{headers, host, Inner, Pick};
 
 /// What the proxy knows about the client connection a request came on.
 pub(crate) struct Client {
@@ -106,29 +106,30 @@ async fn forward(
     let config = &inner.config;
     if let (Some(limit), Some(length)) = (config.max_request_body, content_length(&req)) {
         if length > limit {
-            return failure(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "slipway: the request body is larger than this proxy forwards\n",
-                exchange,
-            );
+            return too_large(exchange);
         }
     }
 
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // hyper has checked the client's framing: a Transfer-Encoding ends in `chunked` (and any
+    // Content-Length beside it was dropped), a Content-Length is one valid number.
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::add_forwarded(&mut parts.headers, &client.ip);
     // Backends get the origin form (`/path?query`), whatever form the client used.
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::from(path);
-    }
-    let mut req = Request::from_parts(parts, UpstreamBody::new(body, config.max_request_body));
+    let head = upstream::encode_head(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &client.ip,
+        chunked,
+    );
+    let mut body = (!body.is_end_stream()).then_some(body);
+    // A request that failed on a reused connection before any answer came is repeated once on a
+    // new connection, when that is harmless: an idempotent method and no body taken.
+    let mut may_retry = upstream::is_idempotent(&parts.method);
+    let mut retrying = false;
 
     // Backends whose connection failed before anything of the request was sent. Allocated only
     // when one fails.
@@ -159,10 +160,16 @@ async fn forward(
             }
         };
         let backend: &Arc<Backend> = in_flight.backend();
-        let (mut sender, pooled) = match backend.checkout(&inner.pool) {
-            Some(sender) => (sender, true),
+        let pooled = if retrying {
+            // The retry: a new connection, not another pooled one the backend may have closed.
+            None
+        } else {
+            backend.checkout(&inner.pool)
+        };
+        let mut conn = match pooled {
+            Some(conn) => conn,
             None => match backend.connect(&inner.pool).await {
-                Ok(sender) => (sender, false),
+                Ok(conn) => conn,
                 Err(e) => {
                     tracing::warn!(error = %e, "backend unreachable; trying another");
                     failed.push(backend.addr);
@@ -170,7 +177,8 @@ async fn forward(
                 }
             },
         };
-        let sent = sender.try_send_request(req);
+        let mut send = Send::new(head.clone(), body.take(), chunked, config.max_request_body);
+        let sent = upstream::exchange(&mut conn, &mut send, &parts.method);
         let result = match config.request_timeout {
             Some(limit) => match tokio::time::timeout(limit, sent).await {
                 Ok(result) => result,
@@ -186,76 +194,111 @@ async fn forward(
             None => sent.await,
         };
         match result {
-            Ok(response) => {
-                return respond(inner, response, sender, in_flight, client_upgrade, exchange);
+            Ok(head) => {
+                return respond(inner, head, conn, send, in_flight, client_upgrade, exchange);
             }
-            Err(mut e) => match e.take_message() {
-                // The connection closed before the request went out (a pooled connection the
-                // backend had just closed): nothing was sent, so try again.
-                Some(unsent) => {
-                    tracing::debug!(backend = %backend.addr, error = %e.error(), "retrying a request not sent");
-                    if !pooled {
-                        // Even a fresh connection failed: count the backend as unreachable, so
-                        // that the retries end.
-                        failed.push(backend.addr);
-                    }
-                    req = unsent;
-                }
-                None => {
-                    tracing::warn!(backend = %backend.addr, error = %e.error(), "backend failed the request");
-                    return failure(
-                        StatusCode::BAD_GATEWAY,
-                        "slipway: the app closed the connection without answering\n",
-                        exchange,
-                    );
-                }
-            },
+            Err(ExchangeError::Closed { partial, cause })
+                if may_retry && conn.reused && !partial && !send.body_taken =>
+            {
+                // A kept-alive connection the backend closed as the request went out.
+                tracing::debug!(backend = %backend.addr, error = %cause, "retrying on a new connection");
+                may_retry = false;
+                retrying = true;
+                body = send.into_body();
+            }
+            Err(ExchangeError::Send(SendError::TooLarge(_))) => return too_large(exchange),
+            Err(e @ ExchangeError::Malformed(_)) => {
+                tracing::warn!(backend = %backend.addr, error = %e, "backend answered a malformed response");
+                return failure(
+                    StatusCode::BAD_GATEWAY,
+                    "slipway: the app sent a malformed response\n",
+                    exchange,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(backend = %backend.addr, error = %e, "backend failed the request");
+                return failure(
+                    StatusCode::BAD_GATEWAY,
+                    "slipway: the app closed the connection without answering\n",
+                    exchange,
+                );
+            }
         }
     }
 }
 
+fn too_large(exchange: Exchange) -> Response<ProxyBody> {
+    failure(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "slipway: the request body is larger than this proxy forwards\n",
+        exchange,
+    )
+}
+
 fn respond(
     inner: &Inner,
-    mut response: Response<Incoming>,
-    sender: crate::backend::Sender,
+    head: Head,
+    conn: Conn,
+    send: Send,
     in_flight: InFlight,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     mut exchange: Exchange,
 ) -> Response<ProxyBody> {
-    exchange.status = response.status().as_u16();
-    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
-        let backend_upgrade = hyper::upgrade::on(&mut response);
+    let Head {
+        status,
+        mut headers,
+        framing,
+        keep_alive,
+    } = head;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            tracing::warn!(backend = %in_flight.backend().addr, "backend switched protocols unasked");
+            return failure(
+                StatusCode::BAD_GATEWAY,
+                "slipway: the app sent a malformed response\n",
+                exchange,
+            );
+        };
+        exchange.status = status.as_u16();
         // The tunnel counts as in flight to its backend until it closes.
-        tokio::spawn(tunnel(client_upgrade, backend_upgrade, in_flight));
-        headers::strip_hop_by_hop(response.headers_mut(), true);
+        tokio::spawn(tunnel(client_upgrade, conn, in_flight));
+        headers::strip_hop_by_hop(&mut headers, true);
         // A 101 has no body; the bytes that follow belong to the tunnel.
-        let (parts, _empty) = response.into_parts();
-        return Response::from_parts(parts, ProxyBody::text(Bytes::new(), Some(exchange)));
+        let mut response = Response::new(ProxyBody::text(Bytes::new(), Some(exchange)));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        return response;
     }
-    headers::strip_hop_by_hop(response.headers_mut(), false);
+    exchange.status = status.as_u16();
+    headers::strip_hop_by_hop(&mut headers, false);
     exchange.upstream = Some(Upstream {
         in_flight,
-        sender: (!switching).then_some(sender),
         pool: inner.pool,
     });
-    response.map(|body| ProxyBody::upstream(body, exchange))
+    let body = ResponseBody::new(conn, send, framing, keep_alive);
+    let mut response = Response::new(ProxyBody::upstream(body, exchange));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    backend: hyper::upgrade::OnUpgrade,
-    in_flight: InFlight,
-) {
-    let (client, backend) = match tokio::try_join!(client, backend) {
-        Ok(both) => both,
+async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: Conn, in_flight: InFlight) {
+    let client = match client.await {
+        Ok(client) => client,
         Err(e) => {
             tracing::debug!(error = %e, "upgrade did not complete");
             return;
         }
     };
     let mut client = TokioIo::new(client);
-    let mut backend = TokioIo::new(backend);
+    let (mut backend, early) = backend.into_parts();
+    // Bytes the backend sent right after its 101 came in with the head.
+    if !early.is_empty() {
+        if let Err(e) = client.write_all(&early).await {
+            tracing::debug!(error = %e, "upgraded connection ended with an error");
+            return;
+        }
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         tracing::debug!(error = %e, "upgraded connection ended with an error");
     }

@@ -3,7 +3,7 @@
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never the message: a proxy must not forward them.
-/// `Transfer-Encoding` is re-done by hyper on each side from the body it streams.
+/// `Transfer-Encoding` is re-done on each side from the body streamed there.
 static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     header::TE,
@@ -75,43 +75,28 @@ pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto: http` and
-/// `X-Forwarded-Host` (the Host the client asked for). `client_ip` is the client's IP address as
-/// a header value, prepared once per connection.
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
-    let host = headers.get(header::HOST).cloned();
-    // Several X-Forwarded-For lines are one list; keep the earlier hops and append this one.
-    let mut earlier = headers.get_all(&X_FORWARDED_FOR).iter();
-    let forwarded_for = match (earlier.next(), earlier.next()) {
-        (None, _) => client_ip.clone(),
-        (Some(one), None) => joined(&[one], client_ip),
-        (Some(_), Some(_)) => {
-            let all: Vec<&HeaderValue> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
-            joined(&all, client_ip)
-        }
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    match host {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST.clone(), host);
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
-        }
-    }
+/// Whether the header is one of the `X-Forwarded-*` headers the proxy writes itself.
+pub(crate) fn is_forwarded(name: &HeaderName) -> bool {
+    *name == X_FORWARDED_FOR || *name == X_FORWARDED_PROTO || *name == X_FORWARDED_HOST
 }
 
-fn joined(earlier: &[&HeaderValue], client_ip: &HeaderValue) -> HeaderValue {
-    let mut value = Vec::with_capacity(64);
-    for v in earlier {
-        value.extend_from_slice(v.as_bytes());
-        value.extend_from_slice(b", ");
+/// Writes `X-Forwarded-For` (the client address appended to the earlier hops the request
+/// carries, however many lines they take), `X-Forwarded-Proto: http` and `X-Forwarded-Host` (the
+/// Host the client asked for, if any) as header lines. `client_ip` is the client's IP address as
+/// a header value, prepared once per connection.
+pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, client_ip: &HeaderValue) {
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for earlier in headers.get_all(&X_FORWARDED_FOR) {
+        out.extend_from_slice(earlier.as_bytes());
+        out.extend_from_slice(b", ");
     }
-    value.extend_from_slice(client_ip.as_bytes());
-    // Made of valid header values joined by ", ", so it is a valid header value; fall back to
-    // this hop alone should that ever not hold.
-    HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone())
+    out.extend_from_slice(client_ip.as_bytes());
+    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    if let Some(host) = headers.get(header::HOST) {
+        out.extend_from_slice(b"x-forwarded-host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 #[cfg(test)]
@@ -160,18 +145,24 @@ mod tests {
     #[test]
     fn appends_forwarded_for() {
         let ip = HeaderValue::from_static("127.0.0.1");
-        let mut h = map(&[("host", "a.b.localhost")]);
-        add_forwarded(&mut h, &ip);
-        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "a.b.localhost");
-
-        let mut h = map(&[
+        let written = |h: &HeaderMap| {
+            let mut out = Vec::new();
+            write_forwarded(&mut out, h, &ip);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            written(&map(&[("host", "a.b.localhost")])),
+            "x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: a.b.localhost\r\n"
+        );
+        let h = map(&[
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-for", "2.2.2.2"),
         ]);
-        add_forwarded(&mut h, &ip);
-        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
-        assert!(!h.contains_key("x-forwarded-host"));
+        assert_eq!(
+            written(&h),
+            "x-forwarded-for: 1.1.1.1, 2.2.2.2, 127.0.0.1\r\nx-forwarded-proto: http\r\n"
+        );
+        assert!(is_forwarded(&X_FORWARDED_HOST));
+        assert!(!is_forwarded(&header::HOST));
     }
 }

@@ -19,6 +19,7 @@ mod headers;
 mod host;
 mod metrics;
 mod serve;
+mod upstream;
 
 use std::collections::HashMap;
 use std::future::Future;

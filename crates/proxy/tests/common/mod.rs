@@ -92,11 +92,14 @@ impl TestProxy {
 /// - `/headers` answers the request headers, one `name: value` line each;
 /// - `/echo` streams the request body back as it arrives;
 /// - `/slow` answers its name after a few milliseconds of work, `/sleep/{ms}` after `ms`;
-/// - `/upgrade` switches protocols and echoes the bytes of the upgraded connection.
+/// - `/upgrade` switches protocols and echoes the bytes of the upgraded connection;
+/// - `/count` reads the request body and answers its length in bytes;
+/// - `/bytes/{n}` streams `n` bytes (chunked, 64 KiB frames).
 pub struct TestBackend {
     pub name: String,
     pub addr: SocketAddr,
     served: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -106,17 +109,20 @@ impl TestBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let served = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(backend_loop(
             listener,
             name.to_owned(),
             Arc::clone(&served),
+            Arc::clone(&connections),
             stop_rx,
         ));
         TestBackend {
             name: name.to_owned(),
             addr,
             served,
+            connections,
             stop,
             task,
         }
@@ -124,6 +130,11 @@ impl TestBackend {
 
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, lets requests in progress finish, closes idle connections, returns when
@@ -138,6 +149,7 @@ async fn backend_loop(
     listener: TcpListener,
     name: String,
     served: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let (conns_done, conns_rx) = watch::channel(());
@@ -146,6 +158,7 @@ async fn backend_loop(
             accepted = listener.accept() => accepted.unwrap(),
             () = stopped(&mut stop) => break,
         };
+        connections.fetch_add(1, Ordering::SeqCst);
         let name = name.clone();
         let served = Arc::clone(&served);
         let mut stop = stop.clone();
@@ -207,6 +220,14 @@ async fn answer(name: &str, mut req: Request<Incoming>) -> Response<Body> {
             r
         }
         "/echo" => Response::new(req.into_body().boxed()),
+        "/count" => {
+            let mut body = req.into_body();
+            let mut count = 0usize;
+            while let Some(frame) = body.frame().await {
+                count += frame.unwrap().data_ref().map_or(0, Bytes::len);
+            }
+            Response::new(text(count.to_string()))
+        }
         "/upgrade" => {
             let upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
@@ -220,6 +241,22 @@ async fn answer(name: &str, mut req: Request<Incoming>) -> Response<Body> {
                 .insert("connection", "upgrade".parse().unwrap());
             r.headers_mut().insert("upgrade", "echo".parse().unwrap());
             r
+        }
+        other if other.starts_with("/bytes/") => {
+            let mut left: usize = other["/bytes/".len()..].parse().unwrap();
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+            tokio::spawn(async move {
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if tx.send(chunk.slice(..n)).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+            let frames = channel_body(rx);
+            Response::new(frames)
         }
         other if other.starts_with("/sleep/") => {
             // Work that takes the given number of milliseconds.
@@ -240,6 +277,24 @@ async fn answer(name: &str, mut req: Request<Incoming>) -> Response<Body> {
         .headers_mut()
         .insert("x-backend", name.parse().unwrap());
     response
+}
+
+/// A body of the frames a channel delivers, for streaming answers.
+fn channel_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    struct Frames(tokio::sync::mpsc::Receiver<Bytes>);
+    impl hyper::body::Body for Frames {
+        type Data = Bytes;
+        type Error = hyper::Error;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+        }
+    }
+    Frames(rx).boxed()
 }
 
 /// One keep-alive client connection.
