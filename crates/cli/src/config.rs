@@ -90,6 +90,25 @@ pub struct EngineArgs {
     /// How long sampled runtime figures are kept, in hours [default: 24]
     #[arg(long, env = "SLIPWAY_METRICS_RETENTION_HOURS", value_name = "HOURS")]
     pub metrics_retention_hours: Option<u64>,
+    /// `on`: limit each instance's memory and CPU with control groups where the host allows it; `off`: never [default: on]
+    #[arg(long, env = "SLIPWAY_RESOURCE_LIMITS", value_name = "on|off")]
+    pub resource_limits: Option<String>,
+    /// Memory per instance when neither the deployment nor the repository says (e.g. 512Mi) [default: 512Mi]
+    #[arg(long, env = "SLIPWAY_DEFAULT_MEMORY", value_name = "QUANTITY")]
+    pub default_memory: Option<String>,
+    /// CPU per instance when neither the deployment nor the repository says (e.g. 500m, 1) [default: 1]
+    #[arg(long, env = "SLIPWAY_DEFAULT_CPU", value_name = "QUANTITY")]
+    pub default_cpu: Option<String>,
+    /// Memory one deployment may use in all, replicas × per instance (0: unlimited) [default: 8Gi]
+    #[arg(
+        long,
+        env = "SLIPWAY_MAX_MEMORY_PER_DEPLOYMENT",
+        value_name = "QUANTITY"
+    )]
+    pub max_memory_per_deployment: Option<String>,
+    /// CPU one deployment may use in all, replicas × per instance (0: unlimited) [default: 4]
+    #[arg(long, env = "SLIPWAY_MAX_CPU_PER_DEPLOYMENT", value_name = "QUANTITY")]
+    pub max_cpu_per_deployment: Option<String>,
 }
 
 /// `slipway.toml`. Every key is optional; unknown keys are an error so typos don't pass silently.
@@ -109,6 +128,11 @@ pub struct FileConfig {
     pub max_replicas_per_deployment: Option<u32>,
     pub keep_releases: Option<usize>,
     pub metrics_retention_hours: Option<u64>,
+    pub resource_limits: Option<String>,
+    pub default_memory: Option<String>,
+    pub default_cpu: Option<String>,
+    pub max_memory_per_deployment: Option<String>,
+    pub max_cpu_per_deployment: Option<String>,
     pub rate_limit: Option<f64>,
     pub auth: Option<String>,
     pub jwt_secret_file: Option<PathBuf>,
@@ -147,6 +171,11 @@ pub struct Settings {
     pub max_replicas_per_deployment: u32,
     pub keep_releases: usize,
     pub metrics_retention_hours: u64,
+    pub resource_limits: bool,
+    /// Per instance, when neither the deployment nor the repository says.
+    pub default_resources: slipway_core::Resources,
+    /// Per deployment in all; `None` values: unlimited.
+    pub max_per_deployment: slipway_core::Resources,
     /// Requests per second per client address; 0 is off.
     pub rate_limit: f64,
     pub auth_required: bool,
@@ -291,9 +320,73 @@ pub fn resolve(
             0 => bail!("metrics_retention_hours must be at least 1"),
             h => h,
         },
+        resource_limits: match engine
+            .resource_limits
+            .as_deref()
+            .or(file.resource_limits.as_deref())
+            .unwrap_or("on")
+        {
+            "on" => true,
+            "off" => false,
+            other => bail!("resource_limits must be on or off, not {other:?}"),
+        },
+        default_resources: slipway_core::Resources {
+            memory_mb: Some(quantity(
+                "default_memory",
+                engine
+                    .default_memory
+                    .as_deref()
+                    .or(file.default_memory.as_deref()),
+                "512Mi",
+                slipway_core::validate::memory_quantity,
+            )?)
+            .filter(|m| *m > 0),
+            cpu_millis: Some(quantity(
+                "default_cpu",
+                engine
+                    .default_cpu
+                    .as_deref()
+                    .or(file.default_cpu.as_deref()),
+                "1",
+                slipway_core::validate::cpu_quantity,
+            )?)
+            .filter(|c| *c > 0),
+        },
+        max_per_deployment: slipway_core::Resources {
+            memory_mb: Some(quantity(
+                "max_memory_per_deployment",
+                engine
+                    .max_memory_per_deployment
+                    .as_deref()
+                    .or(file.max_memory_per_deployment.as_deref()),
+                "8Gi",
+                slipway_core::validate::memory_quantity,
+            )?)
+            .filter(|m| *m > 0),
+            cpu_millis: Some(quantity(
+                "max_cpu_per_deployment",
+                engine
+                    .max_cpu_per_deployment
+                    .as_deref()
+                    .or(file.max_cpu_per_deployment.as_deref()),
+                "4",
+                slipway_core::validate::cpu_quantity,
+            )?)
+            .filter(|c| *c > 0),
+        },
         log: file.log,
         config_file,
     })
+}
+
+/// A quantity setting (`512Mi`, `500m`, …) parsed with `parse`, or `default`.
+fn quantity(
+    key: &str,
+    value: Option<&str>,
+    default: &str,
+    parse: fn(&str, &str) -> Result<u32, slipway_core::FieldError>,
+) -> anyhow::Result<u32> {
+    parse(key, value.unwrap_or(default)).map_err(|e| anyhow::anyhow!("{key}: {}", e.message))
 }
 
 /// A PEM `PUBLIC KEY` holding an EC key: its DER carries the id-ecPublicKey OID.

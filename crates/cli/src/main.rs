@@ -88,6 +88,12 @@ enum Command {
         /// Instances to run [server default: 1]
         #[arg(long)]
         replicas: Option<u32>,
+        /// Memory per instance, e.g. 256Mi or 1Gi [default: the repository's, else the server's]
+        #[arg(long, value_name = "QUANTITY")]
+        memory: Option<String>,
+        /// CPU per instance, e.g. 500m or 2 [default: the repository's, else the server's]
+        #[arg(long, value_name = "QUANTITY")]
+        cpu: Option<String>,
         /// Stream the deployment's log until it ends; exit 0 only when it serves
         #[arg(long, short)]
         follow: bool,
@@ -527,9 +533,25 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             environment,
             git_ref,
             replicas,
+            memory,
+            cpu,
             follow,
         } => {
             let service = service.or(service_name);
+            let usage = |e: slipway_core::FieldError| CliError {
+                code: exit::USAGE,
+                message: format!("--{} {}", e.field, e.message),
+            };
+            let resources = slipway_core::Resources {
+                memory_mb: memory
+                    .map(|m| slipway_core::validate::memory_quantity("memory", &m))
+                    .transpose()
+                    .map_err(usage)?,
+                cpu_millis: cpu
+                    .map(|c| slipway_core::validate::cpu_quantity("cpu", &c))
+                    .transpose()
+                    .map_err(usage)?,
+            };
             if let (Some(s), None) = (&service, &repo_url) {
                 label("service", s)?;
             }
@@ -546,6 +568,9 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             }
             if let Some(n) = replicas {
                 body["replicas"] = json!(n);
+            }
+            if !resources.is_empty() {
+                body["resources"] = json!(resources);
             }
             let v: Value = client.post("/api/v1/deployments", &body).await?;
             started(client, format, &v, follow).await?;

@@ -87,6 +87,9 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     let mut engine_config =
         slipway_engine::EngineConfig::new(settings.data_dir.clone(), settings.proxy_listen);
     engine_config.keep_releases = settings.keep_releases;
+    engine_config.resource_limits = settings.resource_limits;
+    engine_config.default_resources = settings.default_resources;
+    engine_config.max_per_deployment = settings.max_per_deployment;
     engine_config.allow_private_repo_hosts = settings.allow_private_repo_hosts;
     if settings.isolate_workloads {
         engine_config.isolation = Some(slipway_engine::local::Isolation::default());

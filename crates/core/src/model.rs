@@ -149,8 +149,38 @@ pub struct Deployment {
     pub reason: Option<String>,
     /// Instances to run (the local target balances them behind its proxy).
     pub replicas: u32,
+    /// Memory and CPU per instance, when the request set them (else the plan's or the defaults).
+    #[serde(skip_serializing_if = "Resources::is_empty", default)]
+    pub resources: Resources,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Memory and CPU one instance may use (seed 002's `resources`); the local target enforces them
+/// with control groups. `None`: not set here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Memory in MiB (e.g. 512).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub memory_mb: Option<u32>,
+    /// CPU in thousandths of a CPU, Kubernetes' millicores (e.g. 500 for half a CPU).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cpu_millis: Option<u32>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.memory_mb.is_none() && self.cpu_millis.is_none()
+    }
+
+    /// `self`'s values where set, else `fallback`'s.
+    pub fn or(self, fallback: Resources) -> Resources {
+        Resources {
+            memory_mb: self.memory_mb.or(fallback.memory_mb),
+            cpu_millis: self.cpu_millis.or(fallback.cpu_millis),
+        }
+    }
 }
 
 /// One entry of the append-only audit log.
@@ -239,6 +269,8 @@ pub struct NewDeployment {
     pub trigger: String,
     /// Instances to run; 1 unless asked.
     pub replicas: u32,
+    /// Memory and CPU per instance the request asked for.
+    pub resources: Resources,
     /// When given, a request with the same scope and key returns the deployment it created.
     pub idempotency: Option<crate::IdempotencyKey>,
 }

@@ -237,6 +237,91 @@ pub fn env_var_name(field: &str, name: &str, example: &str) -> Result<(), FieldE
     Ok(())
 }
 
+/// Memory one instance may be given, in MiB.
+pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u32> = 16..=1_048_576;
+/// CPU one instance may be given, in thousandths of a CPU.
+pub const CPU_MILLIS_RANGE: std::ops::RangeInclusive<u32> = 10..=256_000;
+
+/// A memory quantity as Kubernetes writes it — `512Mi`, `1Gi`, `1G`, `500M`, `256k`, or bytes —
+/// in MiB, rounded up.
+pub fn memory_quantity(field: &str, value: &str) -> Result<u32, FieldError> {
+    let fail = || {
+        FieldError::new(
+            field,
+            format!("{value:?} is not a memory quantity: use e.g. 512Mi, 1Gi or 1.5Gi"),
+        )
+    };
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number.parse().map_err(|_| fail())?;
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(fail()),
+    };
+    let mib = (number * factor / (1024.0 * 1024.0)).ceil();
+    if !mib.is_finite() || mib > f64::from(u32::MAX) {
+        return Err(fail());
+    }
+    Ok(mib as u32)
+}
+
+/// A CPU quantity as Kubernetes writes it — `500m`, `0.5`, `2` — in thousandths of a CPU.
+pub fn cpu_quantity(field: &str, value: &str) -> Result<u32, FieldError> {
+    let fail = || {
+        FieldError::new(
+            field,
+            format!("{value:?} is not a CPU quantity: use e.g. 500m, 0.5 or 2"),
+        )
+    };
+    let v = value.trim();
+    let millis = match v.strip_suffix('m') {
+        Some(m) => m.parse::<f64>().map_err(|_| fail())?,
+        None => v.parse::<f64>().map_err(|_| fail())? * 1000.0,
+    };
+    if !millis.is_finite() || millis < 0.0 || millis > f64::from(u32::MAX) {
+        return Err(fail());
+    }
+    Ok(millis.ceil() as u32)
+}
+
+/// The ranges of requested resources, each error naming `<prefix>.memory_mb` or
+/// `<prefix>.cpu_millis`.
+pub fn resources(prefix: &str, r: &crate::Resources) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Some(m) = r.memory_mb.filter(|m| !MEMORY_MB_RANGE.contains(m)) {
+        errors.push(FieldError::new(
+            format!("{prefix}.memory_mb"),
+            format!(
+                "{m} is out of range: give between {} and {} MiB",
+                MEMORY_MB_RANGE.start(),
+                MEMORY_MB_RANGE.end()
+            ),
+        ));
+    }
+    if let Some(c) = r.cpu_millis.filter(|c| !CPU_MILLIS_RANGE.contains(c)) {
+        errors.push(FieldError::new(
+            format!("{prefix}.cpu_millis"),
+            format!(
+                "{c} is out of range: give between {} and {} thousandths of a CPU",
+                CPU_MILLIS_RANGE.start(),
+                CPU_MILLIS_RANGE.end()
+            ),
+        ));
+    }
+    errors
+}
+
 /// The secrets that hold a service's repository credentials in an environment. They are used only
 /// to fetch the repository (and push a scaffold), never injected into the app's environment.
 pub const GIT_CREDENTIAL_SECRETS: [&str; 4] = [
@@ -373,6 +458,46 @@ pub fn git_ref(field: &str, value: &str) -> Result<(), FieldError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quantities_as_kubernetes_writes_them() {
+        for (q, mib) in [
+            ("512Mi", 512),
+            ("1Gi", 1024),
+            ("1.5Gi", 1536),
+            ("1G", 954),
+            ("500M", 477),
+            ("256Ki", 1),
+            ("1048576", 1),
+            ("8Gi", 8192),
+        ] {
+            assert_eq!(memory_quantity("m", q).unwrap(), mib, "{q}");
+        }
+        for bad in ["", "Mi", "12 Mi", "1Zi", "-1Gi", "1e400"] {
+            assert!(memory_quantity("m", bad).is_err(), "{bad}");
+        }
+        for (q, millis) in [
+            ("500m", 500),
+            ("0.5", 500),
+            ("2", 2000),
+            ("4000m", 4000),
+            ("0.1", 100),
+        ] {
+            assert_eq!(cpu_quantity("c", q).unwrap(), millis, "{q}");
+        }
+        for bad in ["", "m", "half", "-1", "1.5x"] {
+            assert!(cpu_quantity("c", bad).is_err(), "{bad}");
+        }
+        let r = crate::Resources {
+            memory_mb: Some(8),
+            cpu_millis: Some(1),
+        };
+        let fields: Vec<String> = resources("resources", &r)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["resources.memory_mb", "resources.cpu_millis"]);
+    }
+
     use super::*;
 
     #[test]

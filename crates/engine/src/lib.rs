@@ -1,6 +1,7 @@
 //! The deployment engine: the orchestrator on the durable job queue, repository sources, deployment
 //! logs, and the built-in `local` target with its reverse proxy.
 
+pub mod cgroup;
 pub mod local;
 pub mod logs;
 pub mod metrics;
@@ -50,6 +51,12 @@ pub struct EngineConfig {
     /// How often runtime figures are written to the database, and how long they are kept.
     pub sample_every: Duration,
     pub sample_retention: Duration,
+    /// Enforce instances' memory and CPU with control groups where the host allows it.
+    pub resource_limits: bool,
+    /// Memory and CPU per instance when neither the deployment nor the repository says.
+    pub default_resources: slipway_core::Resources,
+    /// The most one deployment may use in all (replicas × per instance); `None`: unlimited.
+    pub max_per_deployment: slipway_core::Resources,
 }
 
 impl EngineConfig {
@@ -67,6 +74,15 @@ impl EngineConfig {
             keep_releases: 5,
             sample_every: Duration::from_secs(15),
             sample_retention: Duration::from_secs(24 * 3600),
+            resource_limits: true,
+            default_resources: slipway_core::Resources {
+                memory_mb: Some(512),
+                cpu_millis: Some(1000),
+            },
+            max_per_deployment: slipway_core::Resources {
+                memory_mb: Some(8192),
+                cpu_millis: Some(4000),
+            },
         }
     }
 }
@@ -119,6 +135,9 @@ impl Engine {
         let proxy = Proxy::new(ProxyConfig::default());
         let mut local_config = LocalConfig::new(config.data_dir.join("apps"), proxy_addr.port());
         local_config.keep_releases = config.keep_releases;
+        local_config.resource_limits = config.resource_limits;
+        local_config.default_resources = config.default_resources;
+        local_config.max_per_deployment = config.max_per_deployment;
         local_config.isolation = config.isolation;
         if config.isolation.is_some() {
             // SAFETY: geteuid has no preconditions.

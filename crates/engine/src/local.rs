@@ -7,9 +7,10 @@
 //! `<service>/<env>/home/` (the app's `$HOME`: package caches survive releases),
 //! `<service>/<env>/logs/app.log` (stdout/stderr of every instance, rotated).
 
+use crate::cgroup::Cgroups;
 use crate::logs::DeploymentLog;
 use crate::process::{self, Probe};
-use slipway_core::{Instance, LogStream};
+use slipway_core::{Instance, LogStream, Resources};
 use slipway_proxy::Proxy;
 use slipway_store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+
+/// The evidence rule of the limits a release was built with (see [`LocalTarget::resources_of`]).
+pub const RESOURCES_RULE: &str =
+    "limits of this release: the deployment's request, else the repository's, else Slipway's defaults";
 
 /// Settings of the local target.
 #[derive(Debug, Clone)]
@@ -50,6 +55,13 @@ pub struct LocalConfig {
     /// Run each service's builds and processes as its own unprivileged uid (Slipway must run as
     /// root), with process and file limits. `None`: they run as Slipway's user.
     pub isolation: Option<Isolation>,
+    /// Enforce instances' memory and CPU with control groups where the host lets Slipway.
+    pub resource_limits: bool,
+    /// Memory and CPU of an instance whose deployment and plan say nothing.
+    pub default_resources: Resources,
+    /// The most one deployment may use in all (replicas × per instance): seed 002's
+    /// `max_memory_per_deployment` and `max_cpu_per_deployment`. `None`: no limit.
+    pub max_per_deployment: Resources,
 }
 
 /// Workload isolation settings.
@@ -146,6 +158,15 @@ impl LocalConfig {
             log_keep: 3,
             crash_loop_exits: 3,
             isolation: None,
+            resource_limits: true,
+            default_resources: Resources {
+                memory_mb: Some(512),
+                cpu_millis: Some(1000),
+            },
+            max_per_deployment: Resources {
+                memory_mb: Some(8192),
+                cpu_millis: Some(4000),
+            },
         }
     }
 }
@@ -168,6 +189,8 @@ pub struct RunSpec {
     pub redact: Vec<String>,
     /// Who it runs as.
     pub sandbox: Option<Sandbox>,
+    /// Memory and CPU per instance (enforced where control groups are available).
+    pub resources: Resources,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +321,8 @@ pub struct LocalTarget {
     apps: Mutex<HashMap<(String, String), Arc<App>>>,
     /// Set while Slipway stops: instances stop but stay recorded, to be started again next time.
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Where instances' control groups go; `Err`: why limits are not enforced.
+    pub cgroups: Result<Cgroups, String>,
 }
 
 /// Environment every app and build gets (the rest of Slipway's environment is not passed on).
@@ -337,6 +362,22 @@ impl LocalTarget {
         store: Arc<dyn Store>,
         proxy: Proxy,
     ) -> Arc<Self> {
+        let cgroups = if config.resource_limits {
+            // One place per data directory, so that two Slipways on a host keep theirs apart.
+            use sha2::Digest;
+            let scope = sha2::Sha256::digest(config.root.as_os_str().as_encoded_bytes());
+            let scope: String = scope[..6].iter().map(|b| format!("{b:02x}")).collect();
+            Cgroups::detect(&scope)
+        } else {
+            Err("resource limits are off (--resource-limits off)".to_string())
+        };
+        match &cgroups {
+            Ok(c) => {
+                c.remove_empty();
+                tracing::info!(cgroups = ?c, "instances' memory and CPU are limited with control groups");
+            }
+            Err(why) => tracing::warn!("instances' memory and CPU limits are NOT enforced: {why}"),
+        }
         Arc::new(Self {
             config,
             secrets,
@@ -344,7 +385,57 @@ impl LocalTarget {
             proxy,
             apps: Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            cgroups,
         })
+    }
+
+    /// The memory and CPU per instance of a plan: the limits recorded when its release was built
+    /// (the deployment's request, else the repository's, else the defaults), or the repository's
+    /// own (`slipway.toml`, `score.yaml`), else the defaults. A detector's guess is a hint shown
+    /// in the plan, never a limit.
+    pub fn resources_of(&self, plan: &slipway_analyzer::BuildPlan) -> Resources {
+        let decided = plan
+            .evidence
+            .iter()
+            .rev()
+            .find(|e| e.field == "resources")
+            .is_some_and(|e| e.source.is_some() || e.rule == RESOURCES_RULE);
+        let from_plan = match &plan.resources {
+            Some(r) if decided => Resources {
+                memory_mb: (r.memory_mb > 0).then_some(r.memory_mb),
+                cpu_millis: (r.cpu > 0.0).then(|| (r.cpu * 1000.0).round() as u32),
+            },
+            _ => Resources::default(),
+        };
+        from_plan.or(self.config.default_resources)
+    }
+
+    /// `Err` naming the quota when `replicas` instances of `per_instance` are more than one
+    /// deployment may use.
+    pub fn check_deployment_resources(
+        &self,
+        replicas: u32,
+        per_instance: Resources,
+    ) -> Result<(), String> {
+        let max = self.config.max_per_deployment;
+        let n = u64::from(replicas.max(1));
+        if let (Some(m), Some(limit)) = (per_instance.memory_mb, max.memory_mb) {
+            if n * u64::from(m) > u64::from(limit) {
+                return Err(format!(
+                    "{n} × {m} MiB of memory is more than one deployment may use \
+                     (max_memory_per_deployment = {limit} MiB)"
+                ));
+            }
+        }
+        if let (Some(c), Some(limit)) = (per_instance.cpu_millis, max.cpu_millis) {
+            if n * u64::from(c) > u64::from(limit) {
+                return Err(format!(
+                    "{n} × {c}m of CPU is more than one deployment may use \
+                     (max_cpu_per_deployment = {limit}m)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Stops every instance, keeping their records so the next start runs them again.
@@ -883,6 +974,7 @@ impl LocalTarget {
             fixed_port: (!plan.reads_port_env).then_some(plan.port).flatten(),
             redact: Vec::new(),
             sandbox: None,
+            resources: self.resources_of(&plan),
         })
     }
 
@@ -1129,6 +1221,15 @@ async fn supervise(
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(500);
     let home = target.home_dir(&spec.service, &spec.environment);
+    let prefix = format!("{}/{}", short(&spec.release_id), inst.slot);
+    let group_name = format!(
+        "{}.{}.{}-{}",
+        spec.service,
+        spec.environment,
+        short(&spec.release_id),
+        inst.slot
+    );
+    let mut group = None;
     loop {
         if inst.stop.is_cancelled() {
             break;
@@ -1151,6 +1252,32 @@ async fn supervise(
             .process_group(0)
             .kill_on_drop(true);
         confine(&mut cmd, spec.sandbox);
+        // Created (again) before every start: its limits are the spec's whatever happened to it.
+        if let Ok(cgroups) = &target.cgroups {
+            let created = cgroups.create(&group_name, spec.resources).and_then(|g| {
+                if let Some(sb) = spec.sandbox {
+                    g.allow(sb.uid)?;
+                }
+                Ok(g)
+            });
+            match created {
+                Ok(g) => {
+                    if !(g.v2 && spec.sandbox.is_some()) {
+                        g.attach(&mut cmd);
+                    }
+                    group = Some(g);
+                }
+                Err(e) => {
+                    group = None;
+                    app.log.line(
+                        &prefix,
+                        LogStream::System,
+                        &format!("memory and CPU limits could not be applied: {e}"),
+                    );
+                }
+            }
+        }
+        let oom_kills = group.as_ref().map_or(0, |g| g.oom_kills());
         let ran_from = Instant::now();
         match cmd.spawn() {
             Err(e) => {
@@ -1163,13 +1290,23 @@ async fn supervise(
                 }
             }
             Ok(mut child) => {
+                if let (Some(g), Some(pid)) = (&group, child.id()) {
+                    if g.v2 && spec.sandbox.is_some() {
+                        if let Err(e) = g.add(pid) {
+                            app.log.line(
+                                &prefix,
+                                LogStream::System,
+                                &format!("memory and CPU limits could not be applied: {e}"),
+                            );
+                        }
+                    }
+                }
                 let pgid = i64::from(child.id().unwrap_or(0));
                 inst.pgid.store(pgid, Ordering::Release);
                 target.record(&spec.service, &spec.environment, &inst).await;
                 if let Some(r) = ready.take() {
                     let _ = r.send(());
                 }
-                let prefix = format!("{}/{}", short(&spec.release_id), inst.slot);
                 let redact = Arc::new(spec.redact.clone());
                 if let Some(out) = child.stdout.take() {
                     tokio::spawn(pump(
@@ -1193,10 +1330,16 @@ async fn supervise(
                 }
                 tokio::select! {
                     status = child.wait() => {
-                        let what = match status {
+                        let mut what = match status {
                             Ok(s) => format!("exited ({s})"),
                             Err(e) => format!("could not be waited for: {e}"),
                         };
+                        if let Some(g) = group.as_ref().filter(|g| g.oom_kills() > oom_kills) {
+                            what.push_str(&format!(
+                                ": killed for going over its memory limit ({} MiB)",
+                                g.memory_mb.unwrap_or_default()
+                            ));
+                        }
                         // Children it left behind go with it.
                         process::signal_group(pgid, libc::SIGKILL);
                         if let Ok(mut l) = inst.last_exit.lock() {
@@ -1234,6 +1377,15 @@ async fn supervise(
     }
     if let Some(r) = ready.take() {
         let _ = r.send(());
+    }
+    if let Some(g) = group {
+        // Its processes were killed above; the kernel lets the group go once they are reaped.
+        for _ in 0..50 {
+            if g.remove().is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     if let Ok(mut list) = app.instances.lock() {
         list.retain(|i| !Arc::ptr_eq(i, &inst));

@@ -257,7 +257,28 @@ impl Orchestrator {
                 Err(e) => return Err(Stop::Failed(format!("ANALYZING: {e}"))),
             };
             log.system(format!("fetched commit {sha}"));
-            let plan = analyze(root.clone()).await?;
+            let mut plan = analyze(root.clone()).await?;
+            // The resources the release runs with: the request's, else the repository's, else
+            // the defaults — recorded in its plan, so a rollback or restart runs with the same.
+            let resources = d.resources.or(self.local.resources_of(&plan));
+            self.local
+                .check_deployment_resources(d.replicas, resources)
+                .map_err(|e| Stop::Failed(format!("ANALYZING: {e}")))?;
+            plan.resources = Some(slipway_analyzer::ResourcesHint {
+                memory_mb: resources.memory_mb.unwrap_or_default(),
+                cpu: f64::from(resources.cpu_millis.unwrap_or_default()) / 1000.0,
+            });
+            plan.evidence.push(slipway_analyzer::Evidence {
+                field: "resources".into(),
+                value: format!(
+                    "{} MiB, {}m CPU",
+                    resources.memory_mb.unwrap_or_default(),
+                    resources.cpu_millis.unwrap_or_default()
+                ),
+                source: None,
+                line: None,
+                rule: crate::local::RESOURCES_RULE.into(),
+            });
             for line in slipway_analyzer::render_table(&plan).lines() {
                 log.system(line);
             }
@@ -354,10 +375,27 @@ impl Orchestrator {
         } else {
             d.replicas.max(1)
         };
+        self.local
+            .check_deployment_resources(replicas, spec.resources)
+            .map_err(|e| Stop::Failed(format!("PROVISIONING: {e}")))?;
         let how = match spec.fixed_port {
             Some(p) => format!("1 instance on fixed port {p} (the app ignores PORT: the old release stops before the new one starts, so this swap is not zero-downtime)"),
             None => format!("{replicas} instance(s) on loopback ports assigned through PORT"),
         };
+        log.system(format!(
+            "each instance: {} MiB of memory, {} CPU; {}",
+            spec.resources
+                .memory_mb
+                .map_or("unlimited".into(), |m| m.to_string()),
+            spec.resources
+                .cpu_millis
+                .map_or("unlimited".into(), |c| format!("{c}m")),
+            match &self.local.cgroups {
+                Ok(crate::cgroup::Cgroups::V1 { .. }) => "enforced with cgroup v1".to_string(),
+                Ok(crate::cgroup::Cgroups::V2 { .. }) => "enforced with cgroup v2".to_string(),
+                Err(why) => format!("NOT enforced: {why}"),
+            }
+        ));
         self.advance(d, &mut status, DeploymentStatus::Provisioning, &how, log)
             .await?;
 

@@ -201,6 +201,7 @@ pub async fn create_deployment(
                 source: DeploymentSource::Build { git_ref: None },
                 trigger: "platform-api".into(),
                 replicas: 1,
+                resources: Default::default(),
                 idempotency: None,
             },
             &actor,

@@ -1166,3 +1166,166 @@ async fn a_scaffold_reaches_a_private_remote_once_its_token_is_a_secret() {
     assert!(!pushed.to_string().contains(TOKEN));
     s.stop().await;
 }
+
+const HUNGRY_APP: &str = r#"import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+def limits():
+    found = {}
+    for line in open("/proc/self/cgroup"):
+        _, names, path = line.strip().split(":", 2)
+        names = names.split(",")
+        bases = []
+        if "memory" in names:
+            bases.append(("/sys/fs/cgroup/memory" + path, ["memory.limit_in_bytes"]))
+        if "cpu" in names:
+            bases.append(("/sys/fs/cgroup/" + ",".join(names) + path, ["cpu.cfs_quota_us", "cpu.cfs_period_us"]))
+        if names == [""]:
+            bases.append(("/sys/fs/cgroup" + path, ["memory.max", "cpu.max"]))
+        for base, files in bases:
+            for f in files:
+                try:
+                    found[f] = open(os.path.join(base, f)).read().strip()
+                except OSError:
+                    pass
+    return found
+hoard = []
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/hog":
+            while True:
+                hoard.append(bytearray(8 * 1024 * 1024))
+        body = json.dumps(limits()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// Memory and CPU per instance: the request's values reach the instance's control group (the app
+/// reads its own limits), going over the memory limit gets the instance killed and restarted with
+/// the reason in its log, and asking for more than a deployment may use is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_run_within_their_memory_and_cpu_limits() {
+    let s = TestServer::start_engine().await;
+    if let Err(why) = &s.state.engine().unwrap().local.cgroups {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "control groups are not writable under CI: {why}"
+        );
+        eprintln!("skipped: control groups are not writable here: {why}");
+        return;
+    }
+    let repo = git_repo(&s.dir.path().join("src/hungry"), &[("app.py", HUNGRY_APP)]);
+    register(&s, "hungry", &repo).await;
+
+    for (body, field) in [
+        (
+            json!({"service": "hungry", "resources": {"memory_mb": 1}}),
+            "resources.memory_mb",
+        ),
+        (
+            json!({"service": "hungry", "resources": {"cpu_millis": 0}}),
+            "resources.cpu_millis",
+        ),
+    ] {
+        let (status, problem) = s.post("/api/v1/deployments", body).await;
+        assert_eq!(status, 422, "{problem}");
+        assert!(problem.to_string().contains(field), "{problem}");
+    }
+    let (status, problem) = s
+        .post(
+            "/api/v1/deployments",
+            json!({"service": "hungry", "replicas": 2, "resources": {"memory_mb": 6000}}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem
+            .to_string()
+            .contains("max_memory_per_deployment = 8192 MiB"),
+        "{problem}"
+    );
+
+    let id = deploy(
+        &s,
+        json!({"service": "hungry", "resources": {"memory_mb": 64, "cpu_millis": 250}}),
+    )
+    .await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    assert_eq!(d["resources"], json!({"memory_mb": 64, "cpu_millis": 250}));
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(
+        log.contains("each instance: 64 MiB of memory, 250m CPU; enforced with cgroup"),
+        "{log}"
+    );
+    let (_, body) = through_proxy(&s, "hungry.dev.localhost", "/").await;
+    let limits: Value = serde_json::from_str(&body).unwrap();
+    let memory = limits["memory.limit_in_bytes"]
+        .as_str()
+        .or(limits["memory.max"].as_str());
+    assert_eq!(memory, Some("67108864"), "{limits}");
+    let cpu = match limits["cpu.max"].as_str() {
+        Some(max) => max.to_string(),
+        None => format!(
+            "{} {}",
+            limits["cpu.cfs_quota_us"].as_str().unwrap_or("?"),
+            limits["cpu.cfs_period_us"].as_str().unwrap_or("?")
+        ),
+    };
+    assert_eq!(cpu, "25000 100000", "{limits}");
+
+    // Over the limit: the kernel kills it, the supervisor says why and starts it again.
+    let _ = through_proxy(&s, "hungry.dev.localhost", "/hog").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let app_log = text(&s, "/api/v1/services/hungry/logs").await;
+        if app_log.contains("killed for going over its memory limit (64 MiB)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no OOM kill reported:\n{app_log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while through_proxy(&s, "hungry.dev.localhost", "/").await.0 != 200 {
+        assert!(Instant::now() < deadline, "not restarted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A rollback-free redeploy without resources runs with the defaults, recorded in its plan.
+    let id = deploy(&s, json!({"service": "hungry"})).await;
+    assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    let (_, body) = through_proxy(&s, "hungry.dev.localhost", "/").await;
+    let limits: Value = serde_json::from_str(&body).unwrap();
+    let memory = limits["memory.limit_in_bytes"]
+        .as_str()
+        .or(limits["memory.max"].as_str());
+    assert_eq!(memory, Some("536870912"), "{limits}");
+    s.stop().await;
+}
+
+/// Where limits are turned off, or the host has no writable control groups, the deployment log
+/// says they are not enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unenforced_limits_are_said_in_the_deployment_log() {
+    let s = TestServer::start_engine_with(|c| c.resource_limits = false).await;
+    let repo = py_repo(&s.dir.path().join("src/loose"));
+    register(&s, "loose", &repo).await;
+    let id = deploy(&s, json!({"service": "loose"})).await;
+    assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(
+        log.contains(
+            "each instance: 512 MiB of memory, 1000m CPU; NOT enforced: resource limits are off"
+        ),
+        "{log}"
+    );
+    s.stop().await;
+}

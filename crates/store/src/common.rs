@@ -382,6 +382,8 @@ pub(crate) struct DeploymentRow {
     replicas: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    memory_mb: Option<i32>,
+    cpu_millis: Option<i32>,
 }
 
 impl TryFrom<DeploymentRow> for Deployment {
@@ -405,6 +407,10 @@ impl TryFrom<DeploymentRow> for Deployment {
             url: r.url,
             reason: r.reason,
             replicas: u32::try_from(r.replicas).unwrap_or(1),
+            resources: slipway_core::Resources {
+                memory_mb: r.memory_mb.and_then(|v| u32::try_from(v).ok()),
+                cpu_millis: r.cpu_millis.and_then(|v| u32::try_from(v).ok()),
+            },
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -414,7 +420,8 @@ impl TryFrom<DeploymentRow> for Deployment {
 /// Columns of `deployments`, in `DeploymentRow` order.
 pub(crate) const DEPLOYMENT_COLUMNS: &str =
     "id, service, environment, git_ref, status, status_before_destroy, \"trigger\", \
-     release_id, rollback_of, commit_sha, url, reason, replicas, created_at, updated_at";
+     release_id, rollback_of, commit_sha, url, reason, replicas, created_at, updated_at, \
+     memory_mb, cpu_millis";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {

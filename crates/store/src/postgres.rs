@@ -1265,6 +1265,7 @@ impl Store for PostgresStore {
             url: None,
             reason: Some(reason.clone()),
             replicas: new.replicas,
+            resources: new.resources,
             created_at: at,
             updated_at: at,
         };
@@ -1291,7 +1292,7 @@ impl Store for PostgresStore {
         }
         sqlx::query(&format!(
             "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $11, $10, $10)"
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, NULL, NULL, $9, $11, $10, $10, $12, $13)"
         ))
         .bind(&deployment.id)
         .bind(&deployment.service)
@@ -1304,6 +1305,18 @@ impl Store for PostgresStore {
         .bind(&reason)
         .bind(at)
         .bind(i32::try_from(deployment.replicas).unwrap_or(1))
+        .bind(
+            deployment
+                .resources
+                .memory_mb
+                .and_then(|v| i32::try_from(v).ok()),
+        )
+        .bind(
+            deployment
+                .resources
+                .cpu_millis
+                .and_then(|v| i32::try_from(v).ok()),
+        )
         .execute(&mut *tx)
         .await?;
         insert_event(

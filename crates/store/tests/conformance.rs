@@ -178,6 +178,7 @@ fn deployment(service: &str, environment: &str) -> NewDeployment {
         },
         trigger: "api".into(),
         replicas: 1,
+        resources: Default::default(),
         idempotency: None,
     }
 }

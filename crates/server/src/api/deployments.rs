@@ -57,6 +57,10 @@ pub struct DeploymentCreate {
     pub git_ref: Option<String>,
     /// Instances to run (1 by default).
     pub replicas: Option<u32>,
+    /// Memory and CPU per instance; unset values come from the repository's plan (`slipway.toml`
+    /// `[resources]`, `score.yaml`) or the operator's defaults. Replicas × these must stay within
+    /// the team's per-deployment quota.
+    pub resources: Option<slipway_core::Resources>,
 }
 
 /// A deployment with its events.
@@ -98,6 +102,7 @@ fn name_from_repo(url: &str) -> String {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same deployment")),
     responses(
     (status = 202, body = Deployment),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_deployment(
@@ -160,6 +165,11 @@ pub async fn create_deployment(
             format!("must be between 1 and {max_replicas} (replicas_per_deployment)"),
         ));
     }
+    if let Some(r) = &req.resources {
+        for e in validate::resources("resources", r) {
+            errors.push(e);
+        }
+    }
     let idempotency = idempotency_key(&headers, &actor.name, "POST /api/v1/deployments", &req)?;
     errors.into_result()?;
     if req.repo_url.is_some() && state.store.get_service(&service).await.is_err() {
@@ -168,6 +178,16 @@ pub async fn create_deployment(
     }
     crate::auth::may_deploy(&state, &caller, &service).await?;
     crate::guard::check_deployment_quota(&state, &service).await?;
+    if let (Some(r), Some(engine)) = (&req.resources, &state.engine) {
+        engine
+            .local
+            .check_deployment_resources(replicas, *r)
+            .map_err(|e| {
+                ApiError::Forbidden(format!(
+                    "{e}; ask for less or ask an administrator to raise the quota"
+                ))
+            })?;
+    }
 
     if let Some(url) = &req.repo_url {
         match state.store.get_service(&service).await {
@@ -211,6 +231,7 @@ pub async fn create_deployment(
                 },
                 trigger: "api".into(),
                 replicas,
+                resources: req.resources.unwrap_or_default(),
                 idempotency,
             },
             &actor,
@@ -370,6 +391,7 @@ pub async fn rollback_deployment(
                 },
                 trigger: "rollback".into(),
                 replicas: d.replicas,
+                resources: Default::default(),
                 idempotency,
             },
             &actor,

@@ -130,6 +130,7 @@ async fn deploy(
                     source: DeploymentSource::Build { git_ref },
                     trigger: "portal".into(),
                     replicas,
+                    resources: Default::default(),
                     idempotency: None,
                 },
                 session.actor(),
