@@ -288,8 +288,17 @@ pub(crate) fn apply_env(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
                     {
                         continue;
                     }
+                    // Ruby: `ENV.fetch("X", "d")` and `ENV.fetch("X") { "d" }` have a default.
+                    let required = if language == "ruby" && *required {
+                        rest.strip_prefix("\")").is_some_and(|r| {
+                            let r = r.trim_start();
+                            !r.starts_with('{') && !r.starts_with("do")
+                        })
+                    } else {
+                        *required
+                    };
                     // Rust: `env::var("X")?` or `.expect(` means the app cannot start without it.
-                    let required = *required
+                    let required = required
                         || (language == "rust"
                             && (rest.starts_with("\")?")
                                 || rest.starts_with("\").expect(")

@@ -1,8 +1,8 @@
 //! Go: `go.mod` directives, the main package, the binary the build writes.
 
 use super::{
-    line_of, Ctx, Detection, Detector, Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST,
-    STRENGTH_START,
+    line_of, managed_versions, Ctx, Detection, Detector, Outcome, STRENGTH_FRAMEWORK,
+    STRENGTH_MANIFEST, STRENGTH_START,
 };
 use crate::error::AnalyzeError;
 use crate::fs::EntryKind;
@@ -92,6 +92,23 @@ impl Detector for Go {
                 Cite::file(&src, Some(line), "go directive"),
             ),
             (None, None) => {}
+        }
+        // mise / .tool-versions rank after go.mod: the go command itself switches to the
+        // toolchain go.mod asks for (GOTOOLCHAIN=auto), whatever Go the machine has.
+        for (v, cite) in managed_versions(ctx, &["golang", "go"])? {
+            if plan.version.is_none() {
+                plan.set(Field::Version, Some(v), cite);
+            } else {
+                plan.lose(
+                    "version",
+                    &v,
+                    cite.source.as_deref(),
+                    format!(
+                        "go.mod ranks higher: the go command switches to the toolchain it asks for ({})",
+                        cite.rule
+                    ),
+                );
+            }
         }
         plan.set(
             Field::PackageManager,

@@ -109,112 +109,194 @@ impl Detector for Java {
     }
 
     fn detect(&self, ctx: &Ctx) -> Result<Outcome, AnalyzeError> {
-        let pom = ctx.text("pom.xml")?;
-        let gradle_file = ctx.first_file(BUILD_SCRIPTS);
-        let settings = ctx.first_file(SETTINGS);
-        if let Some(p) = &pom {
-            if let Some(outcome) = maven_modules(ctx, p)? {
-                return Ok(outcome);
-            }
-            if let Some(outcome) = maven_module_of_parent(ctx, p)? {
-                return Ok(outcome);
-            }
-        } else if let Some(s) = settings {
-            if let Some(outcome) = gradle_multi_project(ctx, s, gradle_file)? {
-                return Ok(outcome);
-            }
+        let mut outcome = plan_build(ctx)?;
+        if let Outcome::Matched(d) = &mut outcome {
+            version_pins(ctx, &mut d.plan)?;
         }
-        if pom.is_none() {
-            if let Some(outcome) = gradle_subproject(ctx, gradle_file)? {
-                return Ok(outcome);
-            }
+        Ok(outcome)
+    }
+}
+
+/// The JDK a version string names: `21`, `21.0.2`, `temurin-21.0.2+13`, `1.8` → 8.
+fn java_major(v: &str) -> Option<u32> {
+    let digits = v.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let mut parts = digits.split(|c: char| !c.is_ascii_digit());
+    match parts.next()?.parse().ok()? {
+        1 => parts.next()?.parse().ok(),
+        n => Some(n),
+    }
+}
+
+/// The JDK the developer's tools pin (`.java-version` for jenv, `.sdkmanrc` for SDKMAN!, mise,
+/// `.tool-versions`) outranks the version the build compiles for, which is then an alternative;
+/// a pinned JDK older than the bytecode the build writes gets a notice.
+fn version_pins(ctx: &Ctx, plan: &mut BuildPlan) -> Result<(), AnalyzeError> {
+    let mut found: Vec<(String, Cite)> = Vec::new();
+    if let Some(t) = ctx.text(".java-version")? {
+        if let Some((v, line)) = super::version_file_value(&t) {
+            found.push((
+                v,
+                Cite::file(
+                    ctx.path(".java-version"),
+                    Some(line),
+                    ".java-version (jenv)",
+                ),
+            ));
         }
-        let (manifest, text) = match (&pom, gradle_file) {
-            (Some(p), _) => ("pom.xml", p.clone()),
-            (None, Some(g)) => (g, ctx.text(g)?.unwrap_or_default()),
-            (None, None) => {
-                return Ok(Outcome::NoMatch(
-                    "no pom.xml, build.gradle(.kts) or settings.gradle(.kts)".into(),
-                ))
-            }
-        };
-        let src = ctx.path(manifest);
-        let maven = manifest == "pom.xml";
-        let wrapper = if maven {
-            ctx.is_file("mvnw")
-        } else {
-            ctx.is_file("gradlew")
-        };
-        let tool = match (maven, wrapper) {
-            (true, true) => "./mvnw",
-            (true, false) => "mvn",
-            (false, true) => "./gradlew",
-            (false, false) => "gradle",
-        };
-        let mut plan = base_plan(
-            &src,
-            manifest,
-            maven,
-            if wrapper {
-                "build file and wrapper"
-            } else {
-                "build file (no wrapper)"
+    }
+    if let Some(t) = ctx.text(".sdkmanrc")? {
+        if let Some((i, v)) = t.lines().enumerate().find_map(|(i, l)| {
+            let v = l.split('#').next()?.trim().strip_prefix("java=")?.trim();
+            (!v.is_empty()).then(|| (i, v.to_owned()))
+        }) {
+            found.push((
+                v,
+                Cite::file(
+                    ctx.path(".sdkmanrc"),
+                    u32::try_from(i + 1).ok(),
+                    "java= in .sdkmanrc (SDKMAN!)",
+                ),
+            ));
+        }
+    }
+    found.extend(super::managed_versions(ctx, &["java"])?);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let build = plan.evidence_for("version").cloned();
+    if let Some(e) = &build {
+        found.push((
+            e.value.clone(),
+            Cite {
+                source: e.source.clone(),
+                line: e.line,
+                rule: e.rule.clone(),
             },
+        ));
+    }
+    let pinned = found[0].0.clone();
+    let pinned_at = found[0].1.source.clone().unwrap_or_default();
+    super::choose_version(plan, found);
+    if let Some(e) = build {
+        if let (Some(needs), Some(has)) = (java_major(&e.value), java_major(&pinned)) {
+            if needs > has {
+                plan.notices.push(format!(
+                    "the build compiles for Java {needs} ({}:{}) but {pinned_at} pins {pinned}; a Java {has} runtime cannot run it",
+                    e.source.unwrap_or_default(),
+                    e.line.unwrap_or(0)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_build(ctx: &Ctx) -> Result<Outcome, AnalyzeError> {
+    let pom = ctx.text("pom.xml")?;
+    let gradle_file = ctx.first_file(BUILD_SCRIPTS);
+    let settings = ctx.first_file(SETTINGS);
+    if let Some(p) = &pom {
+        if let Some(outcome) = maven_modules(ctx, p)? {
+            return Ok(outcome);
+        }
+        if let Some(outcome) = maven_module_of_parent(ctx, p)? {
+            return Ok(outcome);
+        }
+    } else if let Some(s) = settings {
+        if let Some(outcome) = gradle_multi_project(ctx, s, gradle_file)? {
+            return Ok(outcome);
+        }
+    }
+    if pom.is_none() {
+        if let Some(outcome) = gradle_subproject(ctx, gradle_file)? {
+            return Ok(outcome);
+        }
+    }
+    let (manifest, text) = match (&pom, gradle_file) {
+        (Some(p), _) => ("pom.xml", p.clone()),
+        (None, Some(g)) => (g, ctx.text(g)?.unwrap_or_default()),
+        (None, None) => {
+            return Ok(Outcome::NoMatch(
+                "no pom.xml, build.gradle(.kts) or settings.gradle(.kts)".into(),
+            ))
+        }
+    };
+    let src = ctx.path(manifest);
+    let maven = manifest == "pom.xml";
+    let wrapper = if maven {
+        ctx.is_file("mvnw")
+    } else {
+        ctx.is_file("gradlew")
+    };
+    let tool = match (maven, wrapper) {
+        (true, true) => "./mvnw",
+        (true, false) => "mvn",
+        (false, true) => "./gradlew",
+        (false, false) => "gradle",
+    };
+    let mut plan = base_plan(
+        &src,
+        manifest,
+        maven,
+        if wrapper {
+            "build file and wrapper"
+        } else {
+            "build file (no wrapper)"
+        },
+    );
+    let version = if maven {
+        maven_java_version(&text)
+    } else {
+        gradle_java_version(&text)
+    };
+    if let Some((v, line, rule)) = version {
+        plan.set(Field::Version, Some(v), Cite::file(&src, Some(line), rule));
+    }
+    let boot = line_of(&text, "spring-boot").or_else(|| line_of(&text, "org.springframework.boot"));
+    if let Some(line) = boot {
+        plan.set(
+            Field::Framework,
+            Some("spring-boot".into()),
+            Cite::file(&src, Some(line), "Spring Boot plugin or parent"),
         );
-        let version = if maven {
-            maven_java_version(&text)
-        } else {
-            gradle_java_version(&text)
-        };
-        if let Some((v, line, rule)) = version {
-            plan.set(Field::Version, Some(v), Cite::file(&src, Some(line), rule));
-        }
-        let boot =
-            line_of(&text, "spring-boot").or_else(|| line_of(&text, "org.springframework.boot"));
-        if let Some(line) = boot {
-            plan.set(
-                Field::Framework,
-                Some("spring-boot".into()),
-                Cite::file(&src, Some(line), "Spring Boot plugin or parent"),
-            );
-        }
-        let strength = if boot.is_some() {
-            STRENGTH_FRAMEWORK
-        } else {
-            STRENGTH_START
-        };
-        if maven {
-            plan.set(
-                Field::Build,
-                Some(format!("{tool} -B -DskipTests package")),
-                Cite::file(&src, None, "Maven package"),
-            );
-            let jar = maven_jar(&text, "").unwrap_or_else(|| jar_glob("", "target", "original"));
-            plan.set(
-                Field::Start,
-                Some(format!("java -Dserver.port=${{PORT:-8080}} -jar {jar}")),
-                Cite::file(&src, None, "the jar Maven writes (artifactId-version)"),
-            );
-        } else {
-            let application = gradle::runnable(&text)
-                .filter(|(r, _)| boot.is_none() && *r == Runnable::Application);
-            if let Some((_, line)) = application {
-                let name = gradle::assigned(&text, &["applicationName"])
-                    .map(|v| v.0)
-                    .or_else(|| {
-                        settings
-                            .and_then(|s| ctx.text_opt(s))
-                            .and_then(|s| gradle::root_project_name(&s))
-                            .map(|v| v.0)
-                    })
-                    .or_else(|| dir_name(&ctx.dir));
-                if let Some(name) = name {
-                    plan.set(
-                        Field::Build,
-                        Some(format!("{tool} installDist -x test --no-daemon")),
-                        Cite::file(&src, Some(line), "the application plugin's installDist"),
-                    );
-                    plan.set(
+    }
+    let strength = if boot.is_some() {
+        STRENGTH_FRAMEWORK
+    } else {
+        STRENGTH_START
+    };
+    if maven {
+        plan.set(
+            Field::Build,
+            Some(format!("{tool} -B -DskipTests package")),
+            Cite::file(&src, None, "Maven package"),
+        );
+        let jar = maven_jar(&text, "").unwrap_or_else(|| jar_glob("", "target", "original"));
+        plan.set(
+            Field::Start,
+            Some(format!("java -Dserver.port=${{PORT:-8080}} -jar {jar}")),
+            Cite::file(&src, None, "the jar Maven writes (artifactId-version)"),
+        );
+    } else {
+        let application =
+            gradle::runnable(&text).filter(|(r, _)| boot.is_none() && *r == Runnable::Application);
+        if let Some((_, line)) = application {
+            let name = gradle::assigned(&text, &["applicationName"])
+                .map(|v| v.0)
+                .or_else(|| {
+                    settings
+                        .and_then(|s| ctx.text_opt(s))
+                        .and_then(|s| gradle::root_project_name(&s))
+                        .map(|v| v.0)
+                })
+                .or_else(|| dir_name(&ctx.dir));
+            if let Some(name) = name {
+                plan.set(
+                    Field::Build,
+                    Some(format!("{tool} installDist -x test --no-daemon")),
+                    Cite::file(&src, Some(line), "the application plugin's installDist"),
+                );
+                plan.set(
                         Field::Start,
                         Some(sh_quote(&format!("build/install/{name}/bin/{name}"))),
                         Cite::file(
@@ -223,41 +305,40 @@ impl Detector for Java {
                             "the start script installDist writes (applicationName, else the project name)",
                         ),
                     );
-                    return Ok(finish(plan, strength, src));
-                }
+                return Ok(finish(plan, strength, src));
             }
-            let task = if boot.is_some() { "bootJar" } else { "build" };
-            plan.set(
-                Field::Build,
-                Some(format!("{tool} {task} -x test --no-daemon")),
-                Cite::file(&src, None, "Gradle build"),
-            );
-            let name = settings
-                .and_then(|s| ctx.text_opt(s))
-                .and_then(|s| gradle::root_project_name(&s))
-                .map(|v| v.0);
-            let version = gradle::assigned(&text, &["version"])
-                .or_else(|| {
-                    ctx.text_opt("gradle.properties")
-                        .and_then(|p| gradle::properties_version(&p))
-                })
-                .map(|v| v.0);
-            let jar = match (name, version) {
-                (Some(n), Some(v)) => sh_quote(&format!("build/libs/{n}-{v}.jar")),
-                _ => jar_glob("", "build/libs", "plain"),
-            };
-            plan.set(
-                Field::Start,
-                Some(format!("java -Dserver.port=${{PORT:-8080}} -jar {jar}")),
-                Cite::file(
-                    &src,
-                    None,
-                    "the jar Gradle writes (rootProject.name-version)",
-                ),
-            );
         }
-        Ok(finish(plan, strength, src))
+        let task = if boot.is_some() { "bootJar" } else { "build" };
+        plan.set(
+            Field::Build,
+            Some(format!("{tool} {task} -x test --no-daemon")),
+            Cite::file(&src, None, "Gradle build"),
+        );
+        let name = settings
+            .and_then(|s| ctx.text_opt(s))
+            .and_then(|s| gradle::root_project_name(&s))
+            .map(|v| v.0);
+        let version = gradle::assigned(&text, &["version"])
+            .or_else(|| {
+                ctx.text_opt("gradle.properties")
+                    .and_then(|p| gradle::properties_version(&p))
+            })
+            .map(|v| v.0);
+        let jar = match (name, version) {
+            (Some(n), Some(v)) => sh_quote(&format!("build/libs/{n}-{v}.jar")),
+            _ => jar_glob("", "build/libs", "plain"),
+        };
+        plan.set(
+            Field::Start,
+            Some(format!("java -Dserver.port=${{PORT:-8080}} -jar {jar}")),
+            Cite::file(
+                &src,
+                None,
+                "the jar Gradle writes (rootProject.name-version)",
+            ),
+        );
     }
+    Ok(finish(plan, strength, src))
 }
 
 /// The last segment of a directory, as Gradle names a project after its directory.

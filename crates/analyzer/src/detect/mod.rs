@@ -182,6 +182,15 @@ impl<'a> Ctx<'a> {
         self.sources.get_or_init(|| {
             let mut out = Vec::new();
             self.walk("", 0, &mut out);
+            // PHP's front controller lives in the document root, a directory skipped otherwise.
+            for entry in ["public/index.php"] {
+                if let Some(text) = self.text_opt(entry).filter(|t| t.len() <= MAX_SOURCE_BYTES) {
+                    out.push(SourceFile {
+                        path: entry.to_owned(),
+                        text,
+                    });
+                }
+            }
             out
         })
     }
@@ -330,6 +339,102 @@ pub(crate) fn version_file_value(text: &str) -> Option<(String, u32)> {
     })
 }
 
+/// `tool version [fallback…]` lines of `.tool-versions` (asdf, mise): the first version of the
+/// first line naming one of `tools`. `system` (no pin) and `ref:`/`path:` builds are skipped.
+pub(crate) fn tool_versions_value(text: &str, tools: &[&str]) -> Option<(String, u32)> {
+    text.lines().enumerate().find_map(|(i, l)| {
+        let mut words = l.split('#').next().unwrap_or("").split_whitespace();
+        let tool = words.next()?;
+        let version = words.next()?;
+        (tools.contains(&tool)
+            && version != "system"
+            && !version.starts_with("ref:")
+            && !version.starts_with("path:"))
+        .then(|| (version.to_owned(), u32::try_from(i + 1).unwrap_or(u32::MAX)))
+    })
+}
+
+/// `[tools]` of a mise config: `node = "20"`, `python = ["3.12", "3.11"]` (the first),
+/// `java = { version = "21" }`; the key as written and the version.
+pub(crate) fn mise_value(doc: &toml::Value, tools: &[&str]) -> Option<(String, String)> {
+    let table = doc.get("tools")?.as_table()?;
+    tools.iter().find_map(|t| {
+        let v = table.get(*t)?;
+        let version = v
+            .as_str()
+            .or_else(|| v.as_array()?.first()?.as_str())
+            .or_else(|| v.get("version")?.as_str())?;
+        (version != "system").then(|| ((*t).to_owned(), version.to_owned()))
+    })
+}
+
+/// Versions pinned for one of `tools` by the multi-tool version managers, in the app directory
+/// and then each directory above it (as asdf and mise look): `mise.toml` / `.mise.toml`
+/// `[tools]` first (mise ranks its own file above `.tool-versions`), then `.tool-versions`.
+/// Nearest first; callers rank them after the ecosystem's own version file.
+pub(crate) fn managed_versions(
+    ctx: &Ctx,
+    tools: &[&str],
+) -> Result<Vec<(String, crate::plan::Cite)>, AnalyzeError> {
+    use crate::plan::Cite;
+    let mut out = Vec::new();
+    let dirs = std::iter::once(ctx.dir.as_str()).chain(
+        ctx.dir
+            .match_indices('/')
+            .map(|(i, _)| &ctx.dir[..i])
+            .rev()
+            .chain(std::iter::once(""))
+            .filter(|d| !ctx.dir.is_empty() || !d.is_empty()),
+    );
+    for dir in dirs {
+        for file in ["mise.toml", ".mise.toml"] {
+            let path = join(dir, file);
+            if let Some(text) = ctx.fs.read_text(&path)? {
+                let doc = parse_toml(&text, &path)?;
+                if let Some((key, v)) = mise_value(&doc, tools) {
+                    let line = toml_key_line(&text, Some("tools"), &key);
+                    out.push((
+                        v,
+                        Cite::file(path, line, format!("`{key}` in [tools] of {file} (mise)")),
+                    ));
+                }
+            }
+        }
+        let path = join(dir, ".tool-versions");
+        if let Some(text) = ctx.fs.read_text(&path)? {
+            if let Some((v, line)) = tool_versions_value(&text, tools) {
+                out.push((
+                    v,
+                    Cite::file(
+                        path,
+                        Some(line),
+                        format!("`{}` in .tool-versions (asdf/mise)", tools[0]),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records the first version found as the plan's and the others as alternatives, each with the
+/// file it came from. `found` is in precedence order.
+pub(crate) fn choose_version(plan: &mut BuildPlan, found: Vec<(String, crate::plan::Cite)>) {
+    let mut it = found.into_iter();
+    if let Some((v, cite)) = it.next() {
+        let winner = cite.source.clone().unwrap_or_default();
+        plan.set(crate::plan::Field::Version, Some(v), cite);
+        for (v, c) in it {
+            plan.lose(
+                "version",
+                &v,
+                c.source.as_deref(),
+                format!("{winner} ranks higher ({})", c.rule),
+            );
+        }
+    }
+}
+
 /// Joins paths relative to the app directory.
 pub(crate) fn join_rel(dir: &str, name: &str) -> String {
     join(dir, name)
@@ -367,8 +472,241 @@ mod tests {
     }
 
     #[test]
+    fn tool_versions_lines() {
+        let text = "# runtimes\nnodejs 20.11.1 18.19.0\nruby system\n  python   3.12.2 # main\njava temurin-21.0.2+13.0.LTS\nruby 3.3.0\n";
+        assert_eq!(
+            tool_versions_value(text, &["node", "nodejs"]),
+            Some(("20.11.1".into(), 2))
+        );
+        assert_eq!(
+            tool_versions_value(text, &["python"]),
+            Some(("3.12.2".into(), 4))
+        );
+        assert_eq!(
+            tool_versions_value(text, &["java"]),
+            Some(("temurin-21.0.2+13.0.LTS".into(), 5))
+        );
+        // `system` is no pin: the next line naming the tool counts.
+        assert_eq!(
+            tool_versions_value(text, &["ruby"]),
+            Some(("3.3.0".into(), 6))
+        );
+        assert_eq!(tool_versions_value("# php 8.2\nphp\n", &["php"]), None);
+        assert_eq!(tool_versions_value("golang ref:abc\n", &["golang"]), None);
+    }
+
+    #[test]
+    fn mise_tools() {
+        let doc = parse_toml(
+            "[env]\nX = \"1\"\n[tools]\nnode = \"lts\"\npython = [\"3.12\", \"3.11\"]\njava = { version = \"corretto-21\" }\nruby = \"system\"\n",
+            "mise.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            mise_value(&doc, &["node", "nodejs"]),
+            Some(("node".into(), "lts".into()))
+        );
+        assert_eq!(
+            mise_value(&doc, &["python"]),
+            Some(("python".into(), "3.12".into()))
+        );
+        assert_eq!(
+            mise_value(&doc, &["java"]),
+            Some(("java".into(), "corretto-21".into()))
+        );
+        assert_eq!(mise_value(&doc, &["ruby"]), None);
+    }
+
+    #[test]
     fn quoting() {
         assert_eq!(sh_quote("app.py"), "app.py");
         assert_eq!(sh_quote("my app.py"), "'my app.py'");
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use crate::{analyze, AnalyzeError, AnalyzeOptions, BuildPlan, MemFs};
+
+    fn plan_in(files: &[(&str, &str)], app_dir: Option<&str>) -> Result<BuildPlan, AnalyzeError> {
+        analyze(
+            &MemFs::from_files(files.iter().copied()),
+            &AnalyzeOptions {
+                app_dir: app_dir.map(str::to_owned),
+            },
+        )
+    }
+
+    fn plan(files: &[(&str, &str)]) -> BuildPlan {
+        plan_in(files, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn alt<'p>(p: &'p BuildPlan, value: &str) -> Option<&'p crate::Alternative> {
+        p.alternatives
+            .iter()
+            .find(|a| a.field == "version" && a.value == value)
+    }
+
+    #[test]
+    fn node_precedence_nvmrc_then_mise_then_tool_versions_then_engines() {
+        let files = [
+            (
+                "package.json",
+                "{\"scripts\":{\"start\":\"node a.js\"},\"engines\":{\"node\":\">=18\"}}",
+            ),
+            (".tool-versions", "nodejs v20.1.0\n"),
+            ("mise.toml", "[tools]\nnode = \"22.3\"\n"),
+            (".nvmrc", "lts/iron\n"),
+        ];
+        let p = plan(&files);
+        assert_eq!(p.version.as_deref(), Some("lts/iron"));
+        assert_eq!(
+            alt(&p, "22.3").and_then(|a| a.source.as_deref()),
+            Some("mise.toml")
+        );
+        assert!(alt(&p, "20.1.0").is_some());
+        assert!(alt(&p, ">=18").is_some());
+        let p = plan(&files[..3]);
+        assert_eq!(p.version.as_deref(), Some("22.3"));
+        assert_eq!(p.evidence_for("version").and_then(|e| e.line), Some(2));
+        let p = plan(&files[..2]);
+        assert_eq!(p.version.as_deref(), Some("20.1.0"));
+    }
+
+    #[test]
+    fn python_tool_versions_rank_after_python_version_before_requires_python() {
+        let files = [
+            ("app.py", "print(1)\n"),
+            ("requirements.txt", "flask\n"),
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\nrequires-python = \">=3.10\"\n",
+            ),
+            (".tool-versions", "python 3.12.4 3.11.9\n"),
+            (".python-version", "3.13\n"),
+        ];
+        let p = plan(&files);
+        assert_eq!(p.version.as_deref(), Some("3.13"));
+        assert!(alt(&p, "3.12.4").is_some());
+        let p = plan(&files[..4]);
+        assert_eq!(p.version.as_deref(), Some("3.12.4"));
+        assert!(alt(&p, ">=3.10").is_some());
+    }
+
+    #[test]
+    fn the_repository_roots_tool_versions_applies_to_an_app_below() {
+        let p = plan_in(
+            &[
+                (".tool-versions", "ruby 3.2.4\n"),
+                (
+                    "services/web/Gemfile",
+                    "source 'https://rubygems.org'\ngem 'puma'\n",
+                ),
+                (
+                    "services/web/config.ru",
+                    "run ->(env) { [200, {}, ['ok']] }\n",
+                ),
+            ],
+            Some("services/web"),
+        )
+        .unwrap();
+        assert_eq!(p.version.as_deref(), Some("3.2.4"));
+        assert_eq!(
+            p.evidence_for("version").and_then(|e| e.source.as_deref()),
+            Some(".tool-versions")
+        );
+    }
+
+    #[test]
+    fn ruby_exact_gemfile_pin_that_loses_gets_a_notice() {
+        let p = plan(&[
+            (".tool-versions", "ruby 3.3.0\n"),
+            (
+                "Gemfile",
+                "source 'https://rubygems.org'\nruby '3.2.2'\ngem 'sinatra'\n",
+            ),
+            ("app.rb", "require 'sinatra'\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("3.3.0"));
+        assert!(alt(&p, "3.2.2").is_some());
+        assert!(
+            p.notices.iter().any(|n| n.contains("Bundler refuses")),
+            "{:?}",
+            p.notices
+        );
+        // `ruby file: ".ruby-version"` is not a version.
+        let p = plan(&[
+            (".ruby-version", "ruby-3.3.1\n"),
+            ("Gemfile", "ruby file: \".ruby-version\"\ngem 'sinatra'\n"),
+            ("app.rb", "require 'sinatra'\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("3.3.1"));
+        assert!(p.alternatives.iter().all(|a| a.field != "version"));
+        assert!(p.notices.iter().all(|n| !n.contains("Bundler")));
+    }
+
+    #[test]
+    fn php_version_file_and_java_sdkmanrc() {
+        let p = plan(&[
+            (".php-version", "8.2\n"),
+            (".tool-versions", "php 8.3.1\n"),
+            ("composer.json", "{\"require\":{\"php\":\"^8.1\"}}"),
+            ("index.php", "<?php echo 1;\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("8.2"));
+        assert!(alt(&p, "8.3.1").is_some() && alt(&p, "^8.1").is_some());
+        let p = plan(&[
+            (".sdkmanrc", "# sdk env\njava=21.0.3-tem\n"),
+            ("build.gradle", "plugins { id 'org.springframework.boot' version '3.3.0' }\njava { sourceCompatibility = JavaVersion.VERSION_17 }\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("21.0.3-tem"));
+        assert_eq!(p.evidence_for("version").and_then(|e| e.line), Some(2));
+        assert!(alt(&p, "17").is_some());
+        // Newer than the bytecode: no notice.
+        assert!(p.notices.iter().all(|n| !n.contains("cannot run")));
+    }
+
+    #[test]
+    fn go_mod_outranks_tool_versions() {
+        let files = [
+            ("go.mod", "module example.com/x\n\ngo 1.22.3\n"),
+            ("main.go", "package main\nfunc main() {}\n"),
+            (".tool-versions", "golang 1.21.0\n"),
+        ];
+        let p = plan(&files);
+        assert_eq!(p.version.as_deref(), Some("1.22.3"));
+        assert!(alt(&p, "1.21.0").is_some_and(|a| a.reason.contains("switches")));
+        let p = plan(&[
+            ("go.mod", "module example.com/x\n"),
+            ("main.go", "package main\nfunc main() {}\n"),
+            ("mise.toml", "[tools]\ngo = \"1.23\"\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("1.23"));
+    }
+
+    #[test]
+    fn malformed_mise_toml_names_file_and_line() {
+        let err = plan_in(
+            &[
+                ("mise.toml", "[tools]\nnode = \n"),
+                ("package.json", "{\"scripts\":{\"start\":\"node a.js\"}}"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("mise.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn ruby_env_fetch_with_a_default_is_optional() {
+        let p = plan(&[
+            ("Gemfile", "gem 'sinatra'\n"),
+            (
+                "app.rb",
+                "a = ENV.fetch('A_REQ')\nb = ENV.fetch('B_OPT', 'x')\nc = ENV.fetch(\"C_OPT\") { 5 }\n",
+            ),
+        ]);
+        assert_eq!(p.env_required, ["A_REQ"]);
+        assert_eq!(p.env_optional, ["B_OPT", "C_OPT"]);
     }
 }

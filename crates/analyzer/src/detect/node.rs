@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    json_key_line, json_str, line_of, sh_quote, version_file_value, Ctx, Detection, Detector,
-    Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
+    json_key_line, json_str, line_of, managed_versions, sh_quote, version_file_value, Ctx,
+    Detection, Detector, Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
 };
 use crate::error::AnalyzeError;
 use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
@@ -220,17 +220,9 @@ impl Detector for Node {
 
 fn version(ctx: &Ctx, pkg: &Value, text: &str, plan: &mut BuildPlan) -> Result<(), AnalyzeError> {
     let mut found: Vec<(String, Cite)> = Vec::new();
-    for file in [".nvmrc", ".node-version", ".tool-versions"] {
+    for file in [".nvmrc", ".node-version"] {
         if let Some(t) = ctx.text(file)? {
-            let value = if file == ".tool-versions" {
-                t.lines().enumerate().find_map(|(i, l)| {
-                    let v = l.trim().strip_prefix("nodejs ")?.trim().to_owned();
-                    Some((v, u32::try_from(i + 1).unwrap_or(0)))
-                })
-            } else {
-                version_file_value(&t)
-            };
-            if let Some((v, line)) = value {
+            if let Some((v, line)) = version_file_value(&t) {
                 let v = v.trim_start_matches('v').to_owned();
                 found.push((
                     v,
@@ -242,6 +234,9 @@ fn version(ctx: &Ctx, pkg: &Value, text: &str, plan: &mut BuildPlan) -> Result<(
                 ));
             }
         }
+    }
+    for (v, cite) in managed_versions(ctx, &["node", "nodejs"])? {
+        found.push((v.trim_start_matches('v').to_owned(), cite));
     }
     if let Some(v) = pkg.get("engines").and_then(|e| json_str(e, "node")) {
         found.push((

@@ -1,8 +1,8 @@
 //! PHP: Composer, `require.php`, Laravel, Slim, the document root.
 
 use super::{
-    json_key_line, json_str, Ctx, Detection, Detector, Outcome, STRENGTH_FRAMEWORK,
-    STRENGTH_MANIFEST, STRENGTH_START,
+    choose_version, json_key_line, json_str, managed_versions, version_file_value, Ctx, Detection,
+    Detector, Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
 };
 use crate::error::AnalyzeError;
 use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
@@ -50,14 +50,23 @@ impl Detector for Php {
                 Some("composer install --no-dev --optimize-autoloader --no-interaction".into()),
                 Cite::file(&src, None, "Composer"),
             );
-            if let Some((v, line)) = require("php") {
-                plan.set(
-                    Field::Version,
-                    Some(v),
-                    Cite::file(&src, line, "require.php"),
-                );
+        }
+        // Version: `.php-version` (Symfony CLI, phpenv), mise / .tool-versions, then Composer's
+        // `require.php` (a constraint Composer checks).
+        let mut versions: Vec<(String, Cite)> = Vec::new();
+        if let Some(t) = ctx.text(".php-version")? {
+            if let Some((v, line)) = version_file_value(&t) {
+                versions.push((
+                    v,
+                    Cite::file(ctx.path(".php-version"), Some(line), ".php-version"),
+                ));
             }
         }
+        versions.extend(managed_versions(ctx, &["php"])?);
+        if let Some((v, line)) = require("php") {
+            versions.push((v, Cite::file(&src, line, "require.php")));
+        }
+        choose_version(&mut plan, versions);
         if let (Some((_, line)), true) = (require("laravel/framework"), ctx.is_file("artisan")) {
             plan.set(
                 Field::Framework,

@@ -1,8 +1,8 @@
 //! Python: pip, Poetry, uv, Pipenv, PDM; Django, FastAPI, Flask and plain scripts.
 
 use super::{
-    line_of, norm_dep, sh_quote, toml_key_line, version_file_value, Ctx, Detection, Detector,
-    Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
+    line_of, managed_versions, norm_dep, sh_quote, toml_key_line, version_file_value, Ctx,
+    Detection, Detector, Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
 };
 use crate::error::AnalyzeError;
 use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
@@ -338,6 +338,7 @@ fn version(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> Result<(), Analyze
             ));
         }
     }
+    found.extend(managed_versions(ctx, &["python"])?);
     if let Some((py, text)) = &m.pyproject {
         if let Some(v) = py
             .get("project")

@@ -1,8 +1,8 @@
 //! Ruby: Bundler, the Ruby version from Gemfile / Gemfile.lock / .ruby-version, Rails, Rack.
 
 use super::{
-    line_of, version_file_value, Ctx, Detection, Detector, Outcome, STRENGTH_FRAMEWORK,
-    STRENGTH_MANIFEST, STRENGTH_START,
+    choose_version, line_of, managed_versions, version_file_value, Ctx, Detection, Detector,
+    Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
 };
 use crate::error::AnalyzeError;
 use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
@@ -48,16 +48,19 @@ impl Detector for Ruby {
                 ));
             }
         }
-        if let Some((i, l)) = gemfile
-            .lines()
-            .enumerate()
-            .find(|(_, l)| l.trim_start().starts_with("ruby "))
-        {
+        versions.extend(managed_versions(ctx, &["ruby"])?);
+        // `ruby "3.3.1"`; `ruby file: ".ruby-version"` only points at the file read above.
+        let mut bundler_pin = None;
+        if let Some((i, l)) = gemfile.lines().enumerate().find(|(_, l)| {
+            let t = l.trim_start();
+            (t.starts_with("ruby ") || t.starts_with("ruby(")) && !t.contains("file:")
+        }) {
             if let Some(v) = l.replace('\'', "\"").split('"').nth(1) {
-                versions.push((
-                    v.to_owned(),
-                    Cite::file(&src, u32::try_from(i + 1).ok(), "`ruby` in Gemfile"),
-                ));
+                let cite = Cite::file(&src, u32::try_from(i + 1).ok(), "`ruby` in Gemfile");
+                if v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                    bundler_pin = Some((v.to_owned(), cite.clone()));
+                }
+                versions.push((v.to_owned(), cite));
             }
         }
         if let Some(lock) = &lock {
@@ -85,17 +88,15 @@ impl Detector for Ruby {
                 }
             }
         }
-        let mut it = versions.into_iter();
-        if let Some((v, c)) = it.next() {
-            let winner = c.source.clone().unwrap_or_default();
-            plan.set(Field::Version, Some(v), c);
-            for (v, c) in it {
-                plan.lose(
-                    "version",
-                    &v,
-                    c.source.as_deref(),
-                    format!("{winner} ranks higher"),
-                );
+        choose_version(&mut plan, versions);
+        // Bundler refuses to run on another Ruby than an exact `ruby` in the Gemfile.
+        if let (Some((pin, cite)), Some(v)) = (bundler_pin, plan.version.clone()) {
+            if pin != v.trim_start_matches("ruby-") {
+                plan.notices.push(format!(
+                    "the Gemfile asks for Ruby {pin} ({}:{}) and Bundler refuses any other; the plan's version is {v}",
+                    cite.source.unwrap_or_default(),
+                    cite.line.unwrap_or(0)
+                ));
             }
         }
         plan.set(Field::Install, Some("bundle config set --local path vendor/bundle && bundle config set --local without 'development test' && bundle install".into()), Cite::file(&src, None, "Bundler installs into vendor/bundle"));
