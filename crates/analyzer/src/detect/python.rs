@@ -69,20 +69,47 @@ fn read_manifests(ctx: &Ctx) -> Result<Manifests, AnalyzeError> {
         deps: Vec::new(),
     };
     if let Some(req) = m.requirements {
-        let text = ctx.text(req)?.unwrap_or_default();
-        for (i, l) in text.lines().enumerate() {
-            let t = l.split('#').next().unwrap_or("").trim();
-            if t.is_empty() || t.starts_with('-') {
+        // The file and those it includes (`-r base.txt`), each once, a few deep.
+        let mut files = vec![req.to_owned()];
+        let mut i = 0;
+        while i < files.len() && files.len() <= 8 {
+            let file = files[i].clone();
+            i += 1;
+            let Some(text) = ctx.text(&file)? else {
                 continue;
-            }
-            let (name, extras) = requirement_name(t);
-            if !name.is_empty() {
-                m.deps.push(Dep {
-                    name,
-                    extras,
-                    source: ctx.path(req),
-                    line: u32::try_from(i + 1).ok(),
-                });
+            };
+            let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            for (n, l) in text.lines().enumerate() {
+                let t = l.split(" #").next().unwrap_or("").trim();
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                let included = t
+                    .strip_prefix("-r")
+                    .or_else(|| t.strip_prefix("--requirement"))
+                    .map(|r| r.trim_start_matches('=').trim());
+                if let Some(inc) = included {
+                    let path = super::join_rel(dir, inc);
+                    if !inc.is_empty()
+                        && !inc.split('/').any(|s| s == ".." || s == ".")
+                        && !files.contains(&path)
+                    {
+                        files.push(path);
+                    }
+                    continue;
+                }
+                if t.starts_with('-') {
+                    continue;
+                }
+                let (name, extras) = requirement_name(t);
+                if !name.is_empty() {
+                    m.deps.push(Dep {
+                        name,
+                        extras,
+                        source: ctx.path(&file),
+                        line: u32::try_from(n + 1).ok(),
+                    });
+                }
             }
         }
     }
@@ -194,8 +221,9 @@ impl Detector for Python {
 
         let gunicorn = m.has("gunicorn").is_some();
         let uvicorn = m.has("uvicorn").is_some()
-            || m.has("fastapi")
-                .is_some_and(|d| d.extras.contains("standard"));
+            || ["fastapi", "litestar"]
+                .iter()
+                .any(|f| m.has(f).is_some_and(|d| d.extras.contains("standard")));
         let mut strength = STRENGTH_MANIFEST;
         let mut memory = 256;
 
@@ -211,8 +239,9 @@ impl Detector for Python {
             django_start(ctx, &m, &mut plan, py);
         } else {
             let fastapi = m.has("fastapi").is_some() || m.has("starlette").is_some();
+            let litestar = m.has("litestar").is_some();
             let flask = m.has("flask").is_some();
-            let app_obj = find_app_object(ctx, fastapi, flask);
+            let app_obj = find_app_object(ctx, fastapi, litestar, flask);
             let console = console_script(ctx, &m, py, &mut plan.notices);
             if let Some(obj) = &app_obj {
                 plan.set(
@@ -232,7 +261,7 @@ impl Detector for Python {
                 let target = sh_quote(&format!("{module_arg}:{}", obj.object));
                 let cite = Cite::file(ctx.path(&obj.file), obj.line, "app object");
                 let start = match obj.framework {
-                    "fastapi" | "starlette" if uvicorn || !obj.runs_itself => {
+                    "fastapi" | "starlette" | "litestar" if uvicorn || !obj.runs_itself => {
                         if !uvicorn {
                             plan.notices.push(
                                 "uvicorn is not a dependency; the start command needs it".into(),
@@ -293,9 +322,19 @@ impl Detector for Python {
                     Cite::file(ctx.path(s), None, "conventional entry script"),
                 );
                 strength = STRENGTH_START;
-                if flask || fastapi {
+                if flask || fastapi || litestar {
                     plan.notices.push("a web framework is a dependency but no app object was found; the plan runs the entry script".into());
                 }
+            } else if let Some((package, file, src)) = main_package(ctx) {
+                plan.set(
+                    Field::Start,
+                    Some(format!(
+                        "{}{py} -m {package}",
+                        if src { "PYTHONPATH=src " } else { "" }
+                    )),
+                    Cite::file(ctx.path(&file), None, "the only package with a __main__.py"),
+                );
+                strength = STRENGTH_START;
             }
         }
         plan.resources = Some(ResourcesHint {
@@ -541,23 +580,55 @@ fn poetry_install() -> String {
     "python3 -m venv .venv && .venv/bin/pip install poetry && VIRTUAL_ENV=\"$PWD/.venv\" .venv/bin/poetry install --no-root --only main".into()
 }
 
-/// A Django project's settings file: app-relative path and text.
+/// A Django project's settings module (app-relative path) and the files it reads: itself, then
+/// the modules it star-imports (`from .base import *`, the split-settings layout).
 struct Settings {
     rel: String,
-    text: String,
+    files: Vec<(String, String)>,
 }
 
 impl Settings {
-    /// `NAME = "dotted.path"`: the value and its 1-based line.
-    fn dotted(&self, name: &str) -> Option<(String, Option<u32>)> {
-        let (i, l) = self.text.lines().enumerate().find(|(_, l)| {
-            l.trim_start()
-                .strip_prefix(name)
-                .is_some_and(|r| r.trim_start().starts_with('='))
-        })?;
-        let value = l.split(['"', '\'']).nth(1)?.trim().to_owned();
-        Some((value, u32::try_from(i + 1).ok()))
+    /// The first file and 1-based line where `NAME` is assigned.
+    fn assignment(&self, name: &str) -> Option<(&str, &str, u32)> {
+        self.files.iter().find_map(|(rel, text)| {
+            let (i, l) = text.lines().enumerate().find(|(_, l)| {
+                l.trim_start()
+                    .strip_prefix(name)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            })?;
+            Some((rel.as_str(), l, u32::try_from(i + 1).ok()?))
+        })
     }
+
+    /// `NAME = "dotted.path"`: the value, the file and the 1-based line.
+    fn dotted(&self, name: &str) -> Option<(String, String, Option<u32>)> {
+        let (rel, l, line) = self.assignment(name)?;
+        let value = l.split(['"', '\'']).nth(1)?.trim().to_owned();
+        Some((value, rel.to_owned(), Some(line)))
+    }
+}
+
+/// The modules a settings file star-imports, as app-relative paths.
+fn star_imports(rel: &str, text: &str) -> Vec<String> {
+    let dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    text.lines()
+        .filter_map(|l| {
+            let module = l.trim().strip_prefix("from ")?;
+            let (module, rest) = module.split_once(" import ")?;
+            if rest.split('#').next()?.trim() != "*" {
+                return None;
+            }
+            let path = match module.strip_prefix('.') {
+                Some(sibling) if is_dotted(sibling) => {
+                    super::join_rel(dir, &(sibling.replace('.', "/") + ".py"))
+                }
+                Some(_) => return None,
+                None if is_dotted(module) => module.replace('.', "/") + ".py",
+                None => return None,
+            };
+            Some(path)
+        })
+        .collect()
 }
 
 /// A module and the object in it that a server serves (`shop.wsgi`, `application`).
@@ -581,7 +652,20 @@ fn django_settings(ctx: &Ctx) -> Option<Settings> {
             .map(|f| f.path.clone())
     })?;
     let text = ctx.text_opt(&rel)?;
-    Some(Settings { rel, text })
+    let mut files = vec![(rel.clone(), text)];
+    // Follow star imports a few files deep (local.py → base.py), each file once.
+    let mut i = 0;
+    while i < files.len() && files.len() < 6 {
+        for next in star_imports(&files[i].0, &files[i].1) {
+            if files.iter().all(|f| f.0 != next) {
+                if let Some(t) = ctx.text_opt(&next) {
+                    files.push((next, t));
+                }
+            }
+        }
+        i += 1;
+    }
+    Some(Settings { rel, files })
 }
 
 /// `a.b.c` as a Python dotted path (so it is safe to pass to a server as one argument).
@@ -610,12 +694,12 @@ fn defines(text: &str, name: &str) -> Option<u32> {
 fn django_wsgi(ctx: &Ctx, settings: Option<&Settings>) -> Option<Served> {
     settings
         .and_then(|s| {
-            let (value, line) = s.dotted("WSGI_APPLICATION")?;
+            let (value, file, line) = s.dotted("WSGI_APPLICATION")?;
             let (module, object) = value.rsplit_once('.')?;
             is_dotted(&value).then(|| Served {
                 module: module.to_owned(),
                 object: object.to_owned(),
-                source: ctx.path(&s.rel),
+                source: ctx.path(&file),
                 line,
             })
         })
@@ -635,12 +719,12 @@ fn django_wsgi(ctx: &Ctx, settings: Option<&Settings>) -> Option<Served> {
 /// shallow one) that defines `application`.
 fn django_asgi(ctx: &Ctx, settings: Option<&Settings>) -> Option<Served> {
     if let Some(s) = settings {
-        if let Some((value, line)) = s.dotted("ASGI_APPLICATION") {
+        if let Some((value, file, line)) = s.dotted("ASGI_APPLICATION") {
             if let (Some((module, object)), true) = (value.rsplit_once('.'), is_dotted(&value)) {
                 return Some(Served {
                     module: module.to_owned(),
                     object: object.to_owned(),
-                    source: ctx.path(&s.rel),
+                    source: ctx.path(&file),
                     line,
                 });
             }
@@ -701,22 +785,12 @@ fn asgi_command(server: &str, target: &str) -> String {
 /// application when one is a dependency, else gunicorn on the WSGI module, else `runserver`.
 fn django_start(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan, py: &str) {
     let settings = django_settings(ctx);
-    if let Some(s) = &settings {
-        if let Some(line) = s
-            .text
-            .lines()
-            .position(|l| l.trim_start().starts_with("STATIC_ROOT"))
-        {
-            plan.set(
-                Field::Build,
-                Some(format!("{py} manage.py collectstatic --noinput")),
-                Cite::file(
-                    ctx.path(&s.rel),
-                    u32::try_from(line + 1).ok(),
-                    "Django STATIC_ROOT is set",
-                ),
-            );
-        }
+    if let Some((file, _, line)) = settings.as_ref().and_then(|s| s.assignment("STATIC_ROOT")) {
+        plan.set(
+            Field::Build,
+            Some(format!("{py} manage.py collectstatic --noinput")),
+            Cite::file(ctx.path(file), Some(line), "Django STATIC_ROOT is set"),
+        );
     }
     let gunicorn = m.has("gunicorn");
     let wsgi = django_wsgi(ctx, settings.as_ref());
@@ -953,6 +1027,23 @@ fn console_script(
     })
 }
 
+/// The one package (at the top or under `src/`) with a `__main__.py`: `python -m <package>`.
+fn main_package(ctx: &Ctx) -> Option<(String, String, bool)> {
+    let mut found = Vec::new();
+    for (base, src) in [("", false), ("src", true)] {
+        for e in ctx.list(base) {
+            let file = super::join_rel(base, &format!("{}/__main__.py", e.name));
+            if e.kind == crate::fs::EntryKind::Dir && is_dotted(&e.name) && ctx.is_file(&file) {
+                found.push((e.name, file, src));
+            }
+        }
+    }
+    match found.len() {
+        1 => found.pop(),
+        _ => None,
+    }
+}
+
 struct AppObject {
     framework: &'static str,
     file: String,
@@ -964,11 +1055,14 @@ struct AppObject {
     runs_itself: bool,
 }
 
-fn find_app_object(ctx: &Ctx, fastapi: bool, flask: bool) -> Option<AppObject> {
+fn find_app_object(ctx: &Ctx, fastapi: bool, litestar: bool, flask: bool) -> Option<AppObject> {
     let mut patterns: Vec<(&'static str, &'static str)> = Vec::new();
     if fastapi {
         patterns.push(("fastapi", "FastAPI("));
         patterns.push(("starlette", "Starlette("));
+    }
+    if litestar {
+        patterns.push(("litestar", "Litestar("));
     }
     if flask {
         patterns.push(("flask", "Flask("));
@@ -1298,5 +1392,37 @@ mod tests {
             .alternatives
             .iter()
             .any(|a| a.field == "start" && a.value.contains("from api.main import run")));
+    }
+
+    #[test]
+    fn settings_star_imports() {
+        use super::star_imports;
+        let text = "from .base import *  # noqa: F403\nfrom .base import env\nfrom config.settings.common import *\nfrom .. import *\n# from .old import *\n";
+        assert_eq!(
+            star_imports("config/settings/production.py", text),
+            ["config/settings/base.py", "config/settings/common.py"]
+        );
+    }
+
+    #[test]
+    fn requirement_includes_are_followed_once_and_stay_inside() {
+        let p = plan(&[
+            (
+                "requirements.txt",
+                "-r requirements/prod.txt\n--requirement=../outside.txt\n",
+            ),
+            (
+                "requirements/prod.txt",
+                "-r base.txt\ngunicorn==22 # server\n",
+            ),
+            ("requirements/base.txt", "-r prod.txt\nFlask>=3\n"),
+            ("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some(".venv/bin/gunicorn app:app --bind 0.0.0.0:${PORT:-8000}")
+        );
+        let fw = p.evidence_for("framework").unwrap();
+        assert_eq!((fw.source.as_deref(), fw.line), (Some("app.py"), Some(2)));
     }
 }
