@@ -118,10 +118,11 @@ impl Backend {
 
     /// An idle pooled connection ready for a request, if there is a fresh one. Connections the
     /// backend has closed meanwhile are dropped here, before anything is sent on them.
-    pub(crate) fn checkout(&self, settings: &PoolSettings) -> Option<Conn> {
+    /// `now` is the caller's recent reading of the clock.
+    pub(crate) fn checkout(&self, now: Instant, settings: &PoolSettings) -> Option<Conn> {
         let mut pool = self.pool();
         while let Some(idle) = pool.pop_back() {
-            if idle.since.elapsed() > settings.idle_timeout {
+            if now.saturating_duration_since(idle.since) > settings.idle_timeout {
                 // Everything before it is older still.
                 pool.clear();
                 return None;
@@ -133,9 +134,8 @@ impl Backend {
         None
     }
 
-    /// Gives back a connection whose last exchange is complete.
-    pub(crate) fn put(&self, conn: Conn, settings: &PoolSettings) {
-        let now = Instant::now();
+    /// Gives back a connection whose last exchange is complete (at `now`).
+    pub(crate) fn put(&self, conn: Conn, now: Instant, settings: &PoolSettings) {
         let mut pool = self.pool();
         while pool
             .front()

@@ -31,16 +31,17 @@ impl Exchange {
     /// Counts the request as done; `reusable` is its backend connection when the exchange on it
     /// is complete.
     fn finish(&mut self, reusable: Option<Conn>) {
+        let now = Instant::now();
         if let Some(upstream) = self.upstream.take() {
             if let Some(conn) = reusable {
-                upstream.in_flight.backend().put(conn, &upstream.pool);
+                upstream.in_flight.backend().put(conn, now, &upstream.pool);
             }
             // `upstream.in_flight` drops here: the backend's in-flight count goes down only after
             // the answer is complete, which is what `drain` relies on.
         }
         self.route
             .metrics
-            .finish(self.status, self.started.elapsed());
+            .finish(self.status, now.saturating_duration_since(self.started));
     }
 }
 

@@ -117,14 +117,6 @@ async fn forward(
     // Content-Length beside it was dropped), a Content-Length is one valid number.
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    // Backends get the origin form (`/path?query`), whatever form the client used.
-    let head = upstream::encode_head(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &client.ip,
-        chunked,
-    );
     let mut body = (!body.is_end_stream()).then_some(body);
     // A request that failed on a reused connection before any answer came is repeated once on a
     // new connection, when that is harmless: an idempotent method and no body taken.
@@ -164,12 +156,14 @@ async fn forward(
             // The retry: a new connection, not another pooled one the backend may have closed.
             None
         } else {
-            backend.checkout(&inner.pool)
+            backend.checkout(exchange.started, &inner.pool)
         };
-        let mut conn = match pooled {
-            Some(conn) => conn,
+        // When the request goes out: at once on a pooled connection (the clock was read when
+        // the request arrived), after the connect otherwise.
+        let (mut conn, sent_at) = match pooled {
+            Some(conn) => (conn, exchange.started),
             None => match backend.connect(&inner.pool).await {
-                Ok(conn) => conn,
+                Ok(conn) => (conn, Instant::now()),
                 Err(e) => {
                     tracing::warn!(error = %e, "backend unreachable; trying another");
                     failed.push(backend.addr);
@@ -177,10 +171,18 @@ async fn forward(
                 }
             },
         };
-        let mut send = Send::new(head.clone(), body.take(), chunked, config.max_request_body);
+        // Backends get the origin form (`/path?query`), whatever form the client used.
+        let head = upstream::encode_head(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &client.ip,
+            chunked,
+        );
+        let mut send = Send::new(head, body.take(), chunked, config.max_request_body);
         let sent = upstream::exchange(&mut conn, &mut send, &parts.method);
         let result = match config.request_timeout {
-            Some(limit) => match tokio::time::timeout(limit, sent).await {
+            Some(limit) => match tokio::time::timeout_at((sent_at + limit).into(), sent).await {
                 Ok(result) => result,
                 Err(_) => {
                     tracing::warn!(backend = %backend.addr, "backend sent no response headers in time");

@@ -108,7 +108,7 @@ pub(crate) fn encode_head(
     headers: &HeaderMap,
     client_ip: &HeaderValue,
     chunked: bool,
-) -> Bytes {
+) -> Vec<u8> {
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
     let size = method.as_str().len()
         + target.len()
@@ -133,7 +133,7 @@ pub(crate) fn encode_head(
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Bytes::from(out)
+    out
 }
 
 pub(crate) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -157,7 +157,10 @@ pub(crate) enum SendError {
 /// The request on its way to the backend: the head, then the client's body frame by frame
 /// (re-chunked when the client sent it chunked), with an optional size limit.
 pub(crate) struct Send {
-    /// Encoded bytes not written yet.
+    /// The request head and how much of it was written.
+    head: Vec<u8>,
+    head_written: usize,
+    /// Encoded body bytes not written yet (no allocation for a request without a body).
     queue: VecDeque<Bytes>,
     body: Option<Incoming>,
     chunked: bool,
@@ -172,15 +175,15 @@ pub(crate) struct Send {
 
 impl Send {
     pub(crate) fn new(
-        head: Bytes,
+        head: Vec<u8>,
         body: Option<Incoming>,
         chunked: bool,
         limit: Option<u64>,
     ) -> Self {
-        let mut queue = VecDeque::with_capacity(if body.is_some() { 4 } else { 1 });
-        queue.push_back(head);
         Send {
-            queue,
+            head,
+            head_written: 0,
+            queue: VecDeque::new(),
             coalesced: body.is_none(),
             body,
             chunked,
@@ -217,11 +220,20 @@ impl Send {
             }
         }
         loop {
-            while !self.queue.is_empty() {
+            while self.head_written < self.head.len() || !self.queue.is_empty() {
                 let mut slices = [IoSlice::new(&[]); 4];
-                let count = self.queue.len().min(slices.len());
-                for (slice, part) in slices.iter_mut().zip(self.queue.iter()) {
-                    *slice = IoSlice::new(part);
+                let head = &self.head[self.head_written..];
+                let mut count = 0;
+                if !head.is_empty() {
+                    slices[0] = IoSlice::new(head);
+                    count = 1;
+                }
+                for part in &self.queue {
+                    if count == slices.len() {
+                        break;
+                    }
+                    slices[count] = IoSlice::new(part);
+                    count += 1;
                 }
                 let written =
                     ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))
@@ -240,6 +252,9 @@ impl Send {
     }
 
     fn advance(&mut self, mut written: usize) {
+        let from_head = written.min(self.head.len() - self.head_written);
+        self.head_written += from_head;
+        written -= from_head;
         while written > 0 {
             let Some(front) = self.queue.front_mut() else {
                 return;
