@@ -13,6 +13,7 @@
 //! the output must come with a bump of the template's `version` (its `template.toml`) or of
 //! [`MODULES_VERSION`].
 
+pub mod actions;
 mod escape;
 pub mod scaffold;
 mod set;
@@ -317,7 +318,7 @@ mod tests {
         let rendered = render_registration(&spec()).unwrap();
         for a in &rendered.artifacts {
             assert_eq!(a.service.as_deref(), Some("payments"), "{}", a.path);
-            assert_eq!(a.generator, "slipway-golden-paths/default@5");
+            assert_eq!(a.generator, "slipway-golden-paths/default@6");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
         for a in &rendered.platform_files {

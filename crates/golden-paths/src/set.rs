@@ -605,6 +605,8 @@ struct Context<'a> {
     git_credentials_id: String,
     aws_credentials_id: String,
     kubeconfig_credentials_id: String,
+    /// `uses:` of every pinned GitHub Action, by action name (`crate::actions`).
+    actions: BTreeMap<&'static str, String>,
 }
 
 impl<'a> Context<'a> {
@@ -660,6 +662,7 @@ impl<'a> Context<'a> {
             git_credentials_id: "slipway-git".to_string(),
             aws_credentials_id: format!("slipway-{environment}-aws"),
             kubeconfig_credentials_id: format!("slipway-{environment}-kubeconfig"),
+            actions: crate::actions::uses_by_action(),
         }
     }
 }

@@ -75,8 +75,8 @@ async fn services_create_list_filter_page_show() {
     let created = register(&s, "payments", "core").await;
     assert_eq!(created["name"], "payments");
     assert_eq!(created["template"], "default");
-    // 4 platform-repository files and 33 for the service's own repository (12: the Helm chart).
-    assert_eq!(created["artifacts"].as_array().unwrap().len(), 37);
+    // 4 platform-repository files and 34 for the service's own repository (12: the Helm chart).
+    assert_eq!(created["artifacts"].as_array().unwrap().len(), 38);
     for (name, team) in [
         ("billing", "core"),
         ("search-api", "discovery"),
@@ -226,7 +226,7 @@ async fn artifacts_list_file_and_bundles_by_scope() {
     register(&s, "payments", "core").await;
     let (_, list) = s.get("/api/v1/services/payments/artifacts").await;
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 37);
+    assert_eq!(list.len(), 38);
     for a in list {
         assert!(a["scope"] == "platform" || a["scope"] == "service", "{a}");
         assert_eq!(a["sha256"].as_str().unwrap().len(), 64);
@@ -239,7 +239,7 @@ async fn artifacts_list_file_and_bundles_by_scope() {
         .get("/api/v1/services/payments/artifacts?scope=service")
         .await;
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 33, "21 files and the 12 of the Helm chart");
+    assert_eq!(list.len(), 34, "22 files and the 12 of the Helm chart");
     assert!(list.iter().any(|a| a["path"] == "Dockerfile"));
     assert_eq!(
         s.get("/api/v1/services/payments/artifacts?scope=nope")

@@ -10,6 +10,7 @@ use std::process::Command;
 
 const SERVICE_FILES: &[&str] = &[
     ".dockerignore",
+    ".github/dependabot.yml",
     ".github/workflows/cd.yml",
     ".github/workflows/ci.yml",
     "Dockerfile",
@@ -180,19 +181,173 @@ fn workflows_pass_actionlint() {
                 t.contains("\npermissions: {}\n"),
                 "{wf}: top-level permissions are empty"
             );
-            for line in t.lines().filter(|l| l.trim_start().starts_with("uses:")) {
-                let version = line.rsplit('@').next().unwrap();
-                assert!(
-                    version
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c == 'v' || c.is_ascii_digit())
-                        && version.contains('.'),
-                    "{wf}: action not pinned to an exact version: {line}"
-                );
-            }
         }
     }
+}
+
+/// What a workflow's `uses:` line pins: (action, commit, version comment), or why it does not.
+fn parse_pin(line: &str) -> Result<(&str, &str, &str), String> {
+    let value = line
+        .trim_start()
+        .trim_start_matches("- ")
+        .strip_prefix("uses:")
+        .ok_or("not a uses: line")?
+        .trim();
+    let (reference, comment) = value
+        .split_once(" # ")
+        .ok_or("no version comment after the SHA")?;
+    let (action, sha) = reference
+        .split_once('@')
+        .ok_or("no @ between the action and its ref")?;
+    if sha.len() != 40
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!("{sha:?} is not a 40-hex commit SHA"));
+    }
+    let version = comment.trim();
+    let semver = version.strip_prefix('v').unwrap_or(version);
+    if semver.split('.').count() != 3 || !semver.split('.').all(|p| p.parse::<u32>().is_ok()) {
+        return Err(format!("comment {version:?} is not an exact release"));
+    }
+    Ok((action, sha, version))
+}
+
+#[test]
+fn pin_parser_rejects_what_is_not_a_pinned_release() {
+    let sha = "3d3c42e5aac5ba805825da76410c181273ba90b1";
+    assert_eq!(
+        parse_pin(&format!("      - uses: actions/checkout@{sha} # v7.0.1")),
+        Ok(("actions/checkout", sha, "v7.0.1"))
+    );
+    for bad in [
+        "        uses: actions/checkout@v7.0.1".to_string(),
+        "        uses: actions/checkout@v7 # v7.0.1".to_string(),
+        format!("        uses: actions/checkout@{} # v7.0.1", &sha[..39]),
+        format!(
+            "        uses: actions/checkout@{} # v7.0.1",
+            sha.to_uppercase()
+        ),
+        format!("        uses: actions/checkout@{sha}"),
+        format!("        uses: actions/checkout@{sha} # v7"),
+        format!("        uses: actions/checkout@{sha} # main"),
+    ] {
+        assert!(parse_pin(&bad).is_err(), "accepted {bad}");
+    }
+}
+
+/// Every `uses:` of every generated workflow is pinned to a full commit SHA with its release as
+/// a comment, and the pin is exactly one of `ACTION_PINS` (the one table of pins); every pin of
+/// the table is used, and `docs/templates.md` gives the evidence of each.
+#[test]
+fn workflow_actions_are_pinned_to_the_one_table() {
+    use slipway_golden_paths::actions::ACTION_PINS;
+    let mut used = std::collections::BTreeSet::new();
+    for template in templates() {
+        let rendered = render_service(&SAMPLE, &template).unwrap();
+        for a in rendered
+            .artifacts
+            .iter()
+            .filter(|a| a.path.starts_with(".github/workflows/"))
+        {
+            let t = text(a);
+            let mut lines = 0;
+            for line in t.lines().filter(|l| l.contains("uses:")) {
+                lines += 1;
+                let (action, sha, version) = parse_pin(line)
+                    .unwrap_or_else(|e| panic!("{template} {}: {e}: {line}", a.path));
+                assert!(
+                    ACTION_PINS
+                        .iter()
+                        .any(|p| (p.action, p.sha, p.version) == (action, sha, version)),
+                    "{template} {}: {line} is not a pin of ACTION_PINS",
+                    a.path
+                );
+                used.insert(action.to_string());
+            }
+            // The YAML agrees with the line scan: as many steps use an action as lines say so.
+            let doc: serde_norway::Value = serde_norway::from_str(t).unwrap();
+            let steps = doc["jobs"]
+                .as_mapping()
+                .unwrap()
+                .values()
+                .flat_map(|job| job["steps"].as_sequence().unwrap())
+                .filter(|step| step.get("uses").is_some())
+                .count();
+            assert_eq!(steps, lines, "{template} {}", a.path);
+        }
+    }
+    let table: std::collections::BTreeSet<_> =
+        ACTION_PINS.iter().map(|p| p.action.to_string()).collect();
+    assert_eq!(
+        used, table,
+        "every pin is used by a workflow, and only those"
+    );
+
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/templates.md"),
+    )
+    .unwrap();
+    for pin in ACTION_PINS {
+        assert!(
+            docs.lines().any(|l| l.starts_with('|')
+                && l.contains(&format!("`{}`", pin.action))
+                && l.contains(&format!("`{}`", pin.version))
+                && l.contains(&format!("`{}`", pin.sha))),
+            "docs/templates.md has no evidence row for {pin:?}"
+        );
+    }
+}
+
+/// `.github/dependabot.yml` keeps the pins current: it passes the Dependabot schema (SchemaStore's,
+/// as vendored by `check-jsonschema`) and updates the `github-actions` ecosystem of the root.
+#[test]
+fn dependabot_config_passes_its_schema_and_updates_the_actions() {
+    let rendered = render_service(&SAMPLE, "default").unwrap();
+    let config = rendered
+        .artifacts
+        .iter()
+        .find(|a| a.path == ".github/dependabot.yml")
+        .map(text)
+        .unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(config).unwrap();
+    assert_eq!(doc["version"].as_u64(), Some(2));
+    let updates = doc["updates"].as_sequence().unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(
+        updates[0]["package-ecosystem"].as_str(),
+        Some("github-actions")
+    );
+    assert_eq!(updates[0]["directory"].as_str(), Some("/"));
+    assert!(updates[0]["schedule"]["interval"].as_str().is_some());
+
+    let Some(validator) = checker(
+        "check-jsonschema",
+        "pip install check-jsonschema (its vendored SchemaStore schemas work offline)",
+        &[],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |name: &str, content: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        run(Command::new(&validator)
+            .args(["--builtin-schema", "vendor.dependabot"])
+            .arg(&path))
+    };
+    // The checker must be able to fail: a misspelt ecosystem without a schedule is refused.
+    let out = validate(
+        "broken.yml",
+        "version: 2\nupdates:\n  - package-ecosystem: github-action\n    directory: /\n",
+    );
+    assert!(
+        !out.status.success(),
+        "check-jsonschema accepted a broken config"
+    );
+    let out = validate("dependabot.yml", config);
+    assert!(out.status.success(), "{}", describe(&out));
 }
 
 #[test]
@@ -200,10 +355,12 @@ fn yaml_files_pass_yamllint() {
     let Some(yamllint) = checker("yamllint", "pip install yamllint", &[]) else {
         return;
     };
-    // Generated YAML keeps long lines (PromQL, URLs) and has no document-start marker. The Helm
+    // Generated YAML keeps long lines (PromQL, URLs) and has no document-start marker; a pinned
+    // action's release follows its SHA after one space (`@<sha> # v1.2.3`, what Dependabot and the
+    // pinning tools write). The Helm
     // chart's templates are Go templates, YAML only once Helm has rendered them (tests/helm.rs
     // lints the chart's Chart.yaml and values.yaml and validates what Helm renders).
-    let config = "{extends: default, ignore: 'deploy/helm/*/templates/', rules: {line-length: disable, document-start: disable, truthy: {check-keys: false}}}";
+    let config = "{extends: default, ignore: 'deploy/helm/*/templates/', rules: {line-length: disable, document-start: disable, truthy: {check-keys: false}, comments: {min-spaces-from-content: 1}}}";
     let broken = tempfile::tempdir().unwrap();
     std::fs::write(broken.path().join("x.yaml"), "a: 1\na: 2\n").unwrap();
     let out = run(Command::new(&yamllint)
