@@ -5,7 +5,9 @@
 #   nginx    — wrk → nginx (proxy_pass, upstream keepalive, worker_processes auto) → backend
 #   slipway  — wrk → slipway-proxy (crates/proxy/examples/proxy.rs, route bench.dev.localhost) → backend
 # and prints throughput, p50/p99 latency and the ratios the issue asks for:
-#   slipway/nginx throughput (target >= 1) and slipway's added p99 vs nginx's (target <=).
+#   slipway/nginx throughput (target >= 1) and slipway's added p99 vs nginx's (target <=);
+# and each proxy's CPU time per request (user + system, from /proc, all its processes), which
+# a busy machine disturbs far less than throughput.
 # The three targets are measured ROUNDS times, interleaved, so that machine noise (other builds on
 # this shared machine) hits them alike; each round compares slipway with nginx measured right
 # next to it (they take turns going first), and the medians over rounds are reported. Every
@@ -66,6 +68,7 @@ wait_ready backend "http://127.0.0.1:$BACKEND_PORT/"
 
 "${PRIO[@]}" "$EXAMPLES/proxy" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$BACKEND_PORT" 2>"$work/proxy.log" &
 pids+=($!)
+SLIPWAY_PIDS=$!
 wait_ready slipway-proxy "http://127.0.0.1:$PROXY_PORT/" bench.dev.localhost
 
 mkdir -p "$work/nginx"
@@ -101,7 +104,19 @@ http {
 EOF
 "${PRIO[@]}" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx.log" &
 pids+=($!)
+nginx_master=$!
 wait_ready nginx "http://127.0.0.1:$NGINX_PORT/" bench.dev.localhost
+NGINX_PIDS="$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')"
+
+# CPU time (user + system) of the given processes so far, in clock ticks.
+cpu_ticks() {
+  local p total=0
+  for p in "$@"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # wrk latency figures come as 94.00us / 1.20ms / 1.00s; print them in microseconds.
 to_us() {
@@ -112,18 +127,28 @@ to_us() {
     else print v }'
 }
 
-run() { # name url -> appends "rps p50_us p99_us" to $work/<name>.results
-  local out="$work/$1.wrk"
-  "${PRIO[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s -H 'Host: bench.dev.localhost' "$2" >/dev/null # warm-up
-  "${PRIO[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.dev.localhost' "$2" >"$out"
-  local rps p50 p99 errors
+run() { # name url [pids…] -> appends "rps p50_us p99_us cpu_us_per_request" to $work/<name>.results
+  local name=$1 url=$2 out="$work/$1.wrk"
+  shift 2
+  "${PRIO[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s -H 'Host: bench.dev.localhost' "$url" >/dev/null # warm-up
+  local before=0 after=0
+  if [ $# -gt 0 ]; then before=$(cpu_ticks "$@"); fi
+  "${PRIO[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.dev.localhost' "$url" >"$out"
+  if [ $# -gt 0 ]; then after=$(cpu_ticks "$@"); fi
+  local rps p50 p99 errors requests cpu
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
   p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
   p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+  requests=$(awk '/ requests in / { print $1 }' "$out")
+  cpu=$(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$requests" 'BEGIN { printf "%.2f", t * us / n }')
   errors=$(awk '/Non-2xx|Socket errors/ { print }' "$out")
-  if [ -n "$errors" ]; then echo "$1: $errors" >&2; fi
-  echo "$rps $p50 $p99" >>"$work/$1.results"
-  printf '  %-8s %10.0f req/s   p50 %8.0f us   p99 %8.0f us\n' "$1" "$rps" "$p50" "$p99"
+  if [ -n "$errors" ]; then echo "$name: $errors" >&2; fi
+  echo "$rps $p50 $p99 $cpu" >>"$work/$name.results"
+  if [ $# -gt 0 ]; then
+    printf '  %-8s %10.0f req/s   p50 %8.0f us   p99 %8.0f us   cpu %6.2f us/req\n' "$name" "$rps" "$p50" "$p99" "$cpu"
+  else
+    printf '  %-8s %10.0f req/s   p50 %8.0f us   p99 %8.0f us\n' "$name" "$rps" "$p50" "$p99"
+  fi
 }
 
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) CPUs, $(nginx -v 2>&1)"
@@ -131,12 +156,13 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round"
   run direct "http://127.0.0.1:$BACKEND_PORT/"
   # The two proxies take turns going first, so neither always runs later in a round.
+  # shellcheck disable=SC2086 # the pid lists split on purpose
   if [ $((round % 2)) = 1 ]; then
-    run nginx "http://127.0.0.1:$NGINX_PORT/"
-    run slipway "http://127.0.0.1:$PROXY_PORT/"
+    run nginx "http://127.0.0.1:$NGINX_PORT/" $NGINX_PIDS
+    run slipway "http://127.0.0.1:$PROXY_PORT/" $SLIPWAY_PIDS
   else
-    run slipway "http://127.0.0.1:$PROXY_PORT/"
-    run nginx "http://127.0.0.1:$NGINX_PORT/"
+    run slipway "http://127.0.0.1:$PROXY_PORT/" $SLIPWAY_PIDS
+    run nginx "http://127.0.0.1:$NGINX_PORT/" $NGINX_PIDS
   fi
 done
 
@@ -145,22 +171,27 @@ done
 paste -d' ' "$work/direct.results" "$work/nginx.results" "$work/slipway.results" >"$work/rounds"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk "{ print $1 }" "$work/rounds" | median; }
-d_rps=$(col '$1'); n_rps=$(col '$4'); s_rps=$(col '$7')
-d_p50=$(col '$2'); n_p50=$(col '$5'); s_p50=$(col '$8')
-d_p99=$(col '$3'); n_p99=$(col '$6'); s_p99=$(col '$9')
-ratio=$(col '$7 / $4')
-n_added=$(col '$6 - $3'); s_added=$(col '$9 - $3')
-wins=$(awk '$7 >= $4 { n++ } END { print n + 0 }' "$work/rounds")
-p99_wins=$(awk '$9 <= $6 { n++ } END { print n + 0 }' "$work/rounds")
+# Columns: direct $1-$4, nginx $5-$8, slipway $9-$12 (rps p50 p99 cpu each).
+d_rps=$(col '$1'); n_rps=$(col '$5'); s_rps=$(col '$9')
+d_p50=$(col '$2'); n_p50=$(col '$6'); s_p50=$(col '$10')
+d_p99=$(col '$3'); n_p99=$(col '$7'); s_p99=$(col '$11')
+n_cpu=$(col '$8'); s_cpu=$(col '$12')
+ratio=$(col '$9 / $5')
+cpu_ratio=$(col '$12 / $8')
+n_added=$(col '$7 - $3'); s_added=$(col '$11 - $3')
+wins=$(awk '$9 >= $5 { n++ } END { print n + 0 }' "$work/rounds")
+p99_wins=$(awk '$11 <= $7 { n++ } END { print n + 0 }' "$work/rounds")
+cpu_wins=$(awk '$12 <= $8 { n++ } END { print n + 0 }' "$work/rounds")
 
 echo
 echo "medians over $ROUNDS rounds"
-printf '%-8s %12s %10s %10s %10s %14s\n' target req/s p50_us p99_us of_direct added_p99_us
-printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14s\n' direct "$d_rps" "$d_p50" "$d_p99" 100 -
-printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14.0f\n' nginx "$n_rps" "$n_p50" "$n_p99" "$(awk -v a="$n_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$n_added"
-printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14.0f\n' slipway "$s_rps" "$s_p50" "$s_p99" "$(awk -v a="$s_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$s_added"
+printf '%-8s %12s %10s %10s %10s %14s %12s\n' target req/s p50_us p99_us of_direct added_p99_us cpu_us/req
+printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14s %12s\n' direct "$d_rps" "$d_p50" "$d_p99" 100 - -
+printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14.0f %12.2f\n' nginx "$n_rps" "$n_p50" "$n_p99" "$(awk -v a="$n_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$n_added" "$n_cpu"
+printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14.0f %12.2f\n' slipway "$s_rps" "$s_p50" "$s_p99" "$(awk -v a="$s_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$s_added" "$s_cpu"
 echo
-awk -v r="$ratio" -v sa="$s_added" -v na="$n_added" -v w="$wins" -v pw="$p99_wins" -v n="$ROUNDS" 'BEGIN {
+awk -v r="$ratio" -v sa="$s_added" -v na="$n_added" -v w="$wins" -v pw="$p99_wins" -v n="$ROUNDS" -v c="$cpu_ratio" -v cw="$cpu_wins" 'BEGIN {
   printf "slipway/nginx throughput (median of per-round ratios): %.2f, slipway ahead in %d of %d rounds (target >= 1.00) %s\n", r, w, n, (r >= 1 ? "MET" : "NOT MET")
   printf "added p99 (median): slipway %.0f us vs nginx %.0f us, slipway p99 lower in %d of %d rounds (target: slipway <= nginx) %s\n", sa, na, pw, n, (sa <= na ? "MET" : "NOT MET")
+  printf "CPU per request, slipway/nginx (median of per-round ratios): %.2f, slipway cheaper in %d of %d rounds\n", c, cw, n
 }'
