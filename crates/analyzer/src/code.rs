@@ -153,7 +153,8 @@ pub(crate) fn apply_ports(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
         for f in &files {
             let lines: Vec<&str> = f.text.lines().collect();
             for (i, raw) in lines.iter().enumerate() {
-                if is_comment(raw) {
+                // Every way of reading it names PORT: skip the other lines cheaply.
+                if !raw.contains("PORT") || is_comment(raw) {
                     continue;
                 }
                 let line = raw.replace('\'', "\"");
@@ -205,7 +206,8 @@ pub(crate) fn apply_ports(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
     }
     for f in &files {
         for (i, raw) in f.text.lines().enumerate() {
-            if is_comment(raw) {
+            // The port follows the token on the same line: no digit, no port.
+            if !raw.bytes().any(|b| b.is_ascii_digit()) || is_comment(raw) {
                 continue;
             }
             for token in LISTEN_TOKENS {
@@ -267,9 +269,14 @@ const AMBIENT_VARS: &[&str] = &[
 /// Records required and optional environment variables from the code and `.env.example`.
 pub(crate) fn apply_env(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
     let mut found: BTreeMap<String, (bool, Cite)> = BTreeMap::new();
+    // The part of each prefix before its quote: a line without any cannot match.
+    let cores: Vec<&str> = env_reads(language)
+        .iter()
+        .map(|(p, _)| p.trim_end_matches('"'))
+        .collect();
     for f in ordered(ctx, language) {
         for (i, raw) in f.text.lines().enumerate() {
-            if is_comment(raw) {
+            if !cores.iter().any(|c| raw.contains(c)) || is_comment(raw) {
                 continue;
             }
             let line = raw.replace('\'', "\"");
@@ -393,20 +400,26 @@ pub(crate) fn apply_health(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
     files.extend(routes);
     let django = plan.framework.as_deref() == Some("django");
     for path in HEALTH_PATHS {
+        let bare = path.trim_start_matches('/');
+        let exact = format!("\"{path}\"");
+        let slash = format!("\"{path}/\"");
+        let rails = format!("get \"{bare}\"");
+        let django_path = format!("path(\"{bare}\"");
+        let django_path_slash = format!("path(\"{bare}/\"");
         for f in &files {
             for (i, raw) in f.text.lines().enumerate() {
-                if is_comment(raw) {
+                // Every form names the path: skip the other lines cheaply.
+                if !raw.contains(bare) || is_comment(raw) {
                     continue;
                 }
                 let line = raw.replace('\'', "\"");
-                let bare = path.trim_start_matches('/');
                 // Django's URL patterns have no leading slash: path("healthz/", ...).
-                let django_slash = django && line.contains(&format!("path(\"{bare}/\""));
-                let hit = line.contains(&format!("\"{path}\""))
-                    || line.contains(&format!("\"{path}/\""))
+                let django_slash = django && line.contains(&django_path_slash);
+                let hit = line.contains(&exact)
+                    || line.contains(&slash)
                     // Rails: get "up" => "rails/health#show"
-                    || (language == "ruby" && line.contains(&format!("get \"{bare}\"")))
-                    || (django && line.contains(&format!("path(\"{bare}\"")))
+                    || (language == "ruby" && line.contains(&rails))
+                    || (django && line.contains(&django_path))
                     || django_slash;
                 if hit {
                     let value = if django_slash {
