@@ -50,6 +50,12 @@ pub fn render_table(plan: &BuildPlan) -> String {
             why("static_dir"),
         ),
     ];
+    // Evidence for the decisions behind `start` (which ASGI server, which subproject or module).
+    for field in ["asgi_server", "subproject", "module"] {
+        if let Some(e) = plan.evidence_for(field) {
+            rows.push((field.into(), e.value.clone(), why(field)));
+        }
+    }
     if !plan.env_required.is_empty() {
         rows.push((
             "env required".into(),

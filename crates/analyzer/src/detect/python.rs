@@ -1177,6 +1177,11 @@ mod tests {
             (server.source.as_deref(), server.line),
             (Some("requirements.txt"), Some(2))
         );
+        let table = crate::render_table(&p);
+        assert!(
+            table.contains("asgi_server") && table.contains("requirements.txt:2"),
+            "{table}"
+        );
         // gunicorn is not a dependency: the WSGI alternative is the development server.
         assert!(p
             .alternatives
