@@ -64,8 +64,8 @@ pub(crate) enum Condition {
     Equals(&'static str, String),
     /// `column` contains `value`, case-insensitively (see [`contains_pattern`]).
     Contains(&'static str, String),
-    /// The `deployments` row is the newest of its group: no row of the same service (and
-    /// environment) sorts after it in the lists' order, `created_at DESC, id DESC`.
+    /// The `deployments` row is the newest of its group in the lists' order (`created_at DESC,
+    /// id DESC`), as `latest_deployments` records it.
     NewestDeployment(NewestOf),
     /// The row's `service` is the name of a service matching these conditions.
     InServices(Vec<Condition>),
@@ -147,19 +147,13 @@ pub(crate) fn push_where<'a, DB>(
                     .push(" ESCAPE '\\'");
             }
             Condition::NewestDeployment(of) => {
-                // Served by the (service, environment, created_at, id) and (service, created_at,
-                // id) indexes: one index probe per candidate row.
-                qb.push(
-                    "NOT EXISTS (SELECT 1 FROM deployments newer \
-                     WHERE newer.service = deployments.service",
-                );
-                if *of == NewestOf::ServiceEnvironment {
-                    qb.push(" AND newer.environment = deployments.environment");
-                }
-                qb.push(
-                    " AND (newer.created_at > deployments.created_at \
-                     OR (newer.created_at = deployments.created_at AND newer.id > deployments.id)))",
-                );
+                // One row per service (and environment) in `latest_deployments`, kept by
+                // `create_deployment`: no walk over every deployment.
+                qb.push("deployments.id IN (SELECT deployment_id FROM latest_deployments WHERE environment ");
+                qb.push(match of {
+                    NewestOf::Service => "= '*')",
+                    NewestOf::ServiceEnvironment => "<> '*')",
+                });
             }
             Condition::InServices(inner) => {
                 qb.push("service IN (SELECT name FROM services");

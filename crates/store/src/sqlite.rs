@@ -1320,6 +1320,22 @@ impl Store for SqliteStore {
         )
         .execute(&mut *tx)
         .await?;
+        // The newest of its service and environment, and of its service: unless a deployment
+        // created later committed first.
+        sqlx::query(
+            "INSERT INTO latest_deployments (service, environment, deployment_id, created_at) \
+             VALUES ($1, $2, $3, $4), ($1, '*', $3, $4) \
+             ON CONFLICT (service, environment) DO UPDATE \
+             SET deployment_id = excluded.deployment_id, created_at = excluded.created_at \
+             WHERE (excluded.created_at, excluded.deployment_id) \
+                 > (latest_deployments.created_at, latest_deployments.deployment_id)",
+        )
+        .bind(&deployment.service)
+        .bind(&deployment.environment)
+        .bind(&deployment.id)
+        .bind(ts(at))
+        .execute(&mut *tx)
+        .await?;
         insert_event(
             &mut tx,
             &deployment.id,
