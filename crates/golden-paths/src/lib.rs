@@ -6,6 +6,9 @@
 //! - the platform-owned Terraform modules themselves
 //!   (`terraform/modules/{network,ecs-cluster,alb,ecr,iam,service}/`),
 //!   shared by every service;
+//! - the environment's platform stack (`terraform/envs/<env>/_platform/`): one network, ECS
+//!   cluster and load balancer per environment, which every service's instantiation reads
+//!   from its state;
 //! - the service's Kubernetes manifest and Jenkins pipeline.
 //!
 //! Rendering is pure and deterministic: the same [`ServiceSpec`] gives byte-identical files on
@@ -24,9 +27,14 @@ pub use set::{TemplateInfo, TemplateSet};
 use sha2::{Digest, Sha256};
 use slipway_core::model::{Artifact, ArtifactScope};
 
-/// Version of the shared Terraform modules; bump it whenever any byte of them changes. Each
-/// service template has its own version in its `template.toml`.
-pub const MODULES_VERSION: &str = "3";
+/// Version of the shared Terraform modules and of the environments' platform stacks; bump it
+/// whenever any byte of them changes. Each service template has its own version in its
+/// `template.toml`.
+pub const MODULES_VERSION: &str = "4";
+
+/// Directory name of an environment's platform stack, beside its services' directories. A
+/// service name is a DNS-1123 label, which cannot contain `_`, so no service can take it.
+pub const PLATFORM_STACK: &str = "_platform";
 
 /// The template a service gets when it names none.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -57,7 +65,9 @@ pub struct Rendered {
     /// The service's own files, sorted by path then scope, `service` = `Some(name)`: scope
     /// `Platform` for the platform repository, `Service` for the service's own repository.
     pub artifacts: Vec<Artifact>,
-    /// The shared Terraform modules, sorted by path: scope `Platform`, `service` = `None`.
+    /// The shared Terraform modules and the environment's platform stack, sorted by path:
+    /// scope `Platform`, `service` = `None`. Registering the first service of an environment
+    /// brings its platform stack into the platform repository; later ones rewrite the same bytes.
     pub platform_files: Vec<Artifact>,
 }
 
@@ -99,6 +109,15 @@ pub fn seed_artifact_dirs(name: &str, environment: &str) -> (String, String, Str
         KUBERNETES_DIR.to_string(),
         JENKINS_DIR.to_string(),
     )
+}
+
+/// Directory of an environment's platform stack in the platform repository.
+pub fn platform_stack_dir(environment: &str) -> String {
+    format!("terraform/envs/{environment}/{PLATFORM_STACK}")
+}
+
+fn platform_state_key(environment: &str) -> String {
+    format!("envs/{environment}/{PLATFORM_STACK}/terraform.tfstate")
 }
 
 /// Renders every file of a service registration with the `default` template.
@@ -291,6 +310,9 @@ mod tests {
         assert_eq!(
             modules,
             [
+                "terraform/envs/dev/_platform/main.tf",
+                "terraform/envs/dev/_platform/outputs.tf",
+                "terraform/envs/dev/_platform/variables.tf",
                 "terraform/modules/alb/main.tf",
                 "terraform/modules/alb/outputs.tf",
                 "terraform/modules/alb/variables.tf",
@@ -318,13 +340,13 @@ mod tests {
         let rendered = render_registration(&spec()).unwrap();
         for a in &rendered.artifacts {
             assert_eq!(a.service.as_deref(), Some("payments"), "{}", a.path);
-            assert_eq!(a.generator, "slipway-golden-paths/default@6");
+            assert_eq!(a.generator, "slipway-golden-paths/default@7");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
         for a in &rendered.platform_files {
             assert_eq!(a.service, None, "{}", a.path);
             assert_eq!(a.scope, ArtifactScope::Platform);
-            assert_eq!(a.generator, "slipway-golden-paths/modules@3");
+            assert_eq!(a.generator, "slipway-golden-paths/modules@4");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
     }
@@ -361,10 +383,49 @@ mod tests {
             name: "ledger",
             team: "finance",
             repo_url: "git@github.com:org/ledger.git",
-            environment: "prod",
+            environment: "dev",
         })
         .unwrap();
         assert_eq!(a.platform_files, b.platform_files);
+
+        // Another environment: the same modules, its own platform stack.
+        let prod = render_registration(&ServiceSpec {
+            environment: "prod",
+            ..spec()
+        })
+        .unwrap();
+        let modules = |r: &Rendered| -> Vec<Artifact> {
+            r.platform_files
+                .iter()
+                .filter(|a| a.path.starts_with("terraform/modules/"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(modules(&a), modules(&prod));
+        let stack: Vec<_> = prod
+            .platform_files
+            .iter()
+            .filter(|a| !a.path.starts_with("terraform/modules/"))
+            .map(|a| a.path.as_str())
+            .collect();
+        assert_eq!(
+            stack,
+            [
+                "terraform/envs/prod/_platform/main.tf",
+                "terraform/envs/prod/_platform/outputs.tf",
+                "terraform/envs/prod/_platform/variables.tf",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_service_can_take_the_platform_stack_directory() {
+        let err = render_registration(&ServiceSpec {
+            name: PLATFORM_STACK,
+            ..spec()
+        })
+        .unwrap_err();
+        assert!(matches!(err, RenderError::InvalidName { .. }), "{err}");
     }
 
     #[test]

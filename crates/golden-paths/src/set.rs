@@ -110,6 +110,9 @@ pub struct TemplateSet {
     templates: BTreeMap<String, Template>,
     /// Shared Terraform modules: (template name, output path).
     modules: Vec<(String, String)>,
+    /// The environment's platform stack: (template name, file name under
+    /// `terraform/envs/<env>/_platform/`).
+    platform_stack: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for TemplateSet {
@@ -204,6 +207,17 @@ impl TemplateSet {
             }
         }
 
+        let mut platform_stack = Vec::new();
+        for path in sources.keys() {
+            if let Some(name) = path.strip_suffix(".j2") {
+                if let Some(file) = name.strip_prefix("terraform/platform/") {
+                    if !file.split('/').any(|part| part.starts_with('_')) {
+                        platform_stack.push((name.to_string(), file.to_string()));
+                    }
+                }
+            }
+        }
+
         let mut templates = BTreeMap::new();
         for (path, source) in &sources {
             let Some(name) = path
@@ -275,6 +289,7 @@ impl TemplateSet {
             env,
             templates,
             modules,
+            platform_stack,
         })
     }
 
@@ -456,6 +471,17 @@ impl TemplateSet {
                 ))
             })
             .collect::<Result<Vec<_>, RenderError>>()?;
+        let stack_context = PlatformStackContext::new(spec.environment, &modules_generator);
+        for (name, file) in &self.platform_stack {
+            let content = self.render_one(name, &stack_context)?;
+            platform_files.push(crate::artifact(
+                None,
+                ArtifactScope::Platform,
+                format!("{}/{file}", crate::platform_stack_dir(spec.environment)),
+                content,
+                &modules_generator,
+            ));
+        }
         platform_files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Rendered {
             artifacts,
@@ -572,6 +598,8 @@ struct Context<'a> {
     namespace: &'a str,
     aws_region: &'static str,
     state_key: String,
+    /// State key of the environment's platform stack, which the service's stack reads.
+    platform_state_key: String,
     kms_key_alias: String,
     eks_cluster_name: String,
     ecs_cluster_name: String,
@@ -637,6 +665,7 @@ impl<'a> Context<'a> {
             namespace: environment,
             aws_region: DEFAULT_AWS_REGION,
             state_key: format!("envs/{environment}/{name}/terraform.tfstate"),
+            platform_state_key: crate::platform_state_key(environment),
             kms_key_alias: format!("alias/slipway-{environment}"),
             eks_cluster_name: format!("slipway-{environment}"),
             ecs_cluster_name: format!("slipway-{environment}"),
@@ -670,4 +699,35 @@ impl<'a> Context<'a> {
 #[derive(Serialize)]
 struct ModulesContext<'a> {
     generator: &'a str,
+}
+
+/// Values the environment's platform stack (`terraform/platform/`) sees: it belongs to the
+/// environment, not to a service, so nothing of a service is here.
+#[derive(Serialize)]
+struct PlatformStackContext<'a> {
+    generator: &'a str,
+    environment: &'a str,
+    aws_region: &'static str,
+    state_key: String,
+    kms_key_alias: String,
+    ecs_cluster_name: String,
+    access_logs_bucket: String,
+    /// The services of the environment are served at `<service>.<domain>`; the same names as
+    /// the Kubernetes ingress hosts.
+    domain: String,
+}
+
+impl<'a> PlatformStackContext<'a> {
+    fn new(environment: &'a str, generator: &'a str) -> Self {
+        Self {
+            generator,
+            environment,
+            aws_region: DEFAULT_AWS_REGION,
+            state_key: crate::platform_state_key(environment),
+            kms_key_alias: format!("alias/slipway-{environment}"),
+            ecs_cluster_name: format!("slipway-{environment}"),
+            access_logs_bucket: format!("slipway-{environment}-access-logs"),
+            domain: format!("{environment}.internal"),
+        }
+    }
 }

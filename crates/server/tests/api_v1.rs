@@ -293,7 +293,15 @@ async fn artifacts_list_file_and_bundles_by_scope() {
         platform.contains(&"terraform/modules/ecr/main.tf".to_string()),
         "modules ship with the instantiation"
     );
-    assert_eq!(platform.len(), 22, "4 service files and 6 x 3 module files");
+    assert!(
+        platform.contains(&"terraform/envs/dev/_platform/main.tf".to_string()),
+        "so does the environment's platform stack the instantiation reads"
+    );
+    assert_eq!(
+        platform.len(),
+        25,
+        "4 service files, the 3 of the platform stack and 6 x 3 module files"
+    );
     let (_, b2) = bundle("?scope=platform").await;
     assert_eq!(b1, b2, "bundles are deterministic");
     let (all, _) = bundle("").await;

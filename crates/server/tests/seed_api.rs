@@ -13,6 +13,9 @@ fn payments() -> Value {
 const SEED_FILES: &[&str] = &[
     "app/templates/jenkins/generated/payments.Jenkinsfile",
     "app/templates/kubernetes/generated/payments-deployment.yaml",
+    "terraform/envs/dev/_platform/main.tf",
+    "terraform/envs/dev/_platform/outputs.tf",
+    "terraform/envs/dev/_platform/variables.tf",
     "terraform/envs/dev/payments/main.tf",
     "terraform/envs/dev/payments/outputs.tf",
     "terraform/modules/alb/main.tf",
@@ -59,10 +62,11 @@ async fn registration_returns_the_seed_body_and_commits_the_files() {
     assert_eq!(log.trim(), "register payments");
     let committed = s.git(&["ls-tree", "-r", "--name-only", "HEAD"]);
     assert_eq!(committed.lines().collect::<Vec<_>>(), SEED_FILES);
-    // Repository content equals what the API serves from the database.
+    // Repository content equals what the API serves from the database (the service's own
+    // files; the modules and the environment's platform stack are platform-wide).
     for path in SEED_FILES
         .iter()
-        .filter(|p| !p.starts_with("terraform/modules"))
+        .filter(|p| !p.starts_with("terraform/modules") && !p.contains("/_platform/"))
     {
         let (st, _, served) = s
             .get_text(&format!("/api/v1/services/payments/artifacts/{path}"))

@@ -23,8 +23,8 @@ fn terraform_files() -> BTreeMap<String, Body> {
         .collect();
     assert_eq!(
         files.len(),
-        20,
-        "2 environment files and 6 x 3 module files"
+        23,
+        "2 files of the service's stack, 3 of the environment's platform stack, 6 x 3 module files"
     );
     files
 }
@@ -278,17 +278,17 @@ fn the_environment_pins_the_aws_provider_and_wires_its_own_names() {
             "{key}"
         );
     }
-    let sources: BTreeSet<String> = blocks(main, "module")
-        .map(|m| attr(m.body(), "source").unwrap().to_string())
-        .collect();
+    let sources = |body: &Body| -> BTreeSet<String> {
+        blocks(body, "module")
+            .map(|m| attr(m.body(), "source").unwrap().to_string())
+            .collect()
+    };
+    // The service's stack creates only what is the service's own ...
     assert_eq!(
-        sources,
+        sources(main),
         BTreeSet::from([
-            r#""../../../modules/alb""#.to_string(),
             r#""../../../modules/ecr""#.to_string(),
-            r#""../../../modules/ecs-cluster""#.to_string(),
             r#""../../../modules/iam""#.to_string(),
-            r#""../../../modules/network""#.to_string(),
             r#""../../../modules/service""#.to_string(),
         ])
     );
@@ -302,6 +302,67 @@ fn the_environment_pins_the_aws_provider_and_wires_its_own_names() {
             );
         }
     }
+    // ... and the environment's platform stack what all its services share, once.
+    let platform = &files["terraform/envs/dev/_platform/main.tf"];
+    assert_eq!(
+        sources(platform),
+        BTreeSet::from([
+            r#""../../../modules/alb""#.to_string(),
+            r#""../../../modules/ecs-cluster""#.to_string(),
+            r#""../../../modules/network""#.to_string(),
+        ])
+    );
+    for module in blocks(platform, "module") {
+        assert_eq!(
+            attr(module.body(), "environment").map(ToString::to_string),
+            Some("local.environment".to_string())
+        );
+        for key in ["service_name", "team"] {
+            assert!(attr(module.body(), key).is_none(), "{key}");
+        }
+    }
+    let platform_locals = blocks(platform, "locals").next().unwrap();
+    assert_eq!(
+        attr(platform_locals.body(), "environment"),
+        Some(&Expression::from("dev"))
+    );
+
+    // Each stack has its own state; the service's reads the platform's by that key.
+    let backend_key = |body: &Body| {
+        let terraform = blocks(body, "terraform").next().unwrap();
+        let backend = blocks(terraform.body(), "backend").next().unwrap();
+        assert_eq!(labels(backend), ["s3"]);
+        attr(backend.body(), "key").unwrap().clone()
+    };
+    assert_eq!(
+        backend_key(main),
+        Expression::from("envs/dev/payments/terraform.tfstate")
+    );
+    assert_eq!(
+        backend_key(platform),
+        Expression::from("envs/dev/_platform/terraform.tfstate")
+    );
+    let remote = blocks(main, "data")
+        .find(|d| labels(d) == ["terraform_remote_state", "platform"])
+        .expect("the service reads the platform stack's state");
+    assert_eq!(
+        attr(remote.body(), "backend"),
+        Some(&Expression::from("s3"))
+    );
+    let config = attr(remote.body(), "config").unwrap();
+    assert_eq!(object_field(config, "key"), Some(&backend_key(platform)));
+    assert_eq!(
+        object_field(config, "bucket").map(ToString::to_string),
+        Some("var.state_bucket".to_string())
+    );
+    let terraform = blocks(platform, "terraform").next().unwrap();
+    let providers = blocks(terraform.body(), "required_providers")
+        .next()
+        .unwrap();
+    assert_eq!(
+        object_field(attr(providers.body(), "aws").unwrap(), "version"),
+        Some(&Expression::from("~> 5.0"))
+    );
 }
 
 /// Declarations of one Terraform module (one directory).
@@ -315,6 +376,10 @@ struct Declared {
     objects: BTreeSet<String>,
     /// Module call name -> source directory, resolved against the calling directory.
     modules: BTreeMap<String, String>,
+    /// `terraform_remote_state` name -> the directory whose state its `key` names.
+    remote_states: BTreeMap<String, String>,
+    /// Locals that stand for a remote state's outputs (`local.x = data.terraform_remote_state.n.outputs`).
+    remote_outputs_locals: BTreeMap<String, String>,
 }
 
 fn declarations(dir: &str, bodies: &[&Body]) -> Declared {
@@ -330,14 +395,38 @@ fn declarations(dir: &str, bodies: &[&Body]) -> Declared {
                 "output" => {
                     declared.outputs.insert(l[0].to_string());
                 }
-                "locals" => declared
-                    .locals
-                    .extend(block.body().attributes().map(|a| a.key().to_string())),
+                "locals" => {
+                    for attribute in block.body().attributes() {
+                        declared.locals.insert(attribute.key().to_string());
+                        let value = attribute.expr().to_string();
+                        if let Some(name) = value
+                            .strip_prefix("data.terraform_remote_state.")
+                            .and_then(|rest| rest.strip_suffix(".outputs"))
+                        {
+                            declared
+                                .remote_outputs_locals
+                                .insert(attribute.key().to_string(), name.to_string());
+                        }
+                    }
+                }
                 "resource" => {
                     declared.objects.insert(format!("{}.{}", l[0], l[1]));
                 }
                 "data" => {
                     declared.objects.insert(format!("data.{}.{}", l[0], l[1]));
+                    if l[0] == "terraform_remote_state" {
+                        // The state key names the stack: envs/<env>/<stack>/terraform.tfstate.
+                        let config = attr(block.body(), "config").expect("a config");
+                        let Some(Expression::String(key)) = object_field(config, "key") else {
+                            panic!("remote state {l:?} in {dir} has no literal key");
+                        };
+                        let stack = key
+                            .strip_suffix("/terraform.tfstate")
+                            .unwrap_or_else(|| panic!("{dir}: unexpected state key {key}"));
+                        declared
+                            .remote_states
+                            .insert(l[1].to_string(), format!("terraform/{stack}"));
+                    }
                 }
                 "module" => {
                     let Some(Expression::String(source)) = attr(block.body(), "source") else {
@@ -406,6 +495,7 @@ fn every_reference_and_module_input_resolves() {
         .collect();
 
     let mut checked = 0;
+    let mut remote_outputs_checked = 0;
     for (dir, bodies) in &dirs {
         let here = &declared[dir];
         let mut exprs = Vec::new();
@@ -434,6 +524,31 @@ fn every_reference_and_module_input_resolves() {
         }
         for expr in &exprs {
             for parts in references(expr) {
+                // A remote state's outputs are the outputs its stack declares.
+                let remote_output = match parts[..] {
+                    ["data", "terraform_remote_state", name, "outputs", output, ..] => {
+                        Some((name, output))
+                    }
+                    ["local", alias, output, ..] => here
+                        .remote_outputs_locals
+                        .get(alias)
+                        .map(|name| (name.as_str(), output)),
+                    _ => None,
+                };
+                if let Some((name, output)) = remote_output {
+                    let stack = here
+                        .remote_states
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{dir}: no remote state {name}"));
+                    let target = declared.get(stack.as_str()).unwrap_or_else(|| {
+                        panic!("{dir}: remote state {name} names no stack: {stack}")
+                    });
+                    assert!(
+                        target.outputs.contains(output),
+                        "{dir}: {stack} has no output {output} ({expr})"
+                    );
+                    remote_outputs_checked += 1;
+                }
                 let ok = match parts[0] {
                     "var" => here.variables.contains_key(parts[1]),
                     "local" => here.locals.contains(parts[1]),
@@ -488,6 +603,10 @@ fn every_reference_and_module_input_resolves() {
         }
     }
     assert!(checked > 50, "only {checked} references were checked");
+    assert!(
+        remote_outputs_checked >= 8,
+        "only {remote_outputs_checked} outputs of the platform stack were checked"
+    );
 }
 
 #[test]
@@ -540,16 +659,35 @@ fn modules_set_the_platform_defaults() {
         Some("var.log_retention_days")
     );
 
-    // Everything that can carry tags carries the ownership tags.
-    for module in ["alb", "ecr", "ecs-cluster", "iam", "network", "service"] {
+    // Everything that can carry tags carries the ownership tags: a service's modules name the
+    // service and its team, the environment's shared ones say they belong to the environment.
+    for (module, ownership) in [
+        ("alb", &["Environment", "ManagedBy", "Scope"][..]),
+        ("ecr", &["Service", "Team", "Environment", "ManagedBy"][..]),
+        ("ecs-cluster", &["Environment", "ManagedBy", "Scope"][..]),
+        ("iam", &["Service", "Team", "Environment", "ManagedBy"][..]),
+        ("network", &["Environment", "ManagedBy", "Scope"][..]),
+        (
+            "service",
+            &["Service", "Team", "Environment", "ManagedBy"][..],
+        ),
+    ] {
         let path = format!("terraform/modules/{module}/main.tf");
         let body = &files[&path];
         let tags = blocks(body, "locals")
             .find_map(|l| attr(l.body(), "tags"))
             .unwrap_or_else(|| panic!("{path} has no local.tags"))
             .to_string();
-        for tag in ["Service", "Team", "Environment", "ManagedBy"] {
+        for tag in ownership {
             assert!(tags.contains(tag), "{path}: local.tags lacks {tag}");
+        }
+        if ownership.contains(&"Scope") {
+            let variables = &files[&format!("terraform/modules/{module}/variables.tf")];
+            assert!(
+                blocks(variables, "variable")
+                    .all(|v| !["service_name", "team"].contains(&labels(v)[0])),
+                "{module} is the environment's: it knows no service"
+            );
         }
         for block in blocks(body, "resource") {
             let kind = labels(block)[0];
@@ -762,15 +900,32 @@ fn network_cluster_and_load_balancer_are_encrypted_and_logged() {
             Some("false")
         );
     }
-    // Tasks accept traffic only from the load balancer's security group.
-    let service_sg = blocks(&files[network], "resource")
-        .find(|b| labels(b) == ["aws_security_group", "service"])
+    // The shared load balancer's group reaches only unprivileged ports inside the VPC.
+    let alb_sg = blocks(&files[network], "resource")
+        .find(|b| labels(b) == ["aws_security_group", "alb"])
         .unwrap();
-    let ingress: Vec<_> = blocks(service_sg.body(), "ingress").collect();
+    let egress: Vec<_> = blocks(alb_sg.body(), "egress").collect();
+    assert_eq!(egress.len(), 1);
+    assert_eq!(
+        literal_of(egress[0].body(), "cidr_blocks").as_deref(),
+        Some("[var.cidr_block]")
+    );
+    assert_eq!(
+        literal_of(egress[0].body(), "from_port").as_deref(),
+        Some("1024")
+    );
+    // A service's tasks accept traffic only from that group, on the service's port.
+    let service_path = "terraform/modules/service/main.tf";
+    let service_sg = resource_body(&files, service_path, "aws_security_group");
+    let ingress: Vec<_> = blocks(service_sg, "ingress").collect();
     assert_eq!(ingress.len(), 1);
     assert_eq!(
         literal_of(ingress[0].body(), "security_groups").as_deref(),
-        Some("[aws_security_group.alb.id]")
+        Some("[var.alb_security_group_id]")
+    );
+    assert_eq!(
+        literal_of(ingress[0].body(), "from_port").as_deref(),
+        Some("var.container_port")
     );
     assert!(attr(ingress[0].body(), "cidr_blocks").is_none());
 
@@ -805,8 +960,8 @@ fn network_cluster_and_load_balancer_are_encrypted_and_logged() {
         Some("var.kms_key_arn")
     );
 
-    // Load balancer: access logs on, invalid headers dropped, a health-checked target group,
-    // an HTTP listener always and an HTTPS one with a certificate.
+    // Load balancer: access logs on, invalid headers dropped, an HTTP listener always and an
+    // HTTPS one with a certificate, both answering 404 for host names no service claimed.
     let alb_path = "terraform/modules/alb/main.tf";
     let alb = resource_body(&files, alb_path, "aws_lb");
     assert_eq!(
@@ -818,17 +973,6 @@ fn network_cluster_and_load_balancer_are_encrypted_and_logged() {
     assert_eq!(
         literal_of(logs, "bucket").as_deref(),
         Some("var.access_logs_bucket")
-    );
-    let target_group = resource_body(&files, alb_path, "aws_lb_target_group");
-    let health = nested(target_group, &["health_check"]);
-    assert_eq!(literal_of(health, "enabled").as_deref(), Some("true"));
-    assert_eq!(
-        literal_of(health, "path").as_deref(),
-        Some("var.health_check_path")
-    );
-    assert_eq!(
-        literal_of(target_group, "target_type").as_deref(),
-        Some(r#""ip""#)
     );
     let listeners: BTreeMap<String, &Body> = blocks(&files[alb_path], "resource")
         .filter(|b| labels(b)[0] == "aws_lb_listener")
@@ -847,27 +991,111 @@ fn network_cluster_and_load_balancer_are_encrypted_and_logged() {
         Some("local.https?1:0")
     );
     assert!(literal_of(listeners["https"], "ssl_policy").is_some());
+    let https_default = nested(listeners["https"], &["default_action"]);
+    assert_eq!(
+        literal_of(https_default, "type").as_deref(),
+        Some(r#""fixed-response""#)
+    );
+    assert_eq!(
+        literal_of(nested(https_default, &["fixed_response"]), "status_code").as_deref(),
+        Some(r#""404""#)
+    );
+    assert!(
+        blocks(&files[alb_path], "resource").all(|b| labels(b)[0] != "aws_lb_target_group"),
+        "target groups are the services'"
+    );
 
-    // The environment passes the template's own health path and port.
+    // Each service: a health-checked target group of its tasks and a host rule on the shared
+    // listener, with the template's own health path and port.
+    let target_group = resource_body(&files, service_path, "aws_lb_target_group");
+    let health = nested(target_group, &["health_check"]);
+    assert_eq!(literal_of(health, "enabled").as_deref(), Some("true"));
+    assert_eq!(
+        literal_of(health, "path").as_deref(),
+        Some("var.health_check_path")
+    );
+    assert_eq!(
+        literal_of(target_group, "target_type").as_deref(),
+        Some(r#""ip""#)
+    );
+    let rule = resource_body(&files, service_path, "aws_lb_listener_rule");
+    assert_eq!(
+        literal_of(rule, "listener_arn").as_deref(),
+        Some("var.listener_arn")
+    );
+    assert_eq!(
+        literal_of(nested(rule, &["condition", "host_header"]), "values").as_deref(),
+        Some("[var.host_name]")
+    );
+    let forward = nested(rule, &["action"]);
+    assert_eq!(literal_of(forward, "type").as_deref(), Some(r#""forward""#));
+    assert_eq!(
+        literal_of(forward, "target_group_arn").as_deref(),
+        Some("aws_lb_target_group.this.arn")
+    );
     let main = &files["terraform/envs/dev/payments/main.tf"];
-    let alb_call = blocks(main, "module")
-        .find(|m| labels(m) == ["alb"])
+    let service_call = blocks(main, "module")
+        .find(|m| labels(m) == ["service"])
         .unwrap();
     assert_eq!(
-        literal_of(alb_call.body(), "health_check_path").as_deref(),
+        literal_of(service_call.body(), "health_check_path").as_deref(),
         Some(r#""/healthz""#)
     );
     assert_eq!(
-        literal_of(alb_call.body(), "container_port").as_deref(),
+        literal_of(service_call.body(), "container_port").as_deref(),
         Some("8080")
+    );
+    assert_eq!(
+        literal_of(service_call.body(), "listener_arn").as_deref(),
+        Some("local.platform.listener_arn")
+    );
+    let locals = blocks(main, "locals").next().unwrap();
+    assert_eq!(
+        literal_of(locals.body(), "host_name").as_deref(),
+        Some(r#""${local.service_name}.${local.platform.domain}""#)
     );
 }
 
 #[test]
 fn the_environment_can_point_at_an_emulator() {
     let files = terraform_files();
+    for (stack, variables) in [
+        ("payments", "terraform/envs/dev/payments/main.tf"),
+        ("_platform", "terraform/envs/dev/_platform/variables.tf"),
+    ] {
+        let main = &files[&format!("terraform/envs/dev/{stack}/main.tf")];
+        endpoints_are_wired(main, &files[variables]);
+    }
+    // The service's stack reads the platform's state through the same S3 endpoint.
     let main = &files["terraform/envs/dev/payments/main.tf"];
-    let variable = blocks(main, "variable")
+    let remote = blocks(main, "data")
+        .find(|d| labels(d) == ["terraform_remote_state", "platform"])
+        .unwrap();
+    let config = attr(remote.body(), "config").unwrap();
+    let endpoints = object_field(config, "endpoints").unwrap();
+    for service in ["s3", "sts"] {
+        assert_eq!(
+            object_field(endpoints, service).map(compact),
+            Some(format!(r#"lookup(var.endpoints,"{service}",null)"#))
+        );
+    }
+    for key in [
+        "use_path_style",
+        "skip_credentials_validation",
+        "skip_requesting_account_id",
+    ] {
+        assert_eq!(
+            object_field(config, key).map(compact),
+            Some("length(var.endpoints)>0".to_string()),
+            "{key}"
+        );
+    }
+}
+
+/// The `endpoints` variable (declared in `variables`) reaches every endpoint of the provider of
+/// `main`.
+fn endpoints_are_wired(main: &Body, variables: &Body) {
+    let variable = blocks(variables, "variable")
         .find(|v| labels(v) == ["endpoints"])
         .expect("an endpoints variable");
     assert_eq!(
