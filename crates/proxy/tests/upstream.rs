@@ -819,3 +819,70 @@ async fn leaves_no_room_for_request_smuggling() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hands_bytes_sent_right_after_a_101_to_the_tunnel() {
+    within(LIMIT, async {
+        // The backend's first tunnel bytes arrive in the same segment as its 101.
+        let backend = RawBackend::start(|mut stream, _| async move {
+            read_request(&mut stream).await.unwrap();
+            stream
+                .write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nearly",
+                )
+                .await
+                .unwrap();
+            let (mut r, mut w) = stream.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        })
+        .await;
+        let proxy = proxy_to(backend.addr).await;
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(b"GET /ws HTTP/1.1\r\nHost: api.dev.localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut stream).await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        let mut early = [0u8; 5];
+        stream.read_exact(&mut early).await.unwrap();
+        assert_eq!(&early, b"early");
+        stream.write_all(b"ping").await.unwrap();
+        let mut back = [0u8; 4];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ping");
+        proxy.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_off_streamed_bodies_over_the_limit() {
+    within(LIMIT, async {
+        let config = ProxyConfig {
+            max_request_body: Some(8),
+            ..ProxyConfig::default()
+        };
+        let proxy = TestProxy::start(config).await;
+        let backend = TestBackend::start("count").await;
+        proxy.proxy.set_backends("api", "dev", vec![backend.addr]);
+        let mut conn = Conn::open(proxy.addr).await;
+        // No Content-Length to refuse up front: the limit is found while streaming.
+        let (chunks, rx) = mpsc::channel::<Bytes>(4);
+        let req = Request::post("/count")
+            .header("host", HOST)
+            .body(Chunks(rx).boxed())
+            .unwrap();
+        chunks.send(Bytes::from_static(b"12345")).await.unwrap();
+        chunks.send(Bytes::from_static(b"67890")).await.unwrap();
+        drop(chunks);
+        let answer = common::Answer::read(conn.send(req).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        // The backend never got a whole request.
+        assert_eq!(backend.served(), 0);
+        proxy.shutdown().await;
+    })
+    .await;
+}
