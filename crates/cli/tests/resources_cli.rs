@@ -23,7 +23,9 @@ fn deploy_takes_memory_and_cpu_quantities() {
     assert!(out.stdout.contains("sized"), "{}", out.all());
 
     let d = server
-        .ok(&["-o", "json", "deploy", "sized", "--memory", "0.25Gi", "--cpu", "250m"])
+        .ok(&[
+            "-o", "json", "deploy", "sized", "--memory", "0.25Gi", "--cpu", "250m",
+        ])
         .json();
     assert_eq!(d["resources"]["memory_mb"], 256, "{d}");
     assert_eq!(d["resources"]["cpu_millis"], 250, "{d}");
