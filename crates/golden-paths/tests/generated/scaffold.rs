@@ -6,6 +6,7 @@ use crate::common::{checker, describe, run, SAMPLE};
 use slipway_golden_paths::{create_repository, ScaffoldFile, TemplateSet};
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn scaffold(template: &str) -> Vec<ScaffoldFile> {
     TemplateSet::builtin()
@@ -134,7 +135,6 @@ fn run_in(dir: &Path, program: &Path, args: &[&str]) -> String {
         .args(args)
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("npm_config_offline", "true")
         .env("npm_config_audit", "false")
         .env("npm_config_fund", "false")
         .env("npm_config_update_notifier", "false"));
@@ -174,22 +174,232 @@ fn python_api_scaffold_passes_its_own_tests() {
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
 }
 
+/// The built node-api server, stopped (SIGKILL) when dropped so a failed assertion leaves nothing
+/// running; its standard output arrives line by line on `lines`.
+struct NodeServer {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl NodeServer {
+    /// The next line of standard output that `wanted` accepts, within `limit`.
+    fn line_where(
+        &self,
+        limit: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no such log line within {limit:?}: {e}"));
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                panic!("a log line that is not one JSON object ({e}): {line:?}")
+            });
+            if wanted(&entry) {
+                return entry;
+            }
+        }
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on 127.0.0.1:port over a fresh connection: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The value of the sample `series` (name and labels exactly) in a Prometheus text exposition.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().unwrap())
+    })
+}
+
 #[test]
-fn node_api_scaffold_builds_and_passes_its_own_tests() {
+fn node_api_scaffold_builds_passes_its_tests_and_serves_health_metrics_and_json_logs() {
     let Some(npm) = checker("npm", "Node.js 20 with npm", &[]) else {
         return;
     };
+    let node = checker("node", "Node.js 20 with npm", &[]).expect("npm comes with node");
     let parent = scaffolded_repository("node-api");
     let dir = parent.path().join("repo");
+    // The TypeScript toolchain comes from the registry, exactly the versions the lockfile pins.
     run_in(&dir, &npm, &["ci"]);
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("package-lock.json")).unwrap())
+            .unwrap();
+    assert_eq!(lock["lockfileVersion"], 3);
+    let package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).unwrap()).unwrap();
+    for name in ["typescript", "@types/node"] {
+        let pinned = package["devDependencies"][name].as_str().unwrap();
+        assert!(
+            pinned.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "{name} is not pinned exactly: {pinned}"
+        );
+        assert_eq!(
+            lock["packages"][format!("node_modules/{name}")]["version"],
+            pinned
+        );
+        let installed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("node_modules/{name}/package.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(installed["version"], pinned, "{name}");
+    }
     run_in(&dir, &npm, &["run", "build"]);
+    for file in ["server.js", "app.js", "config.js", "healthcheck.js"] {
+        assert!(dir.join("dist").join(file).is_file(), "dist/{file}");
+    }
+    assert!(
+        !dir.join("dist/app.test.js").exists(),
+        "the tests are not part of the build"
+    );
     let out = run_in(&dir, &npm, &["test"]);
     assert!(
-        out.contains("# pass 5") && out.contains("# fail 0"),
+        out.contains("# pass 9") && out.contains("# fail 0"),
         "{out}"
     );
-    assert!(dir.join("dist/index.js").is_file());
-    assert!(dir.join("dist/healthcheck.js").is_file());
+    // What the build and the tests write is ignored by git.
+    let status = run(Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["status", "--porcelain"]));
+    assert!(status.stdout.is_empty(), "{}", describe(&status));
+    // The Dockerfile runs what the package's start script runs, and both exist after the build.
+    let dockerfile = text(&scaffold("node-api"), "Dockerfile");
+    assert!(
+        dockerfile.contains("\nCMD [\"node\", \"dist/server.js\"]\n"),
+        "{dockerfile}"
+    );
+    assert_eq!(package["scripts"]["start"], "node dist/server.js");
+
+    // The built server on a free port: health, metrics, one JSON object per log line, and a
+    // graceful stop on SIGTERM.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(&node)
+        .arg("dist/server.js")
+        .current_dir(&dir)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = NodeServer { child, lines };
+    let listening = server.line_where(Duration::from_secs(20), |e| e["message"] == "listening");
+    assert_eq!(listening["port"], port);
+    assert_eq!(listening["service"], "payments");
+    assert_eq!(listening["level"], "info");
+
+    assert_eq!(
+        http_get(port, "/health"),
+        (200, r#"{"status":"ok"}"#.to_string())
+    );
+    let logged = server.line_where(Duration::from_secs(5), |e| e["message"] == "request");
+    assert_eq!(logged["path"], "/health");
+    assert_eq!(logged["status"], 200);
+    assert!(logged["time"].as_str().unwrap().ends_with('Z'), "{logged}");
+    assert_eq!(http_get(port, "/nowhere").0, 404);
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"http_requests_total{method="GET",path="/health",status="200"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"http_requests_total{method="GET",path="other",status="404"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"http_request_duration_seconds_bucket{method="GET",path="/health",status="200",le="+Inf"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "process_resident_memory_bytes").is_some_and(|v| v > 0.0),
+        "{metrics}"
+    );
+
+    // The health check the ECS task definition runs: 0 against the server, 1 with nothing there.
+    let health = |port: u16| {
+        run(Command::new(&node)
+            .arg("dist/healthcheck.js")
+            .current_dir(&dir)
+            .env("PORT", port.to_string()))
+    };
+    let ok = health(port);
+    assert_eq!(ok.status.code(), Some(0), "{}", describe(&ok));
+    let down = health(1);
+    assert_eq!(down.status.code(), Some(1), "{}", describe(&down));
+
+    let pid = server.child.id().to_string();
+    let kill = run(Command::new("kill").args(["-TERM", &pid]));
+    assert!(kill.status.success(), "{}", describe(&kill));
+    server.line_where(Duration::from_secs(10), |e| e["message"] == "stopped");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0), "a SIGTERM is a clean stop");
 }
 
 #[test]
