@@ -325,7 +325,7 @@ async fn a_refused_push_keeps_the_service_shows_the_error_and_a_retry_works() {
         format!("refs/heads/main {}", head.trim())
     );
     let files = git(&bare, &["ls-tree", "-r", "--name-only", "main"]);
-    assert!(files.lines().any(|l| l == "src/app.js"), "{files}");
+    assert!(files.lines().any(|l| l == "src/app.ts"), "{files}");
     let (_, detail) = s.get("/api/v1/services/ledger").await;
     assert_eq!(detail["scaffold"], pushed);
     let (_, audit) = s.get("/api/v1/audit?action=service.scaffold_push").await;
@@ -384,17 +384,13 @@ async fn a_remote_branch_with_other_commits_is_never_force_pushed() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_scaffolded_python_api_deploys_to_exposed_and_serves_health_and_metrics() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: python3 not found");
-        return;
-    }
-    let s = TestServer::start_engine().await;
+/// Registers `ledger` scaffolded from `template`, deploys it with the engine and waits (at most
+/// `limit`) for the deployment to end; returns it and its log.
+async fn deploy_scaffold(s: &TestServer, template: &str, limit: Duration) -> (Value, String) {
     let (status, body) = s
         .post(
             "/api/v1/services",
-            json!({"name": "ledger", "team": "finance", "template": "python-api", "scaffold": true}),
+            json!({"name": "ledger", "team": "finance", "template": template, "scaffold": true}),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -404,7 +400,7 @@ async fn a_scaffolded_python_api_deploys_to_exposed_and_serves_health_and_metric
         .await;
     assert_eq!(status, 202, "{d}");
     let id = d["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + limit;
     let d: Value = loop {
         let (status, d) = s.get(&format!("/api/v1/deployments/{id}")).await;
         assert_eq!(status, 200, "{d}");
@@ -417,27 +413,76 @@ async fn a_scaffolded_python_api_deploys_to_exposed_and_serves_health_and_metric
         assert!(Instant::now() < deadline, "deployment did not end: {d}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(d["status"], "EXPOSED", "{d}");
+    let (_, _, log) = s.get_text(&format!("/api/v1/deployments/{id}/logs")).await;
+    (d, log)
+}
 
+/// `GET path` of `ledger` in dev through the engine's proxy: (status, body).
+async fn through_proxy(s: &TestServer, path: &str) -> (u16, String) {
     let proxy = s.state.engine.as_ref().unwrap().proxy_addr;
-    let get = |path: &'static str| {
-        let http = s.http.clone();
-        async move {
-            let res = http
-                .get(format!("http://{proxy}{path}"))
-                .header("host", "ledger.dev.localhost")
-                .send()
-                .await
-                .unwrap();
-            (res.status().as_u16(), res.text().await.unwrap())
-        }
-    };
-    let (status, body) = get("/health").await;
+    let res = s
+        .http
+        .get(format!("http://{proxy}{path}"))
+        .header("host", "ledger.dev.localhost")
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scaffolded_python_api_deploys_to_exposed_and_serves_health_and_metrics() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: python3 not found");
+        return;
+    }
+    let s = TestServer::start_engine().await;
+    let (d, log) = deploy_scaffold(&s, "python-api", Duration::from_secs(180)).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}\n{log}");
+
+    let (status, body) = through_proxy(&s, "/health").await;
     assert_eq!((status, body.as_str()), (200, r#"{"status": "ok"}"#));
-    let (status, metrics) = get("/metrics").await;
+    let (status, metrics) = through_proxy(&s, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
         metrics.contains(r#"http_requests_total{method="GET",path="/health",status="200"}"#),
+        "{metrics}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scaffolded_node_api_is_compiled_deployed_to_exposed_and_serves_health_and_metrics() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "npm is required in CI (install Node.js 20 and npm)"
+        );
+        eprintln!("SKIPPED: npm not found");
+        return;
+    }
+    let s = TestServer::start_engine().await;
+    // npm ci fetches TypeScript from the registry; tsc compiles on a loaded 2-core host.
+    let (d, log) = deploy_scaffold(&s, "node-api", Duration::from_secs(300)).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}\n{log}");
+    // The plan is the scaffold's: locked install, the TypeScript build, the compiled server.
+    for step in ["$ npm ci", "$ npm run build", "tsc -p tsconfig.build.json"] {
+        assert!(log.contains(step), "no {step:?} in the log:\n{log}");
+    }
+
+    let (status, body) = through_proxy(&s, "/health").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, metrics) = through_proxy(&s, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("# TYPE http_request_duration_seconds histogram\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                .starts_with(r#"http_requests_total{method="GET",path="/health",status="200"} "#)),
         "{metrics}"
     );
     s.stop().await;
