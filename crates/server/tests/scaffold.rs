@@ -568,3 +568,62 @@ async fn the_service_page_shows_a_failed_push_and_its_retry_button_pushes() {
     assert!(!page.contains("Retry push"), "{page}");
     s.stop().await;
 }
+
+/// The analyzer plans the node-api scaffold as what it is: from its `slipway.toml`, and from its
+/// `package.json` and code alone when a team removes that file.
+#[test]
+fn the_analyzer_plans_the_node_api_scaffold_with_and_without_its_slipway_toml() {
+    use slipway_analyzer::{analyze, AnalyzeOptions, MemFs};
+    let spec = slipway_golden_paths::ServiceSpec {
+        name: "ledger",
+        team: "finance",
+        repo_url: "https://github.com/o/ledger",
+        environment: "dev",
+    };
+    let files = slipway_golden_paths::TemplateSet::builtin()
+        .unwrap()
+        .scaffold(&spec, "node-api")
+        .unwrap();
+    for with_toml in [true, false] {
+        let fs = MemFs::from_files(
+            files
+                .iter()
+                .filter(|f| with_toml || f.path != "slipway.toml")
+                .map(|f| (f.path.as_str(), f.content.as_slice())),
+        );
+        let plan = analyze(&fs, &AnalyzeOptions::default()).unwrap();
+        let start = if with_toml {
+            "node dist/server.js"
+        } else {
+            "npm start"
+        };
+        let install = if with_toml {
+            "npm ci --no-audit --no-fund"
+        } else {
+            "npm ci"
+        };
+        assert_eq!(
+            (
+                plan.language.as_deref(),
+                plan.package_manager.as_deref(),
+                plan.install.as_deref(),
+                plan.build.as_deref(),
+                plan.start.as_deref(),
+                plan.reads_port_env,
+                plan.health_path.as_deref(),
+            ),
+            (
+                Some("node"),
+                Some("npm"),
+                Some(install),
+                Some("npm run build"),
+                Some(start),
+                true,
+                Some("/health"),
+            ),
+            "with slipway.toml: {with_toml}; {plan:?}"
+        );
+        // No port number taken from elsewhere in the code (the health check's timeout is 2000).
+        assert_eq!(plan.port, None, "{plan:?}");
+    }
+}
