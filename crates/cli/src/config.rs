@@ -41,9 +41,15 @@ pub struct EngineArgs {
     /// Accept local paths and file:// URLs as repositories (single-user installs and tests)
     #[arg(long, env = "SLIPWAY_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
-    /// Run each service's builds and processes as its own unprivileged uid, with process and file limits (Slipway must run as root)
-    #[arg(long, env = "SLIPWAY_ISOLATE_WORKLOADS")]
-    pub isolate_workloads: bool,
+    /// Run each service's builds and processes as its own unprivileged uid, with process and file limits: `auto` does when Slipway runs as root, `on` requires root, `off` runs them as Slipway's user [default: auto]
+    #[arg(
+        long,
+        env = "SLIPWAY_ISOLATE_WORKLOADS",
+        value_name = "auto|on|off",
+        num_args = 0..=1,
+        default_missing_value = "on"
+    )]
+    pub isolate_workloads: Option<String>,
     /// Allow repository hosts on loopback, private or link-local addresses (refused by default)
     #[arg(long, env = "SLIPWAY_ALLOW_PRIVATE_REPO_HOSTS")]
     pub allow_private_repo_hosts: bool,
@@ -164,7 +170,8 @@ pub struct Settings {
     pub proxy_listen: SocketAddr,
     pub allow_local_repos: bool,
     pub allow_private_repo_hosts: bool,
-    pub isolate_workloads: bool,
+    /// `None`: auto (isolated when Slipway runs as root and other users can reach its data).
+    pub isolate_workloads: Option<bool>,
     pub templates_dir: Option<PathBuf>,
     pub max_services_per_team: Option<u64>,
     pub max_concurrent_deployments_per_team: Option<u64>,
@@ -289,7 +296,17 @@ pub fn resolve(
         allow_local_repos: engine.allow_local_repos || file.allow_local_repos.unwrap_or(false),
         allow_private_repo_hosts: engine.allow_private_repo_hosts
             || file.allow_private_repo_hosts.unwrap_or(false),
-        isolate_workloads: engine.isolate_workloads || file.isolate_workloads.unwrap_or(false),
+        isolate_workloads: match engine
+            .isolate_workloads
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            Some(v) if matches!(v.as_str(), "on" | "true" | "1") => Some(true),
+            Some(v) if matches!(v.as_str(), "off" | "false" | "0") => Some(false),
+            Some(v) if v == "auto" => None,
+            Some(v) => bail!("isolate_workloads must be auto, on or off, not {v:?}"),
+            None => file.isolate_workloads,
+        },
         templates_dir: engine.templates_dir.clone().or(file.templates_dir.clone()),
         max_services_per_team: engine
             .max_services_per_team

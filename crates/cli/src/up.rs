@@ -91,8 +91,25 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     engine_config.default_resources = settings.default_resources;
     engine_config.max_per_deployment = settings.max_per_deployment;
     engine_config.allow_private_repo_hosts = settings.allow_private_repo_hosts;
-    if settings.isolate_workloads {
+    let blocker = slipway_engine::local::isolation_blocker(&settings.data_dir);
+    let isolate = match (settings.isolate_workloads, blocker) {
+        (Some(false), _) => {
+            tracing::warn!("workloads run as Slipway's own user (--isolate-workloads off)");
+            false
+        }
+        (Some(true), Some(why)) => anyhow::bail!("--isolate-workloads on: {why}"),
+        (_, None) => true,
+        (None, Some(why)) => {
+            tracing::warn!(
+                "workloads run as Slipway's own user, not each service as its own uid: {why} \
+                 (see docs/security.md)"
+            );
+            false
+        }
+    };
+    if isolate {
         engine_config.isolation = Some(slipway_engine::local::Isolation::default());
+        tracing::info!("workloads run as their own uid per service (isolated)");
     }
     engine_config.secrets_key = Some(load_secrets_key(&settings.data_dir)?);
     engine_config.sample_retention =

@@ -138,6 +138,38 @@ fn chown_tree(root: &Path, uid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why services' workloads cannot run as their own uids with the data in `data_dir`, if they
+/// cannot: Slipway is not root, or a directory above the data directory does not let other users
+/// pass through (Slipway makes the data directory itself passable, not its parents).
+pub fn isolation_blocker(data_dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(
+            "Slipway does not run as root, which giving each service its own uid needs".into(),
+        );
+    }
+    let absolute = std::path::absolute(data_dir).ok()?;
+    for dir in absolute.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Some(format!(
+                "{} (mode {:o}) does not let other users pass through to the data directory {}; \
+                 put the data directory where they can (e.g. /var/lib/slipway) or allow it \
+                 with `chmod o+x {}`",
+                dir.display(),
+                mode & 0o7777,
+                absolute.display(),
+                dir.display()
+            ));
+        }
+    }
+    None
+}
+
 /// Lets other users pass through a directory Slipway owns (mode 0711) without listing it.
 fn traversable(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -614,6 +646,9 @@ impl LocalTarget {
     ) -> std::io::Result<Vec<Arc<InstanceHandle>>> {
         let app = self.app(&spec.service, &spec.environment);
         tokio::fs::create_dir_all(self.home_dir(&spec.service, &spec.environment)).await?;
+        if spec.sandbox.is_some() {
+            self.open_path(&spec.service, &spec.environment)?;
+        }
         let spec = Arc::new(spec);
         let mut started = Vec::new();
         for slot in 0..replicas.max(1) {
@@ -1010,6 +1045,28 @@ impl LocalTarget {
         Ok(Some(Sandbox { uid, limits }))
     }
 
+    /// Makes the directories above a service's releases and home passable by other users, not
+    /// listable: `slipway up` closes the data directory again at every start, and a release
+    /// started then (a restart, a rollback) needs the way open as much as a new build does.
+    fn open_path(&self, service: &str, environment: &str) -> std::io::Result<()> {
+        let app = self.app_dir(service, environment);
+        for d in [
+            self.config.root.parent().map(Path::to_path_buf),
+            Some(self.config.root.clone()),
+            Some(self.config.root.join(service)),
+            Some(app.clone()),
+            Some(app.join("releases")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if d.exists() {
+                traversable(&d)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes a release directory and the app's home the uid's own, and the directories above them
     /// passable but not listable (the rest of the data directory stays Slipway's alone).
     fn hand_over(
@@ -1025,20 +1082,7 @@ impl LocalTarget {
             .find(|p| p.parent() == Some(app.join("releases").as_path()))
             .unwrap_or(dir)
             .to_path_buf();
-        for d in [
-            self.config.root.parent().map(Path::to_path_buf),
-            Some(self.config.root.clone()),
-            Some(self.config.root.join(service)),
-            Some(app.clone()),
-            Some(app.join("releases")),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if d.exists() {
-                traversable(&d)?;
-            }
-        }
+        self.open_path(service, environment)?;
         chown_tree(&release_root, uid)?;
         let home = self.home_dir(service, environment);
         chown_tree(&home, uid)?;
