@@ -445,7 +445,7 @@ async fn a_scaffolded_python_api_deploys_to_exposed_and_serves_health_and_metric
     let (status, metrics) = through_proxy(&s, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains(r#"http_requests_total{method="GET",path="/health",status="200"}"#),
+        metrics.contains(r#"http_requests_total{method="GET",path="/health",code="200"}"#),
         "{metrics}"
     );
     s.stop().await;
@@ -482,7 +482,7 @@ async fn a_scaffolded_node_api_is_compiled_deployed_to_exposed_and_serves_health
         metrics
             .lines()
             .any(|l| l
-                .starts_with(r#"http_requests_total{method="GET",path="/health",status="200"} "#)),
+                .starts_with(r#"http_requests_total{method="GET",path="/health",code="200"} "#)),
         "{metrics}"
     );
     s.stop().await;

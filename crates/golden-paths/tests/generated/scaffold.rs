@@ -346,7 +346,7 @@ fn node_api_scaffold_builds_passes_its_tests_and_serves_health_metrics_and_json_
     assert_eq!(
         sample(
             &metrics,
-            r#"http_requests_total{method="GET",path="/health",status="200"}"#
+            r#"http_requests_total{method="GET",path="/health",code="200"}"#
         ),
         Some(1.0),
         "{metrics}"
@@ -354,7 +354,7 @@ fn node_api_scaffold_builds_passes_its_tests_and_serves_health_metrics_and_json_
     assert_eq!(
         sample(
             &metrics,
-            r#"http_requests_total{method="GET",path="other",status="404"}"#
+            r#"http_requests_total{method="GET",path="other",code="404"}"#
         ),
         Some(1.0),
         "{metrics}"
@@ -362,7 +362,7 @@ fn node_api_scaffold_builds_passes_its_tests_and_serves_health_metrics_and_json_
     assert_eq!(
         sample(
             &metrics,
-            r#"http_request_duration_seconds_bucket{method="GET",path="/health",status="200",le="+Inf"}"#
+            r#"http_request_duration_seconds_bucket{method="GET",path="/health",code="200",le="+Inf"}"#
         ),
         Some(1.0),
         "{metrics}"

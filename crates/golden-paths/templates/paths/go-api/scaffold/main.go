@@ -42,57 +42,70 @@ func (l *Logger) Log(level, message string, fields map[string]any) {
 	l.out.Write(append(line, '\n'))
 }
 
-// Metrics counts requests and their latencies in the Prometheus text format.
+// series is one (method, path, code) combination: its latency buckets, request count and total time.
+type series struct {
+	buckets []uint64
+	count   uint64
+	sum     float64
+}
+
+// Metrics counts requests and their latencies by method, route and status code in the
+// Prometheus text format: the series the generated alerts and dashboards read.
 type Metrics struct {
-	mu       sync.Mutex
-	requests map[string]uint64
-	buckets  []uint64
-	count    uint64
-	sum      float64
+	mu     sync.Mutex
+	series map[string]*series
 }
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
-	return &Metrics{requests: map[string]uint64{}, buckets: make([]uint64, len(buckets))}
+	return &Metrics{series: map[string]*series{}}
 }
 
 // Observe records one request.
-func (m *Metrics) Observe(method, path string, status int, seconds float64) {
+func (m *Metrics) Observe(method, path string, code int, seconds float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.requests[fmt.Sprintf("method=%q,path=%q,status=\"%d\"", method, path, status)]++
+	key := fmt.Sprintf("method=%q,path=%q,code=\"%d\"", method, path, code)
+	s, ok := m.series[key]
+	if !ok {
+		s = &series{buckets: make([]uint64, len(buckets))}
+		m.series[key] = s
+	}
 	for i, bound := range buckets {
 		if seconds <= bound {
-			m.buckets[i]++
+			s.buckets[i]++
 		}
 	}
-	m.count++
-	m.sum += seconds
+	s.count++
+	s.sum += seconds
 }
 
 // Render returns the metrics in the Prometheus text format.
 func (m *Metrics) Render() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var b strings.Builder
-	b.WriteString("# HELP http_requests_total HTTP requests served, by method, route and status.\n")
-	b.WriteString("# TYPE http_requests_total counter\n")
-	keys := make([]string, 0, len(m.requests))
-	for k := range m.requests {
+	keys := make([]string, 0, len(m.series))
+	for k := range m.series {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# HELP http_requests_total HTTP requests served, by method, route and status code.\n")
+	b.WriteString("# TYPE http_requests_total counter\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "http_requests_total{%s} %d\n", k, m.requests[k])
+		fmt.Fprintf(&b, "http_requests_total{%s} %d\n", k, m.series[k].count)
 	}
-	b.WriteString("# HELP http_request_duration_seconds Time to answer HTTP requests.\n")
+	b.WriteString("# HELP http_request_duration_seconds Time to answer HTTP requests, by method, route and status code.\n")
 	b.WriteString("# TYPE http_request_duration_seconds histogram\n")
-	for i, bound := range buckets {
-		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"%g\"} %d\n", bound, m.buckets[i])
+	for _, k := range keys {
+		s := m.series[k]
+		for i, bound := range buckets {
+			fmt.Fprintf(&b, "http_request_duration_seconds_bucket{%s,le=\"%g\"} %d\n", k, bound, s.buckets[i])
+		}
+		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", k, s.count)
+		fmt.Fprintf(&b, "http_request_duration_seconds_sum{%s} %g\n", k, s.sum)
+		fmt.Fprintf(&b, "http_request_duration_seconds_count{%s} %d\n", k, s.count)
 	}
-	fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", m.count)
-	fmt.Fprintf(&b, "http_request_duration_seconds_sum %g\n", m.sum)
-	fmt.Fprintf(&b, "http_request_duration_seconds_count %d\n", m.count)
 	return b.String()
 }
 

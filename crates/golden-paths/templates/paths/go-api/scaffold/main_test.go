@@ -50,9 +50,11 @@ func TestMetricsCountRequestsInPrometheusFormat(t *testing.T) {
 	}
 	for _, want := range []string{
 		"# TYPE http_requests_total counter",
-		`http_requests_total{method="GET",path="/health",status="200"} 1`,
-		`http_requests_total{method="GET",path="other",status="404"} 1`,
-		`http_request_duration_seconds_bucket{le="+Inf"} 2`,
+		// The labels the generated alerts and dashboards select on: method, path and code.
+		`http_requests_total{method="GET",path="/health",code="200"} 1`,
+		`http_requests_total{method="GET",path="other",code="404"} 1`,
+		`http_request_duration_seconds_bucket{method="GET",path="/health",code="200",le="+Inf"} 1`,
+		`http_request_duration_seconds_count{method="GET",path="other",code="404"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
@@ -77,11 +79,16 @@ func TestHistogramBucketsAreCumulative(t *testing.T) {
 	m := NewMetrics()
 	m.Observe("GET", "/", 200, 0.003)
 	m.Observe("GET", "/", 200, 0.2)
+	m.Observe("GET", "/", 500, 0.7)
 	text := m.Render()
 	for _, want := range []string{
-		`http_request_duration_seconds_bucket{le="0.005"} 1`,
-		`http_request_duration_seconds_bucket{le="0.25"} 2`,
-		"http_request_duration_seconds_count 2",
+		`http_request_duration_seconds_bucket{method="GET",path="/",code="200",le="0.005"} 1`,
+		`http_request_duration_seconds_bucket{method="GET",path="/",code="200",le="0.25"} 2`,
+		`http_request_duration_seconds_bucket{method="GET",path="/",code="200",le="+Inf"} 2`,
+		`http_request_duration_seconds_count{method="GET",path="/",code="200"} 2`,
+		`http_request_duration_seconds_bucket{method="GET",path="/",code="500",le="0.5"} 0`,
+		`http_request_duration_seconds_bucket{method="GET",path="/",code="500",le="1"} 1`,
+		`http_requests_total{method="GET",path="/",code="500"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("histogram lacks %q:\n%s", want, text)

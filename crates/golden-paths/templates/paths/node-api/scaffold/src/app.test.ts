@@ -25,7 +25,7 @@ test("health answers ok", async () => {
   assert.deepEqual(await res.json(), { status: "ok" });
 });
 
-test("metrics count requests by route and status in the Prometheus format", async () => {
+test("metrics count requests by method, route and status code in the Prometheus format", async () => {
   await fetch(`${base}/health`);
   await fetch(`${base}/nope?x=1`);
   await fetch(`${base}/health`, { method: "POST" });
@@ -34,11 +34,12 @@ test("metrics count requests by route and status in the Prometheus format", asyn
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
   assert.ok(body.includes("# TYPE http_requests_total counter\n"), body);
-  assert.ok(body.includes('http_requests_total{method="GET",path="/health",status="200"} 1\n'), body);
-  assert.ok(body.includes('http_requests_total{method="GET",path="other",status="404"} 1\n'), body);
-  assert.ok(body.includes('http_requests_total{method="POST",path="/health",status="405"} 1\n'), body);
+  // The labels the generated alerts and dashboards select on: method, path and code.
+  assert.ok(body.includes('http_requests_total{method="GET",path="/health",code="200"} 1\n'), body);
+  assert.ok(body.includes('http_requests_total{method="GET",path="other",code="404"} 1\n'), body);
+  assert.ok(body.includes('http_requests_total{method="POST",path="/health",code="405"} 1\n'), body);
   assert.ok(body.includes("# TYPE http_request_duration_seconds histogram\n"), body);
-  assert.ok(body.includes('http_request_duration_seconds_count{method="GET",path="/health",status="200"} 1\n'), body);
+  assert.ok(body.includes('http_request_duration_seconds_count{method="GET",path="/health",code="200"} 1\n'), body);
   assert.match(body, /^process_resident_memory_bytes [1-9]\d*$/m);
   assert.match(body, /^process_cpu_seconds_total \d+(\.\d+)?(e-?\d+)?$/m);
   assert.ok(body.endsWith("\n"));
@@ -52,7 +53,7 @@ test("a request for an unknown path is counted as other, not by its URL", async 
   await fetch(`${base}/a`);
   await fetch(`${base}/b`);
   const body = await (await fetch(`${base}/metrics`)).text();
-  assert.ok(body.includes('http_requests_total{method="GET",path="other",status="404"} 2\n'), body);
+  assert.ok(body.includes('http_requests_total{method="GET",path="other",code="404"} 2\n'), body);
   assert.ok(!body.includes('path="/a"'), body);
 });
 
@@ -83,13 +84,18 @@ test("histogram buckets are cumulative", () => {
   const metrics = new Metrics();
   metrics.observe("GET", "/", 200, 0.003);
   metrics.observe("GET", "/", 200, 0.2);
+  metrics.observe("GET", "/", 500, 0.7);
   const text = metrics.render();
-  const series = 'method="GET",path="/",status="200"';
+  const series = 'method="GET",path="/",code="200"';
   assert.ok(text.includes(`http_request_duration_seconds_bucket{${series},le="0.005"} 1\n`), text);
   assert.ok(text.includes(`http_request_duration_seconds_bucket{${series},le="0.1"} 1\n`), text);
   assert.ok(text.includes(`http_request_duration_seconds_bucket{${series},le="0.25"} 2\n`), text);
   assert.ok(text.includes(`http_request_duration_seconds_bucket{${series},le="+Inf"} 2\n`), text);
   assert.ok(text.includes(`http_request_duration_seconds_count{${series}} 2\n`), text);
+  const failed = 'method="GET",path="/",code="500"';
+  assert.ok(text.includes(`http_request_duration_seconds_bucket{${failed},le="0.5"} 0\n`), text);
+  assert.ok(text.includes(`http_request_duration_seconds_bucket{${failed},le="1"} 1\n`), text);
+  assert.ok(text.includes(`http_requests_total{${failed}} 1\n`), text);
 });
 
 test("PORT comes from the environment, 8080 by default", () => {

@@ -55,15 +55,15 @@ interface Histogram {
   sum: number;
 }
 
-/** Request counters and a latency histogram by method, route and status, plus a few process
- * figures, in the Prometheus text format. */
+/** Request counters and a latency histogram by method, route and status code (the series the
+ * generated alerts and dashboards read), plus a few process figures, in the Prometheus text format. */
 export class Metrics {
   private readonly requests = new Map<string, number>();
   private readonly durations = new Map<string, Histogram>();
   private readonly startTime = Date.now() / 1000 - process.uptime();
 
-  observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `method="${label(method)}",path="${label(route)}",status="${status}"`;
+  observe(method: string, route: string, code: number, seconds: number): void {
+    const key = `method="${label(method)}",path="${label(route)}",code="${code}"`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     let histogram = this.durations.get(key);
     if (histogram === undefined) {
@@ -79,7 +79,7 @@ export class Metrics {
 
   render(): string {
     const lines = [
-      "# HELP http_requests_total HTTP requests served, by method, route and status.",
+      "# HELP http_requests_total HTTP requests served, by method, route and status code.",
       "# TYPE http_requests_total counter",
     ];
     const keys = [...this.requests.keys()].sort();
@@ -87,7 +87,7 @@ export class Metrics {
       lines.push(`http_requests_total{${key}} ${this.requests.get(key) ?? 0}`);
     }
     lines.push(
-      "# HELP http_request_duration_seconds Time to answer HTTP requests, by method, route and status.",
+      "# HELP http_request_duration_seconds Time to answer HTTP requests, by method, route and status code.",
       "# TYPE http_request_duration_seconds histogram",
     );
     for (const key of keys) {

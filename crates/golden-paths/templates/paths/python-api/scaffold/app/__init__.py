@@ -43,45 +43,55 @@ def logger(stream=None):
     return log
 
 
+class Series:
+    """One (method, path, code) combination: its latency buckets, request count and total time."""
+
+    def __init__(self):
+        self.buckets = [0] * len(BUCKETS)
+        self.count = 0
+        self.sum = 0.0
+
+
 class Metrics:
-    """Request counters and a latency histogram in the Prometheus text format."""
+    """Request counters and a latency histogram by method, route and status code, in the
+    Prometheus text format: the series the generated alerts and dashboards read."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._requests = {}
-        self._buckets = [0] * len(BUCKETS)
-        self._count = 0
-        self._sum = 0.0
+        self._series = {}
 
-    def observe(self, method, path, status, seconds):
+    def observe(self, method, path, code, seconds):
         with self._lock:
-            key = (method, path, str(status))
-            self._requests[key] = self._requests.get(key, 0) + 1
+            series = self._series.setdefault((method, path, str(code)), Series())
             for i, bound in enumerate(BUCKETS):
                 if seconds <= bound:
-                    self._buckets[i] += 1
-            self._count += 1
-            self._sum += seconds
+                    series.buckets[i] += 1
+            series.count += 1
+            series.sum += seconds
 
     def render(self):
         with self._lock:
+            keys = sorted(self._series)
+            labels = {key: 'method="{}",path="{}",code="{}"'.format(*key) for key in keys}
             lines = [
-                "# HELP http_requests_total HTTP requests served, by method, route and status.",
+                "# HELP http_requests_total HTTP requests served, by method, route and status code.",
                 "# TYPE http_requests_total counter",
             ]
-            for (method, path, status), value in sorted(self._requests.items()):
-                lines.append(
-                    f'http_requests_total{{method="{method}",path="{path}",status="{status}"}} {value}'
-                )
+            for key in keys:
+                lines.append(f"http_requests_total{{{labels[key]}}} {self._series[key].count}")
             lines += [
-                "# HELP http_request_duration_seconds Time to answer HTTP requests.",
+                "# HELP http_request_duration_seconds Time to answer HTTP requests, by method, route and status code.",
                 "# TYPE http_request_duration_seconds histogram",
             ]
-            for bound, value in zip(BUCKETS, self._buckets):
-                lines.append(f'http_request_duration_seconds_bucket{{le="{bound}"}} {value}')
-            lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {self._count}')
-            lines.append(f"http_request_duration_seconds_sum {self._sum}")
-            lines.append(f"http_request_duration_seconds_count {self._count}")
+            for key in keys:
+                series = self._series[key]
+                for bound, value in zip(BUCKETS, series.buckets):
+                    lines.append(f'http_request_duration_seconds_bucket{{{labels[key]},le="{bound}"}} {value}')
+                lines += [
+                    f'http_request_duration_seconds_bucket{{{labels[key]},le="+Inf"}} {series.count}',
+                    f"http_request_duration_seconds_sum{{{labels[key]}}} {series.sum}",
+                    f"http_request_duration_seconds_count{{{labels[key]}}} {series.count}",
+                ]
             return "\n".join(lines) + "\n"
 
 

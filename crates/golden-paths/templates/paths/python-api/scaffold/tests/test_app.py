@@ -41,9 +41,14 @@ class AppTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain"))
         self.assertIn("# TYPE http_requests_total counter", body)
-        self.assertIn('http_requests_total{method="GET",path="/health",status="200"} 1', body)
-        self.assertIn('http_requests_total{method="GET",path="other",status="404"} 1', body)
-        self.assertIn('http_request_duration_seconds_bucket{le="+Inf"} 2', body)
+        # The labels the generated alerts and dashboards select on: method, path and code.
+        self.assertIn('http_requests_total{method="GET",path="/health",code="200"} 1', body)
+        self.assertIn('http_requests_total{method="GET",path="other",code="404"} 1', body)
+        self.assertIn(
+            'http_request_duration_seconds_bucket{method="GET",path="/health",code="200",le="+Inf"} 1',
+            body,
+        )
+        self.assertIn('http_request_duration_seconds_count{method="GET",path="other",code="404"} 1', body)
 
     def test_unknown_paths_are_404(self):
         status, _, body = self.get("/nope")
@@ -67,10 +72,17 @@ class MetricsTest(unittest.TestCase):
         metrics = Metrics()
         metrics.observe("GET", "/", 200, 0.003)
         metrics.observe("GET", "/", 200, 0.2)
+        metrics.observe("GET", "/", 500, 0.7)
         text = metrics.render()
-        self.assertIn('http_request_duration_seconds_bucket{le="0.005"} 1', text)
-        self.assertIn('http_request_duration_seconds_bucket{le="0.25"} 2', text)
-        self.assertIn("http_request_duration_seconds_count 2", text)
+        ok = 'method="GET",path="/",code="200"'
+        self.assertIn(f'http_request_duration_seconds_bucket{{{ok},le="0.005"}} 1', text)
+        self.assertIn(f'http_request_duration_seconds_bucket{{{ok},le="0.25"}} 2', text)
+        self.assertIn(f'http_request_duration_seconds_bucket{{{ok},le="+Inf"}} 2', text)
+        self.assertIn(f"http_request_duration_seconds_count{{{ok}}} 2", text)
+        failed = 'method="GET",path="/",code="500"'
+        self.assertIn(f'http_request_duration_seconds_bucket{{{failed},le="0.5"}} 0', text)
+        self.assertIn(f'http_request_duration_seconds_bucket{{{failed},le="1.0"}} 1', text)
+        self.assertIn(f'http_requests_total{{{failed}}} 1', text)
 
 
 if __name__ == "__main__":

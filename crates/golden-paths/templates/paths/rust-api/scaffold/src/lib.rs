@@ -13,51 +13,64 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Latency buckets of the request histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// Request counters and a latency histogram in the Prometheus text format.
+/// One (method, path, code) combination: its latency buckets, request count and total time.
 #[derive(Default)]
-pub struct Metrics {
-    requests: BTreeMap<(String, String, u16), u64>,
+struct Series {
     buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
+/// Request counters and a latency histogram by method, route and status code in the
+/// Prometheus text format: the series the generated alerts and dashboards read.
+#[derive(Default)]
+pub struct Metrics {
+    series: BTreeMap<(String, String, u16), Series>,
+}
+
 impl Metrics {
-    pub fn observe(&mut self, method: &str, path: &str, status: u16, seconds: f64) {
-        *self
-            .requests
-            .entry((method.to_string(), path.to_string(), status))
-            .or_default() += 1;
-        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+    pub fn observe(&mut self, method: &str, path: &str, code: u16, seconds: f64) {
+        let series = self
+            .series
+            .entry((method.to_string(), path.to_string(), code))
+            .or_default();
+        for (bucket, bound) in series.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
             }
         }
-        self.count += 1;
-        self.sum += seconds;
+        series.count += 1;
+        series.sum += seconds;
     }
 
     pub fn render(&self) -> String {
+        let labels = |(method, path, code): &(String, String, u16)| {
+            format!("method=\"{method}\",path=\"{path}\",code=\"{code}\"")
+        };
         let mut out = String::from(
-            "# HELP http_requests_total HTTP requests served, by method, route and status.\n\
+            "# HELP http_requests_total HTTP requests served, by method, route and status code.\n\
              # TYPE http_requests_total counter\n",
         );
-        for ((method, path, status), value) in &self.requests {
+        for (key, series) in &self.series {
+            out += &format!("http_requests_total{{{}}} {}\n", labels(key), series.count);
+        }
+        out += "# HELP http_request_duration_seconds Time to answer HTTP requests, by method, route and status code.\n\
+                # TYPE http_request_duration_seconds histogram\n";
+        for (key, series) in &self.series {
+            let labels = labels(key);
+            for (bound, value) in BUCKETS.iter().zip(series.buckets) {
+                out += &format!(
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {value}\n"
+                );
+            }
             out += &format!(
-                "http_requests_total{{method=\"{method}\",path=\"{path}\",status=\"{status}\"}} {value}\n"
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}\n\
+                 http_request_duration_seconds_sum{{{labels}}} {sum}\n\
+                 http_request_duration_seconds_count{{{labels}}} {count}\n",
+                count = series.count,
+                sum = series.sum,
             );
         }
-        out += "# HELP http_request_duration_seconds Time to answer HTTP requests.\n\
-                # TYPE http_request_duration_seconds histogram\n";
-        for (bound, value) in BUCKETS.iter().zip(self.buckets) {
-            out += &format!("http_request_duration_seconds_bucket{{le=\"{bound}\"}} {value}\n");
-        }
-        out += &format!(
-            "http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n\
-             http_request_duration_seconds_sum {}\n\
-             http_request_duration_seconds_count {}\n",
-            self.count, self.sum, self.count
-        );
         out
     }
 }
@@ -223,27 +236,25 @@ mod tests {
         let mut metrics = Metrics::default();
         metrics.observe("GET", "/health", 200, 0.003);
         metrics.observe("GET", "/health", 200, 0.2);
+        metrics.observe("GET", "/health", 500, 0.7);
         let text = metrics.render();
-        assert!(
-            text.contains("# TYPE http_requests_total counter"),
-            "{text}"
-        );
-        assert!(
-            text.contains("http_requests_total{method=\"GET\",path=\"/health\",status=\"200\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("http_request_duration_seconds_bucket{le=\"0.005\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("http_request_duration_seconds_bucket{le=\"0.25\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("http_request_duration_seconds_count 2"),
-            "{text}"
-        );
+        // The labels the generated alerts and dashboards select on: method, path and code.
+        let ok = "method=\"GET\",path=\"/health\",code=\"200\"";
+        let failed = "method=\"GET\",path=\"/health\",code=\"500\"";
+        for want in [
+            "# TYPE http_requests_total counter\n".to_string(),
+            format!("http_requests_total{{{ok}}} 2\n"),
+            format!("http_requests_total{{{failed}}} 1\n"),
+            "# TYPE http_request_duration_seconds histogram\n".to_string(),
+            format!("http_request_duration_seconds_bucket{{{ok},le=\"0.005\"}} 1\n"),
+            format!("http_request_duration_seconds_bucket{{{ok},le=\"0.25\"}} 2\n"),
+            format!("http_request_duration_seconds_bucket{{{ok},le=\"+Inf\"}} 2\n"),
+            format!("http_request_duration_seconds_count{{{ok}}} 2\n"),
+            format!("http_request_duration_seconds_bucket{{{failed},le=\"0.5\"}} 0\n"),
+            format!("http_request_duration_seconds_bucket{{{failed},le=\"1\"}} 1\n"),
+        ] {
+            assert!(text.contains(&want), "{want} in {text}");
+        }
     }
 
     #[test]

@@ -32,11 +32,17 @@ fn serves_health_and_metrics_and_logs_every_request() {
     assert!(get(addr, "/nope").starts_with("HTTP/1.1 404 "));
     let metrics = get(addr, "/metrics");
     assert!(
-        metrics.contains("http_requests_total{method=\"GET\",path=\"/health\",status=\"200\"} 1"),
+        metrics.contains("http_requests_total{method=\"GET\",path=\"/health\",code=\"200\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("http_requests_total{method=\"GET\",path=\"other\",status=\"404\"} 1"),
+        metrics.contains("http_requests_total{method=\"GET\",path=\"other\",code=\"404\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "http_request_duration_seconds_count{method=\"GET\",path=\"/health\",code=\"200\"} 1"
+        ),
         "{metrics}"
     );
 
