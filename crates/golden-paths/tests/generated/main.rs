@@ -13,6 +13,7 @@ mod golden_files;
 mod helm;
 mod jenkins;
 mod kubernetes;
+mod observability;
 mod scaffold;
 mod service_files;
 mod terraform;

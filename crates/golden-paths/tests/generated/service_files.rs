@@ -451,4 +451,112 @@ fn prometheus_config_and_rules_pass_promtool() {
         .args(["check", "rules", "rules/dashboards.yml"])
         .current_dir(&obs));
     assert!(out.status.success(), "{}", describe(&out));
+
+    alerts_and_service_dashboard_work_on_a_scaffolds_series(&promtool, &obs);
+}
+
+/// The alerts and the service dashboard, evaluated by `promtool test rules` on the series a
+/// scaffolded service exports (the python-api scaffold, started and scraped), with the labels
+/// the generated `prometheus.yml` adds.
+fn alerts_and_service_dashboard_work_on_a_scaffolds_series(promtool: &Path, obs: &Path) {
+    use crate::observability::{
+        alert_tests, dashboard_tests, labels_used, promtool_test, scrape_python_scaffold,
+        target_labels, ScaffoldSeries,
+    };
+    let Some(exposition) = scrape_python_scaffold() else {
+        return;
+    };
+    let prometheus_yml = std::fs::read_to_string(obs.join("prometheus.yml")).unwrap();
+    let scaffold = ScaffoldSeries::new(
+        &exposition,
+        target_labels(&prometheus_yml, "10.0.1.17:8080"),
+    );
+    // The contract of docs/templates.md, as the scaffold exports it.
+    for (metric, labels) in [
+        (
+            "http_requests_total",
+            "code instance job method path service team",
+        ),
+        (
+            "http_request_duration_seconds_bucket",
+            "code instance job le method path service team",
+        ),
+        (
+            "http_request_duration_seconds_count",
+            "code instance job method path service team",
+        ),
+    ] {
+        let names: Vec<_> = scaffold.label_names(metric).into_iter().collect();
+        assert_eq!(names.join(" "), labels, "{metric}:\n{exposition}");
+    }
+
+    let alerts_yml = std::fs::read_to_string(obs.join("rules/alerts.yml")).unwrap();
+    let tests = obs.join("rules/alerts_test.yml");
+    std::fs::write(
+        &tests,
+        alert_tests(&scaffold, &alerts_yml, &obs.join("rules/alerts.yml")),
+    )
+    .unwrap();
+    promtool_test(promtool, &tests);
+
+    // Every label a panel of the service dashboard (or its variable) selects or groups by is on
+    // the scaffold's series, and every panel gives a value on them.
+    let dashboard: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(obs.join("grafana/dashboards/service.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$service", "payments");
+            let title = format!("{} {}", panel["title"].as_str().unwrap(), target["refId"]);
+            exprs.push((title, expr));
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            for label in legend
+                .split("{{")
+                .skip(1)
+                .filter_map(|l| l.split_once("}}"))
+            {
+                assert!(
+                    scaffold
+                        .label_names("http_requests_total")
+                        .contains(label.0.trim()),
+                    "{legend}: no label {} on the scaffold's series",
+                    label.0
+                );
+            }
+        }
+    }
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let queries = variables
+        .iter()
+        .map(|v| v["query"]["query"].as_str().unwrap().to_string());
+    for expr in exprs.iter().map(|(_, e)| e.clone()).chain(queries) {
+        let used = labels_used(&expr);
+        assert!(!used.is_empty(), "{expr}");
+        let metrics: Vec<_> = scaffold
+            .metric_names()
+            .into_iter()
+            .filter(|m| expr.contains(m))
+            .collect();
+        assert!(
+            !metrics.is_empty(),
+            "{expr} reads no metric the scaffold exports"
+        );
+        for (metric, label) in used {
+            let on: Vec<&str> = metric.as_deref().map_or(metrics.clone(), |m| vec![m]);
+            for m in on {
+                assert!(
+                    scaffold.label_names(m).contains(&label),
+                    "{expr}: {m} has no label {label} on a scaffolded service"
+                );
+            }
+        }
+    }
+    let tests = obs.join("rules/dashboard_test.yml");
+    std::fs::write(&tests, dashboard_tests(&scaffold, &exprs)).unwrap();
+    promtool_test(promtool, &tests);
 }

@@ -1,0 +1,603 @@
+//! The generated alerts and dashboards against the series a scaffolded service really exports:
+//! the python-api scaffold (standard library only, nothing to install) is started and scraped,
+//! and its label sets — plus the target labels the generated `prometheus.yml` adds — are the
+//! input of `promtool test rules`. An alert or a panel that selects a label the services do not
+//! export (`code` vs `status`) finds no series and fails here.
+
+use crate::common::{describe, run, SAMPLE};
+use slipway_golden_paths::TemplateSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The labels of one series, in exposition order.
+pub type Labels = Vec<(String, String)>;
+
+/// One sample line of a Prometheus text exposition.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Labels,
+}
+
+/// Parses the sample lines of a Prometheus text exposition (format 0.0.4), values left out.
+pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("a sample line without a value: {line:?}"));
+            assert!(
+                value == "+Inf" || value.parse::<f64>().is_ok(),
+                "not a number in {line:?}"
+            );
+            match series.split_once('{') {
+                Some((name, rest)) => Sample {
+                    name: name.to_string(),
+                    labels: parse_labels(
+                        rest.strip_suffix('}')
+                            .unwrap_or_else(|| panic!("unclosed labels: {line:?}")),
+                    ),
+                },
+                None => Sample {
+                    name: series.to_string(),
+                    labels: Vec::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+fn parse_labels(mut rest: &str) -> Labels {
+    let mut labels = Vec::new();
+    while !rest.is_empty() {
+        let (name, after) = rest
+            .split_once("=\"")
+            .unwrap_or_else(|| panic!("a label without a quoted value: {rest:?}"));
+        let mut value = String::new();
+        let mut end = None;
+        let mut chars = after.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, escaped)) => value.push(escaped),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        let end = end.unwrap_or_else(|| panic!("an unterminated label value: {rest:?}"));
+        labels.push((name.to_string(), value));
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    labels
+}
+
+/// The python-api scaffold's `/metrics` after a few requests (`/health`, an unknown path and
+/// `/metrics` itself), or None when python3 is absent (a failure under `CI`).
+pub fn scrape_python_scaffold() -> Option<String> {
+    let python = crate::common::checker("python3", "Python 3.11 or newer", &[])?;
+    let dir = tempfile::tempdir().unwrap();
+    let files = TemplateSet::builtin()
+        .unwrap()
+        .scaffold(&SAMPLE, "python-api")
+        .unwrap();
+    for file in files {
+        let path = dir.path().join(&file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &file.content).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python)
+        .args(["-m", "app"])
+        .current_dir(dir.path())
+        .env("PORT", port.to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the python-api scaffold did not listen on {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http_get(port, "/health").0, 200);
+    assert_eq!(http_get(port, "/no-such-route").0, 404);
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    Some(metrics)
+}
+
+/// A child process killed when dropped, so a failed assertion leaves nothing running.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The labels Prometheus attaches to every series it scrapes from the service, as the generated
+/// `prometheus.yml` configures them: `job` (the first scrape job), `instance` and the
+/// `relabel_configs` that set a constant label.
+pub fn target_labels(prometheus_yml: &str, instance: &str) -> Labels {
+    let config: serde_norway::Value = serde_norway::from_str(prometheus_yml).unwrap();
+    let job = &config["scrape_configs"][0];
+    let mut labels = vec![
+        (
+            "job".to_string(),
+            job["job_name"].as_str().unwrap().to_string(),
+        ),
+        ("instance".to_string(), instance.to_string()),
+    ];
+    for relabel in job["relabel_configs"].as_sequence().unwrap() {
+        labels.push((
+            relabel["target_label"].as_str().unwrap().to_string(),
+            relabel["replacement"].as_str().unwrap().to_string(),
+        ));
+    }
+    labels
+}
+
+/// `name{a="b",…}` as promtool's `input_series` reads it.
+fn series(name: &str, labels: &[(String, String)]) -> String {
+    let labels: Vec<_> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+/// `labels` with `name` set to `value` (replaced where present, else added).
+fn with(labels: &[(String, String)], name: &str, value: &str) -> Labels {
+    let mut out: Labels = labels.iter().filter(|(k, _)| k != name).cloned().collect();
+    out.push((name.to_string(), value.to_string()));
+    out
+}
+
+fn yaml(s: &str) -> String {
+    // A JSON string is a YAML double-quoted scalar.
+    serde_json::Value::from(s).to_string()
+}
+
+fn yaml_map<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let pairs: Vec<_> = pairs
+        .into_iter()
+        .map(|(k, v)| format!("{k}: {}", yaml(v)))
+        .collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+/// What the scrape showed, with the target labels added: the first series of each metric name,
+/// as the scaffold labels it.
+pub struct ScaffoldSeries {
+    pub samples: Vec<Sample>,
+    pub target: Labels,
+}
+
+impl ScaffoldSeries {
+    pub fn new(exposition: &str, target: Labels) -> Self {
+        Self {
+            samples: parse_exposition(exposition),
+            target,
+        }
+    }
+
+    /// The scaffold's labels of `name`'s series (with the target's), the first one that `keep`
+    /// accepts.
+    fn labels_where(&self, name: &str, keep: impl Fn(&Labels) -> bool) -> Labels {
+        let found = self
+            .samples
+            .iter()
+            .find(|s| s.name == name && keep(&s.labels))
+            .unwrap_or_else(|| panic!("the scaffold exports no matching {name}"));
+        found.labels.iter().chain(&self.target).cloned().collect()
+    }
+
+    /// Every label name a series of `name` carries once scraped.
+    pub fn label_names(&self, name: &str) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.target.iter().map(|(k, _)| k.clone()).collect();
+        let mut found = false;
+        for s in self.samples.iter().filter(|s| s.name == name) {
+            found = true;
+            names.extend(s.labels.iter().map(|(k, _)| k.clone()));
+        }
+        assert!(found, "the scaffold exports no {name}");
+        names
+    }
+
+    pub fn metric_names(&self) -> BTreeSet<&str> {
+        self.samples.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The `/health` 200 counter of the scrape, as a starting point for the scenarios.
+    fn request_labels(&self) -> Labels {
+        self.labels_where("http_requests_total", |l| {
+            l.iter().any(|(k, v)| k == "path" && v == "/health")
+        })
+    }
+
+    /// The labels of the first histogram series of the scrape (with the target's, without
+    /// `le`) and its `le` values.
+    fn histogram(&self) -> (Labels, Vec<String>) {
+        let buckets: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.name == "http_request_duration_seconds_bucket")
+            .collect();
+        let without_le = |s: &Sample| -> Labels {
+            s.labels
+                .iter()
+                .filter(|(k, _)| k != "le")
+                .cloned()
+                .collect()
+        };
+        let base = without_le(buckets.first().expect("the scaffold exports no histogram"));
+        let les = buckets
+            .iter()
+            .filter(|s| without_le(s) == base)
+            .filter_map(|s| s.labels.iter().find(|(k, _)| k == "le"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (base.into_iter().chain(self.target.clone()).collect(), les)
+    }
+
+    /// Request counters: `per_minute` requests a minute for each status code, 30 minutes long.
+    /// The status code goes into the label in which the scaffold put the `/health` answer's
+    /// `200`, whatever its name: the alerts must find it there.
+    fn requests(&self, per_minute: &[(&str, u32)]) -> String {
+        let base = self.request_labels();
+        let holding_200: Vec<_> = base.iter().filter(|(_, v)| v == "200").collect();
+        assert_eq!(
+            holding_200.len(),
+            1,
+            "which label is the status code? {base:?}"
+        );
+        let status_label = holding_200[0].0.clone();
+        per_minute
+            .iter()
+            .map(|(code, n)| {
+                input(
+                    &series("http_requests_total", &with(&base, &status_label, code)),
+                    &format!("0+{n}x30"),
+                )
+            })
+            .collect()
+    }
+
+    /// A latency histogram in which every request of the 10 a minute takes `seconds`.
+    fn latencies(&self, seconds: f64) -> String {
+        let (base, les) = self.histogram();
+        assert!(les.len() > 2 && les.iter().any(|l| l == "+Inf"), "{les:?}");
+        les.iter()
+            .map(|le| {
+                let bound: f64 = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                let rate = if seconds <= bound { 10 } else { 0 };
+                input(
+                    &series(
+                        "http_request_duration_seconds_bucket",
+                        &with(&base, "le", le),
+                    ),
+                    &format!("0+{rate}x30"),
+                )
+            })
+            .collect()
+    }
+
+    /// `up` for the scaffold's target.
+    fn up(&self, values: &str) -> String {
+        input(&series("up", &self.target), values)
+    }
+}
+
+fn input(series: &str, values: &str) -> String {
+    format!(
+        "      - series: {}\n        values: {}\n",
+        yaml(series),
+        yaml(values)
+    )
+}
+
+/// The generated alerts' `summary` annotations and rule labels, by alert name.
+fn alert_rules(alerts_yml: &str) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    let rules: serde_norway::Value = serde_norway::from_str(alerts_yml).unwrap();
+    let mut out = BTreeMap::new();
+    for rule in rules["groups"][0]["rules"].as_sequence().unwrap() {
+        let labels = rule["labels"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_string(),
+                    v.as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.insert(
+            rule["alert"].as_str().unwrap().to_string(),
+            (
+                rule["annotations"]["summary"].as_str().unwrap().to_string(),
+                labels,
+            ),
+        );
+    }
+    out
+}
+
+/// The `promtool test rules` file for the generated `alerts_yml` (at `rules_path`): each alert
+/// fires on what a scaffold exports when it should, and stays quiet when it should not.
+pub fn alert_tests(scaffold: &ScaffoldSeries, alerts_yml: &str, rules_path: &Path) -> String {
+    let rules = alert_rules(alerts_yml);
+    assert_eq!(
+        rules.keys().collect::<Vec<_>>(),
+        [
+            "CrashLooping",
+            "HighErrorRate",
+            "HighLatencyP95",
+            "ServiceDown"
+        ],
+        "an alert was added or removed: test it here"
+    );
+    let firing = |alert: &str, extra: &[(String, String)]| {
+        let (summary, labels) = &rules[alert];
+        let mut labels = labels.clone();
+        for (k, v) in extra {
+            // The rule's own labels win over the series' (`team` is on both).
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let summary = (String::from("summary"), summary.clone());
+        format!(
+            "          - exp_labels: {}\n            exp_annotations: {}\n",
+            yaml_map(&labels),
+            yaml_map([(&summary.0, &summary.1)])
+        )
+    };
+    let check = |alert: &str, minutes: u32, expected: &str| {
+        if expected.is_empty() {
+            format!("      - eval_time: {minutes}m\n        alertname: {alert}\n        exp_alerts: []\n")
+        } else {
+            format!(
+                "      - eval_time: {minutes}m\n        alertname: {alert}\n        exp_alerts:\n{expected}"
+            )
+        }
+    };
+    let case = |name: &str, inputs: String, checks: Vec<String>| {
+        format!(
+            "  - name: {}\n    interval: 1m\n    input_series:\n{inputs}    alert_rule_test:\n{}",
+            yaml(name),
+            checks.concat()
+        )
+    };
+    let crash_labels: Labels = [
+        ("container", SAMPLE.name),
+        ("namespace", SAMPLE.environment),
+        ("pod", "payments-5d8f7c9b4-x2x7q"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let crash = series("kube_pod_container_status_restarts_total", &crash_labels);
+    let cases = [
+        case(
+            "10 % of requests are 5xx: HighErrorRate fires once it lasted its for: (10m)",
+            scaffold.requests(&[("200", 90), ("500", 10)]),
+            vec![
+                check("HighErrorRate", 5, ""),
+                check("HighErrorRate", 15, &firing("HighErrorRate", &[])),
+                check("HighErrorRate", 30, &firing("HighErrorRate", &[])),
+            ],
+        ),
+        case(
+            "1 % of requests are 5xx and 20 % are 404: no HighErrorRate",
+            scaffold.requests(&[("200", 79), ("404", 20), ("500", 1)]),
+            vec![
+                check("HighErrorRate", 15, ""),
+                check("HighErrorRate", 30, ""),
+            ],
+        ),
+        case(
+            "every request takes 0.7 s: HighLatencyP95 fires",
+            scaffold.latencies(0.7),
+            vec![
+                check("HighLatencyP95", 5, ""),
+                check("HighLatencyP95", 15, &firing("HighLatencyP95", &[])),
+            ],
+        ),
+        case(
+            "every request takes 3 ms: no HighLatencyP95",
+            scaffold.latencies(0.003),
+            vec![check("HighLatencyP95", 15, "")],
+        ),
+        case(
+            "the target is down: ServiceDown fires after 2m",
+            scaffold.up("0x10"),
+            vec![
+                check("ServiceDown", 1, ""),
+                check("ServiceDown", 3, &firing("ServiceDown", &scaffold.target)),
+            ],
+        ),
+        case(
+            "the target is up, or down for one scrape: no ServiceDown",
+            scaffold.up("1 1 0 1 1 1 1 1 1 1"),
+            vec![check("ServiceDown", 2, ""), check("ServiceDown", 8, "")],
+        ),
+        case(
+            "a restart a minute: CrashLooping fires",
+            input(&crash, "0+1x30"),
+            vec![
+                check("CrashLooping", 3, ""),
+                check("CrashLooping", 25, &firing("CrashLooping", &crash_labels)),
+            ],
+        ),
+    ];
+    format!(
+        "rule_files:\n  - {}\nevaluation_interval: 1m\ntests:\n{}",
+        yaml(rules_path.to_str().unwrap()),
+        cases.concat()
+    )
+}
+
+/// A `promtool test rules` file that evaluates every dashboard `exprs` (with its variables
+/// replaced) on a scaffold's series under load with 10 % 5xx and slow requests, and expects each
+/// to give at least one series with a value above 0 — a panel that selects a label the services
+/// do not export gives nothing.
+pub fn dashboard_tests(scaffold: &ScaffoldSeries, exprs: &[(String, String)]) -> String {
+    let mut inputs = scaffold.requests(&[("200", 90), ("404", 5), ("500", 10)]);
+    inputs += &scaffold.latencies(0.7);
+    let mut checks = String::new();
+    for (title, expr) in exprs {
+        checks += &format!(
+            "      # {title}\n      - expr: {}\n        eval_time: 10m\n        exp_samples:\n          - labels: '{{}}'\n            value: 1\n",
+            yaml(&format!("count(({expr}) > 0) > bool 0"))
+        );
+    }
+    format!(
+        "rule_files: []\nevaluation_interval: 1m\ntests:\n  - name: dashboard queries on a scaffold's series\n    interval: 1m\n    input_series:\n{inputs}    promql_expr_test:\n{checks}"
+    )
+}
+
+/// Runs `promtool test rules` on `file` and fails with its output when a test fails.
+pub fn promtool_test(promtool: &Path, file: &Path) {
+    let out = run(Command::new(promtool).args(["test", "rules"]).arg(file));
+    assert!(
+        out.status.success(),
+        "{}\n--- {} ---\n{}",
+        describe(&out),
+        file.display(),
+        std::fs::read_to_string(file).unwrap()
+    );
+}
+
+/// The label names a PromQL expression relies on: those of its selectors' matchers, its
+/// `by (…)`/`on (…)` groupings and `label_values(metric, label)`, with the metric each selector
+/// names (None for a grouping, which spans the expression).
+pub fn labels_used(expr: &str) -> Vec<(Option<String>, String)> {
+    let mut used = Vec::new();
+    let bytes = expr.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'{' && i > 0 && ident(bytes[i - 1]) {
+            let start = (0..i)
+                .rev()
+                .take_while(|&j| ident(bytes[j]))
+                .last()
+                .unwrap();
+            let metric = &expr[start..i];
+            let end = i + expr[i..].find('}').unwrap();
+            for matcher in split_matchers(&expr[i + 1..end]) {
+                let name: String = matcher
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used.push((Some(metric.to_string()), name));
+            }
+            i = end;
+        } else if let Some(rest) = ["by (", "on (", "by(", "on("]
+            .iter()
+            .find_map(|kw| expr[i..].starts_with(kw).then(|| &expr[i + kw.len()..]))
+        {
+            let list = &rest[..rest.find(')').unwrap()];
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                used.push((None, name.to_string()));
+            }
+        }
+        i += 1;
+    }
+    if let Some(rest) = expr.strip_prefix("label_values(") {
+        let (metric, label) = rest.trim_end_matches(')').split_once(',').unwrap();
+        used.push((Some(metric.trim().to_string()), label.trim().to_string()));
+    }
+    used
+}
+
+/// The matchers of a selector, split at the commas outside quoted values.
+fn split_matchers(inside: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in inside.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(inside[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(inside[start..].trim());
+    out.into_iter().filter(|m| !m.is_empty()).collect()
+}
+
+#[test]
+fn the_exposition_and_promql_parsers_read_what_they_must() {
+    let samples = parse_exposition(
+        "# TYPE x counter\nx{a=\"1\",b=\"q\\\"u,o\"} 2\ny 3.5\nz_bucket{le=\"+Inf\"} 1\n",
+    );
+    assert_eq!(samples.len(), 3);
+    assert_eq!(
+        samples[0].labels,
+        [("a".into(), "1".into()), ("b".into(), "q\"u,o".into())]
+    );
+    assert!(samples[1].labels.is_empty());
+    let used = labels_used(
+        "sum by (le, job) (rate(m_bucket{job=~\"a,b\",code=~\"5..\"}[5m])) / on(job) n{x!=\"\"}",
+    );
+    let m = Some("m_bucket".to_string());
+    assert_eq!(
+        used,
+        [
+            (None, "le".to_string()),
+            (None, "job".to_string()),
+            (m.clone(), "job".to_string()),
+            (m, "code".to_string()),
+            (None, "job".to_string()),
+            (Some("n".to_string()), "x".to_string()),
+        ]
+    );
+    assert_eq!(
+        labels_used("label_values(http_requests_total, job)"),
+        [(Some("http_requests_total".into()), "job".into())]
+    );
+}
