@@ -60,6 +60,10 @@ fn a_scaffold_has_app_code_tests_dockerfile_and_readme_and_is_deterministic() {
         let readme = text(&files, "README.md");
         assert!(readme.starts_with("# payments\n"), "{readme}");
         assert!(readme.contains("/metrics"), "{readme}");
+        assert!(
+            readme.contains("`http_requests_total`") && readme.contains("`code`"),
+            "the README names the metrics the alerts read: {readme}"
+        );
         // Every file the Dockerfile copies from the build context is in the repository.
         let dockerfile = text(&files, "Dockerfile");
         for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
