@@ -39,6 +39,56 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
     }
 }
 
+/// How workloads are kept from Slipway's data.
+enum Isolation {
+    Off,
+    /// Each service as its own uid (Slipway runs as root).
+    Uids,
+    /// Each build command and instance in a user namespace (bubblewrap; Slipway is not root).
+    Namespace(slipway_engine::userns::Namespace),
+}
+
+/// Decides `--isolate-workloads`: per-service uids where Slipway runs as root and other users can
+/// reach the data directory; else, when Slipway is not root, a user namespace where bubblewrap can
+/// create one. `auto` warns naming why neither works, `on` refuses to start, `off` never isolates.
+async fn isolation(settings: &Settings) -> anyhow::Result<Isolation> {
+    if settings.isolate_workloads == Some(false) {
+        tracing::warn!("workloads run as Slipway's own user (--isolate-workloads off)");
+        return Ok(Isolation::Off);
+    }
+    let Some(why) = slipway_engine::local::isolation_blocker(&settings.data_dir) else {
+        return Ok(Isolation::Uids);
+    };
+    let why = if slipway_engine::userns::running_as_root() {
+        why
+    } else {
+        match slipway_engine::userns::probe().await {
+            Ok(bwrap) => {
+                let mut hide = vec![settings.data_dir.clone()];
+                hide.extend(
+                    settings
+                        .config_file
+                        .iter()
+                        .filter_map(|f| std::path::absolute(f).ok()),
+                );
+                return Ok(Isolation::Namespace(slipway_engine::userns::Namespace {
+                    bwrap,
+                    hide,
+                    limits: slipway_engine::local::Isolation::default(),
+                }));
+            }
+            Err(e) => format!("{why}, and no user namespace is available: {e}"),
+        }
+    };
+    if settings.isolate_workloads == Some(true) {
+        bail!("--isolate-workloads on: {why}");
+    }
+    tracing::warn!(
+        "workloads run as Slipway's own user, not isolated: {why} (see docs/security.md)"
+    );
+    Ok(Isolation::Off)
+}
+
 pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     if let Some(dir) = &settings.templates_dir {
         // Every template is rendered now: a broken override stops the start, not a registration.
@@ -91,25 +141,20 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
     engine_config.default_resources = settings.default_resources;
     engine_config.max_per_deployment = settings.max_per_deployment;
     engine_config.allow_private_repo_hosts = settings.allow_private_repo_hosts;
-    let blocker = slipway_engine::local::isolation_blocker(&settings.data_dir);
-    let isolate = match (settings.isolate_workloads, blocker) {
-        (Some(false), _) => {
-            tracing::warn!("workloads run as Slipway's own user (--isolate-workloads off)");
-            false
+    match isolation(&settings).await? {
+        Isolation::Off => {}
+        Isolation::Uids => {
+            engine_config.isolation = Some(slipway_engine::local::Isolation::default());
+            tracing::info!("workloads run as their own uid per service (isolated)");
         }
-        (Some(true), Some(why)) => anyhow::bail!("--isolate-workloads on: {why}"),
-        (_, None) => true,
-        (None, Some(why)) => {
-            tracing::warn!(
-                "workloads run as Slipway's own user, not each service as its own uid: {why} \
-                 (see docs/security.md)"
+        Isolation::Namespace(ns) => {
+            tracing::info!(
+                bwrap = %ns.bwrap.display(),
+                "workloads run in a user namespace each (bubblewrap; isolated): the data \
+                 directory is hidden from them"
             );
-            false
+            engine_config.namespace = Some(ns);
         }
-    };
-    if isolate {
-        engine_config.isolation = Some(slipway_engine::local::Isolation::default());
-        tracing::info!("workloads run as their own uid per service (isolated)");
     }
     engine_config.secrets_key = Some(load_secrets_key(&settings.data_dir)?);
     engine_config.sample_retention =

@@ -10,6 +10,7 @@ pub mod process;
 pub mod sampler;
 pub mod secrets;
 pub mod source;
+pub mod userns;
 
 use local::{LocalConfig, LocalTarget};
 use logs::LogHub;
@@ -42,6 +43,9 @@ pub struct EngineConfig {
     pub secrets_key: Option<secrets::SecretKey>,
     /// Run each service's workloads as its own uid with limits (needs root).
     pub isolation: Option<local::Isolation>,
+    /// Run every workload in a user namespace that hides the data directory (bubblewrap; for a
+    /// Slipway that does not run as root).
+    pub namespace: Option<userns::Namespace>,
     /// `--allow-private-repo-hosts`: repositories may live on loopback, private or link-local
     /// addresses (refused by default: server-side request forgery).
     pub allow_private_repo_hosts: bool,
@@ -71,6 +75,7 @@ impl EngineConfig {
             secrets_key: None,
             allow_private_repo_hosts: false,
             isolation: None,
+            namespace: None,
             keep_releases: 5,
             sample_every: Duration::from_secs(15),
             sample_retention: Duration::from_secs(24 * 3600),
@@ -139,6 +144,7 @@ impl Engine {
         local_config.default_resources = config.default_resources;
         local_config.max_per_deployment = config.max_per_deployment;
         local_config.isolation = config.isolation;
+        local_config.namespace = config.namespace.clone();
         if config.isolation.is_some() {
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } != 0 {

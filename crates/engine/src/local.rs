@@ -55,6 +55,9 @@ pub struct LocalConfig {
     /// Run each service's builds and processes as its own unprivileged uid (Slipway must run as
     /// root), with process and file limits. `None`: they run as Slipway's user.
     pub isolation: Option<Isolation>,
+    /// Run every build command and app instance in a user namespace (bubblewrap) that hides the
+    /// data directory: for a Slipway that does not run as root. `None`: no namespace.
+    pub namespace: Option<crate::userns::Namespace>,
     /// Enforce instances' memory and CPU with control groups where the host lets Slipway.
     pub resource_limits: bool,
     /// Memory and CPU of an instance whose deployment and plan say nothing.
@@ -99,7 +102,13 @@ fn confine(cmd: &mut Command, sandbox: Option<Sandbox>) {
     };
     // std drops supplementary groups (setgroups(0)) when root sets a uid.
     cmd.uid(sb.uid).gid(sb.uid);
-    let (nproc, nofile) = (sb.limits.max_processes, sb.limits.max_open_files);
+    set_limits(cmd, sb.limits);
+}
+
+/// Sets the process, open-file and core limits of a command about to be spawned (they stay in
+/// force across exec, also inside bubblewrap's namespaces).
+fn set_limits(cmd: &mut Command, limits: Isolation) {
+    let (nproc, nofile) = (limits.max_processes, limits.max_open_files);
     // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and
     // touches no memory of the parent.
     unsafe {
@@ -190,6 +199,7 @@ impl LocalConfig {
             log_keep: 3,
             crash_loop_exits: 3,
             isolation: None,
+            namespace: None,
             resource_limits: true,
             default_resources: Resources {
                 memory_mb: Some(512),
@@ -554,10 +564,8 @@ impl LocalTarget {
         let deadline = tokio::time::Instant::now() + self.config.build_timeout;
         for command in commands {
             log.system(format!("$ {command}"));
-            let mut cmd = Command::new("sh");
-            cmd.arg("-c")
-                .arg(command)
-                .current_dir(dir)
+            let (mut cmd, _) = self.workload_command(service, environment, dir, command);
+            cmd.current_dir(dir)
                 .env_clear()
                 .envs(base_env(&home))
                 .env("CI", "true")
@@ -565,7 +573,6 @@ impl LocalTarget {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .process_group(0)
                 .kill_on_drop(true);
             confine(&mut cmd, sandbox);
             let mut child = cmd
@@ -1045,6 +1052,41 @@ impl LocalTarget {
         Ok(Some(Sandbox { uid, limits }))
     }
 
+    /// The directory of the release that `dir` (the release or an app directory in it) belongs to.
+    fn release_root(&self, service: &str, environment: &str, dir: &Path) -> PathBuf {
+        let releases = self.app_dir(service, environment).join("releases");
+        dir.ancestors()
+            .find(|p| p.parent() == Some(releases.as_path()))
+            .unwrap_or(dir)
+            .to_path_buf()
+    }
+
+    /// `sh -c <command>` as a workload of a service, in `dir`: inside the user namespace when
+    /// there is one (then `true`; the release and the service's home are its only writable
+    /// places), else as is; either way in a process group of its own. The caller sets the rest.
+    fn workload_command(
+        &self,
+        service: &str,
+        environment: &str,
+        dir: &Path,
+        command: &str,
+    ) -> (Command, bool) {
+        match &self.config.namespace {
+            Some(ns) => {
+                let release = self.release_root(service, environment, dir);
+                let home = self.home_dir(service, environment);
+                let mut cmd = ns.command(dir, &[&release, &home], command);
+                set_limits(&mut cmd, ns.limits);
+                (cmd, true)
+            }
+            None => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(command).process_group(0);
+                (cmd, false)
+            }
+        }
+    }
+
     /// Makes the directories above a service's releases and home passable by other users, not
     /// listable: `slipway up` closes the data directory again at every start, and a release
     /// started then (a restart, a rollback) needs the way open as much as a new build does.
@@ -1076,12 +1118,7 @@ impl LocalTarget {
         dir: &Path,
         uid: u32,
     ) -> std::io::Result<()> {
-        let app = self.app_dir(service, environment);
-        let release_root = dir
-            .ancestors()
-            .find(|p| p.parent() == Some(app.join("releases").as_path()))
-            .unwrap_or(dir)
-            .to_path_buf();
+        let release_root = self.release_root(service, environment, dir);
         self.open_path(service, environment)?;
         chown_tree(&release_root, uid)?;
         let home = self.home_dir(service, environment);
@@ -1278,10 +1315,9 @@ async fn supervise(
         if inst.stop.is_cancelled() {
             break;
         }
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(&spec.start)
-            .current_dir(&spec.dir)
+        let (mut cmd, in_namespace) =
+            target.workload_command(&spec.service, &spec.environment, &spec.dir, &spec.start);
+        cmd.current_dir(&spec.dir)
             .env_clear()
             .envs(base_env(&home))
             .env("NODE_ENV", "production")
@@ -1293,7 +1329,6 @@ async fn supervise(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
         confine(&mut cmd, spec.sandbox);
         // Created (again) before every start: its limits are the spec's whatever happened to it.
@@ -1397,8 +1432,13 @@ async fn supervise(
                     }
                     _ = inst.stop.cancelled() => {
                         // SIGTERM, and reap the child while it stops (an unreaped child would look
-                        // alive until the grace period ends); SIGKILL what is left after it.
-                        process::signal_group(pgid, libc::SIGTERM);
+                        // alive until the grace period ends); SIGKILL what is left after it. In a
+                        // namespace, bwrap itself is spared: it exits once the workload has.
+                        if in_namespace {
+                            crate::userns::signal_workload(pgid, libc::SIGTERM);
+                        } else {
+                            process::signal_group(pgid, libc::SIGTERM);
+                        }
                         let grace = target.config.stop_grace;
                         if tokio::time::timeout(grace, child.wait()).await.is_err() {
                             process::signal_group(pgid, libc::SIGKILL);
