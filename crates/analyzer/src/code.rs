@@ -162,6 +162,7 @@ pub(crate) fn apply_ports(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
                     .iter()
                     .find_map(|p| contains_token(&line, p).map(|e| (*p, e)))
                     .or_else(|| destructured_port(&line, language))
+                    .or_else(|| env_schema_port(&line, language, &f.text))
                 else {
                     continue;
                 };
@@ -227,6 +228,102 @@ pub(crate) fn apply_ports(plan: &mut BuildPlan, ctx: &Ctx, language: &str) {
             }
         }
     }
+    listen_constant(plan, ctx, &files);
+}
+
+/// A listen call whose address is a named constant defined elsewhere:
+/// `.bind(constants::BIND)?` with `pub const BIND: &str = "0.0.0.0:8080";`, or
+/// `ListenAndServe(ADDR, …)` with `const ADDR = ":8080"`. Only upper-case names (the constant
+/// convention) are followed, and only to a definition whose value is a literal with a port.
+fn listen_constant(plan: &mut BuildPlan, ctx: &Ctx, files: &[&SourceFile]) {
+    for f in files {
+        for raw in f.text.lines() {
+            if is_comment(raw) {
+                continue;
+            }
+            for token in LISTEN_TOKENS.iter().filter(|t| t.ends_with('(')) {
+                let Some(at) = raw.find(token) else {
+                    continue;
+                };
+                let arg: String = raw[at + token.len()..]
+                    .trim_start_matches('&')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.'))
+                    .collect();
+                let name = arg.rsplit([':', '.']).next().unwrap_or("");
+                if name.len() < 2
+                    || !name.starts_with(|c: char| c.is_ascii_uppercase())
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                {
+                    continue;
+                }
+                if let Some((file, line_no, port)) = constant_port(files, name) {
+                    plan.set_port(
+                        port,
+                        Cite::file(
+                            ctx.path(&file.path),
+                            line_no,
+                            format!("listen address from the constant {name} ({})", token.trim()),
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The definition `const NAME … = "…:8080"` (also `static`, Go's `NAME = ":8080"` inside a
+/// `const (` block) and the port in its literal value.
+fn constant_port<'a>(
+    files: &[&'a SourceFile],
+    name: &str,
+) -> Option<(&'a SourceFile, Option<u32>, u16)> {
+    for f in files {
+        for (i, raw) in f.text.lines().enumerate() {
+            let t = raw.trim_start();
+            let t = t.strip_prefix("pub ").unwrap_or(t);
+            let t = t
+                .strip_prefix("const ")
+                .or_else(|| t.strip_prefix("static "))
+                .unwrap_or(t);
+            let Some(rest) = t.strip_prefix(name) else {
+                continue;
+            };
+            if !rest.starts_with([':', ' ', '=']) {
+                continue;
+            }
+            let Some((_, value)) = rest.split_once('=') else {
+                continue;
+            };
+            let value = value.trim_start();
+            if !value.starts_with('"') {
+                continue;
+            }
+            if let Some(port) = first_port(value) {
+                return Some((f, u32::try_from(i + 1).ok(), port));
+            }
+        }
+    }
+    None
+}
+
+/// A schema validating `process.env` that names PORT with a default:
+/// `PORT: Joi.number().default(3000)` (Joi), `PORT: port({ default: 3000 })` (envalid).
+fn env_schema_port(line: &str, language: &str, file: &str) -> Option<(&'static str, usize)> {
+    if language != "node" || !file.contains("process.env") {
+        return None;
+    }
+    let t = line.trim_start();
+    let rest = t.strip_prefix("PORT")?.trim_start().strip_prefix(':')?;
+    let schema = rest.contains("Joi.") || rest.contains("port(") || rest.contains("num(");
+    if !schema {
+        return None;
+    }
+    let end = line.len() - rest.len();
+    Some(("a process.env schema names PORT", end))
 }
 
 /// `const { PORT = 3000 } = process.env`

@@ -319,6 +319,77 @@ mod tests {
     }
 
     #[test]
+    fn listen_address_in_a_constant_is_followed() {
+        let cargo =
+            "[package]\nname = \"svc\"\nversion = \"0.1.0\"\n\n[dependencies]\nactix-web = \"4\"\n";
+        let p = plan(&[
+            ("Cargo.toml", cargo),
+            (
+                "src/main.rs",
+                "mod constants;\nfn main() {\n    HttpServer::new(|| App::new()).bind(constants::BIND)?.run();\n}\n",
+            ),
+            (
+                "src/constants.rs",
+                "pub const BIND: &str = \"0.0.0.0:8080\";\n",
+            ),
+        ]);
+        assert_eq!(p.port, Some(8080));
+        let e = p.evidence_for("port").expect("port evidence");
+        assert_eq!(e.source.as_deref(), Some("src/constants.rs"));
+        assert_eq!(e.line, Some(1));
+        // A lower-case binding is a variable, not followed.
+        let p = plan(&[
+            ("Cargo.toml", cargo),
+            (
+                "src/main.rs",
+                "fn main() {\n    let addr = \"0.0.0.0:9000\";\n    server.bind(addr);\n}\n",
+            ),
+        ]);
+        assert_ne!(p.port, Some(9000));
+    }
+
+    #[test]
+    fn process_env_schema_names_port() {
+        let p = plan(&[
+            (
+                "package.json",
+                "{\"name\":\"x\",\"main\":\"src/index.js\",\"dependencies\":{\"express\":\"4\"}}",
+            ),
+            ("src/index.js", "const config = require('./config');\napp.listen(config.port);\n"),
+            (
+                "src/config.js",
+                "const schema = Joi.object().keys({\n    PORT: Joi.number().default(3000),\n}).unknown();\nconst { value } = schema.validate(process.env);\n",
+            ),
+        ]);
+        assert!(p.reads_port_env);
+        assert_eq!(p.port, Some(3000));
+    }
+
+    #[test]
+    fn start_prod_wins_over_a_development_start_script() {
+        let pkg = |start: &str| {
+            format!(
+                "{{\"name\":\"x\",\"scripts\":{{\"build\":\"nest build\",\"start\":\"{start}\",\"start:prod\":\"node dist/main\"}},\"dependencies\":{{\"@nestjs/core\":\"10\"}}}}"
+            )
+        };
+        let p = plan(&[
+            ("package.json", &pkg("nest start")),
+            ("package-lock.json", "{}"),
+        ]);
+        assert_eq!(p.start.as_deref(), Some("npm run start:prod"));
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "start" && a.value == "npm start"));
+        // A production `start` script stays.
+        let p = plan(&[
+            ("package.json", &pkg("node dist/main")),
+            ("package-lock.json", "{}"),
+        ]);
+        assert_eq!(p.start.as_deref(), Some("npm start"));
+    }
+
+    #[test]
     fn malformed_package_json_names_file_and_line() {
         let fs = MemFs::new().with("package.json", "{\n  \"name\": \"x\",\n  oops\n}\n");
         let err = analyze(&fs, &AnalyzeOptions::default()).unwrap_err();

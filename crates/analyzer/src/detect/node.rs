@@ -153,6 +153,32 @@ impl Detector for Node {
                 );
             }
             strength = STRENGTH_START;
+        } else if let Some((prod, dev)) = production_start(&script) {
+            // `nest start`, nodemon, ts-node: the `start` script is the development server and
+            // the project names its production start `start:prod` (the NestJS scaffold's
+            // `node dist/main`).
+            plan.set(
+                Field::Start,
+                Some(format!("{pm} run start:prod")),
+                Cite::file(
+                    &src,
+                    json_key_line(&text, &["scripts", "start:prod"]),
+                    format!("`start:prod` script: {prod}"),
+                ),
+            );
+            if let Some(dev) = dev {
+                plan.lose(
+                    "start",
+                    &format!("{pm} start"),
+                    Some(&src),
+                    format!("the `start` script runs a development command ({dev}); `start:prod` is the production start"),
+                );
+            }
+            strength = if framework.is_some() {
+                STRENGTH_FRAMEWORK
+            } else {
+                STRENGTH_START
+            };
         } else if let Some(s) = script("start") {
             let cmd = if pm == "npm" || pm == "bun" {
                 format!("{pm} {}start", if pm == "bun" { "run " } else { "" })
@@ -471,4 +497,23 @@ fn vite_out_dir(ctx: &Ctx) -> Option<(String, Cite)> {
         }
     }
     None
+}
+
+/// The `start:prod` script when `start` is missing or runs a development command; with the
+/// development `start` script, if any.
+fn production_start<'a>(
+    script: &impl Fn(&str) -> Option<&'a str>,
+) -> Option<(&'a str, Option<&'a str>)> {
+    let prod = script("start:prod")?;
+    match script("start") {
+        None => Some((prod, None)),
+        Some(dev)
+            if ["nest start", "nodemon", "ts-node", "--watch"]
+                .iter()
+                .any(|d| dev.contains(d)) =>
+        {
+            Some((prod, Some(dev)))
+        }
+        Some(_) => None,
+    }
 }
