@@ -58,8 +58,11 @@ pub struct LocalConfig {
     /// Run every build command and app instance in a user namespace (bubblewrap) that hides the
     /// data directory: for a Slipway that does not run as root. `None`: no namespace.
     pub namespace: Option<crate::userns::Namespace>,
-    /// Enforce instances' memory and CPU with control groups where the host lets Slipway.
+    /// Enforce instances' memory and CPU with control groups where the host lets Slipway
+    /// (otherwise memory with `RLIMIT_DATA`, see [`LocalTarget::memory_rlimit`]).
     pub resource_limits: bool,
+    /// Try control groups at all (`false`: `RLIMIT_DATA` for memory only).
+    pub use_cgroups: bool,
     /// Memory and CPU of an instance whose deployment and plan say nothing.
     pub default_resources: Resources,
     /// The most one deployment may use in all (replicas × per instance): seed 002's
@@ -201,6 +204,7 @@ impl LocalConfig {
             isolation: None,
             namespace: None,
             resource_limits: true,
+            use_cgroups: true,
             default_resources: Resources {
                 memory_mb: Some(512),
                 cpu_millis: Some(1000),
@@ -404,7 +408,9 @@ impl LocalTarget {
         store: Arc<dyn Store>,
         proxy: Proxy,
     ) -> Arc<Self> {
-        let cgroups = if config.resource_limits {
+        let cgroups = if config.resource_limits && !config.use_cgroups {
+            Err("control groups are not used (use_cgroups = false)".to_string())
+        } else if config.resource_limits {
             // One place per data directory, so that two Slipways on a host keep theirs apart.
             use sha2::Digest;
             let scope = sha2::Sha256::digest(config.root.as_os_str().as_encoded_bytes());
@@ -450,6 +456,29 @@ impl LocalTarget {
             _ => Resources::default(),
         };
         from_plan.or(self.config.default_resources)
+    }
+
+    /// The memory limit set with `RLIMIT_DATA` (bytes) when limits are on but control groups are
+    /// not available: the kernel then refuses an instance's allocations beyond it (a `MemoryError`,
+    /// a failed `malloc`) instead of killing it. CPU has no rlimit that means a rate, so it stays
+    /// unlimited there.
+    pub fn memory_rlimit(&self, r: Resources) -> Option<u64> {
+        (self.config.resource_limits && self.cgroups.is_err())
+            .then_some(r.memory_mb)
+            .flatten()
+            .map(|m| u64::from(m) * 1024 * 1024)
+    }
+
+    /// How the deployment log describes the enforcement of an instance's resources.
+    pub fn limits_note(&self) -> String {
+        match &self.cgroups {
+            Ok(crate::cgroup::Cgroups::V1 { .. }) => "enforced with cgroup v1".to_string(),
+            Ok(crate::cgroup::Cgroups::V2 { .. }) => "enforced with cgroup v2".to_string(),
+            Err(why) if self.config.resource_limits => format!(
+                "memory enforced with RLIMIT_DATA (allocations beyond it fail), CPU NOT enforced: {why}"
+            ),
+            Err(why) => format!("NOT enforced: {why}"),
+        }
     }
 
     /// `Err` naming the quota when `replicas` instances of `per_instance` are more than one
@@ -1354,6 +1383,22 @@ async fn supervise(
                         &format!("memory and CPU limits could not be applied: {e}"),
                     );
                 }
+            }
+        }
+        if let Some(bytes) = target.memory_rlimit(spec.resources) {
+            // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: bytes as libc::rlim_t,
+                        rlim_max: bytes as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
             }
         }
         let oom_kills = group.as_ref().map_or(0, |g| g.oom_kills());

@@ -390,11 +390,7 @@ impl Orchestrator {
             spec.resources
                 .cpu_millis
                 .map_or("unlimited".into(), |c| format!("{c}m")),
-            match &self.local.cgroups {
-                Ok(crate::cgroup::Cgroups::V1 { .. }) => "enforced with cgroup v1".to_string(),
-                Ok(crate::cgroup::Cgroups::V2 { .. }) => "enforced with cgroup v2".to_string(),
-                Err(why) => format!("NOT enforced: {why}"),
-            }
+            self.local.limits_note()
         ));
         self.advance(d, &mut status, DeploymentStatus::Provisioning, &how, log)
             .await?;

@@ -1193,8 +1193,10 @@ class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         if self.path == "/hog":
-            while True:
+            # At most 1 GiB, so that a test whose limit does not hold fails instead of eating the host.
+            for _ in range(128):
                 hoard.append(bytearray(8 * 1024 * 1024))
+            print("allocated 1 GiB: no memory limit held", flush=True)
         body = json.dumps(limits()).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -1327,5 +1329,41 @@ async fn unenforced_limits_are_said_in_the_deployment_log() {
         ),
         "{log}"
     );
+    s.stop().await;
+}
+
+/// Without control groups (here: not used), memory is still limited, with `RLIMIT_DATA`: the app's
+/// allocations beyond its limit fail (Python raises `MemoryError`) and it keeps serving; the
+/// deployment log says CPU is not enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_cgroups_memory_is_limited_with_an_rlimit() {
+    let s = TestServer::start_engine_with(|c| c.tune_local = Some(|l| l.use_cgroups = false)).await;
+    let repo = git_repo(&s.dir.path().join("src/capped"), &[("app.py", HUNGRY_APP)]);
+    register(&s, "capped", &repo).await;
+    let id = deploy(
+        &s,
+        json!({"service": "capped", "resources": {"memory_mb": 64}}),
+    )
+    .await;
+    assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(
+        log.contains(
+            "each instance: 64 MiB of memory, 1000m CPU; memory enforced with RLIMIT_DATA"
+        ),
+        "{log}"
+    );
+    let _ = through_proxy(&s, "capped.dev.localhost", "/hog").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let app_log = text(&s, "/api/v1/services/capped/logs").await;
+        if app_log.contains("MemoryError") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no MemoryError:\n{app_log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = through_proxy(&s, "capped.dev.localhost", "/").await;
+    assert_eq!(status, 200, "the app keeps serving");
     s.stop().await;
 }
