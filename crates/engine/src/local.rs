@@ -135,6 +135,36 @@ fn set_limits(cmd: &mut Command, limits: Isolation) {
     }
 }
 
+/// Limits a command's data memory (`RLIMIT_DATA`), for hosts without writable control groups.
+fn limit_data(cmd: &mut Command, bytes: u64) {
+    // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// A build's control group, removed (best effort) when the build ends however it ends; a group
+/// left behind because a process was still leaving is removed at the next start.
+struct BuildGroup(Option<crate::cgroup::Group>);
+
+impl Drop for BuildGroup {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            let _ = g.remove();
+        }
+    }
+}
+
 /// Gives a directory tree to a uid (after Slipway, as root, wrote it).
 fn chown_tree(root: &Path, uid: u32) -> std::io::Result<()> {
     let mut stack = vec![root.to_path_buf()];
@@ -591,6 +621,25 @@ impl LocalTarget {
                 .map_err(|e| BuildError::Spawn(format!("cannot prepare the sandbox: {e}")))?;
         }
         let deadline = tokio::time::Instant::now() + self.config.build_timeout;
+        // A build is part of a deployment: it may use what one deployment may use in all.
+        let limits = self.config.max_per_deployment;
+        let group_name = format!(
+            "{service}.{environment}.build-{}",
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
+        let mut build_group = BuildGroup(None);
+        if self.config.resource_limits && !commands.is_empty() {
+            log.system(format!(
+                "build limits: {} MiB of memory, {} CPU (the most one deployment may use); {}",
+                limits
+                    .memory_mb
+                    .map_or("unlimited".into(), |m| m.to_string()),
+                limits
+                    .cpu_millis
+                    .map_or("unlimited".into(), |c| format!("{c}m")),
+                self.limits_note()
+            ));
+        }
         for command in commands {
             log.system(format!("$ {command}"));
             let (mut cmd, _) = self.workload_command(service, environment, dir, command);
@@ -604,9 +653,42 @@ impl LocalTarget {
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
             confine(&mut cmd, sandbox);
+            let mut join_later = false;
+            match &self.cgroups {
+                Ok(cgroups) if self.config.resource_limits => {
+                    let created = cgroups.create(&group_name, limits).and_then(|g| {
+                        if let Some(sb) = sandbox {
+                            g.allow(sb.uid)?;
+                        }
+                        Ok(g)
+                    });
+                    match created {
+                        Ok(g) => {
+                            join_later = g.v2 && sandbox.is_some();
+                            if !join_later {
+                                g.attach(&mut cmd);
+                            }
+                            build_group.0 = Some(g);
+                        }
+                        Err(e) => {
+                            log.system(format!("build limits could not be applied: {e}"));
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(bytes) = self.memory_rlimit(limits) {
+                        limit_data(&mut cmd, bytes);
+                    }
+                }
+            }
             let mut child = cmd
                 .spawn()
                 .map_err(|e| BuildError::Spawn(format!("`{command}`: {e}")))?;
+            if let (true, Some(g), Some(pid)) = (join_later, &build_group.0, child.id()) {
+                if let Err(e) = g.add(pid) {
+                    log.system(format!("build limits could not be applied: {e}"));
+                }
+            }
             let pgid = i64::from(child.id().unwrap_or(0));
             // Whatever happens to this future, the command's whole group ends with it.
             let _group = process::GroupGuard(pgid);
@@ -1386,20 +1468,7 @@ async fn supervise(
             }
         }
         if let Some(bytes) = target.memory_rlimit(spec.resources) {
-            // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: bytes as libc::rlim_t,
-                        rlim_max: bytes as libc::rlim_t,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
+            limit_data(&mut cmd, bytes);
         }
         let oom_kills = group.as_ref().map_or(0, |g| g.oom_kills());
         let ran_from = Instant::now();

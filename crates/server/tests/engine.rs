@@ -1367,3 +1367,56 @@ async fn without_cgroups_memory_is_limited_with_an_rlimit() {
     assert_eq!(status, 200, "the app keeps serving");
     s.stop().await;
 }
+
+/// A build runs in its own control group, limited to what one deployment may use in all; the
+/// repository's `[resources]` in slipway.toml set the instances' limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn builds_are_limited_and_the_repository_sets_its_resources() {
+    let s = TestServer::start_engine_with(|c| {
+        c.max_per_deployment = slipway_core::Resources {
+            memory_mb: Some(3072),
+            cpu_millis: Some(1500),
+        }
+    })
+    .await;
+    if let Err(why) = &s.state.engine().unwrap().local.cgroups {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no writable cgroups under CI: {why}"
+        );
+        eprintln!("skipped: control groups are not writable here: {why}");
+        return;
+    }
+    let probe = "python3 -c \"import re; p=[l.split(':',2)[2].strip() for l in open('/proc/self/cgroup') if l.split(':')[1]=='memory'][0]; print('build memory limit', open('/sys/fs/cgroup/memory'+p+'/memory.limit_in_bytes').read().strip())\"";
+    let toml = format!(
+        "[build]\nbuild = {}\nstart = \"python3 app.py\"\n\n[resources]\nmemory_mb = 96\ncpu = 0.5\n",
+        toml_string(probe)
+    );
+    let repo = git_repo(
+        &s.dir.path().join("src/limited"),
+        &[("app.py", HUNGRY_APP), ("slipway.toml", &toml)],
+    );
+    register(&s, "limited", &repo).await;
+    let id = deploy(&s, json!({"service": "limited"})).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    assert!(
+        log.contains("build limits: 3072 MiB of memory, 1500m CPU"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("build memory limit {}", 3072u64 * 1024 * 1024)),
+        "{log}"
+    );
+    assert!(
+        log.contains("each instance: 96 MiB of memory, 500m CPU; enforced with cgroup"),
+        "{log}"
+    );
+    s.stop().await;
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
