@@ -66,6 +66,15 @@ impl Cgroups {
         };
         let (memory, cpu) = (path_in(mem)?, path_in(cpu)?);
         for dir in [&memory, &cpu] {
+            // Empty places of data directories gone (test runs, moved installs) are removed; a
+            // running Slipway whose place is empty recreates it at its next instance.
+            if let Some(Ok(siblings)) = dir.parent().map(std::fs::read_dir) {
+                for e in siblings.flatten() {
+                    if e.file_name().to_string_lossy().starts_with("slipway-") {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
@@ -82,6 +91,11 @@ impl Cgroups {
             .map(|q| q.max(1000));
         let dirs = match self {
             Cgroups::V1 { memory: m, cpu } => {
+                // The place itself may have been removed at a shutdown of an earlier engine
+                // on this data directory (tests start several).
+                for base in [m, cpu] {
+                    std::fs::create_dir_all(base)?;
+                }
                 let (mdir, cdir) = (m.join(name), cpu.join(name));
                 for d in [&mdir, &cdir] {
                     create_dir(d)?;
@@ -128,6 +142,19 @@ impl Cgroups {
             memory_mb: r.memory_mb,
             v2: matches!(self, Cgroups::V2 { .. }),
         })
+    }
+
+    /// [`Cgroups::remove_empty`], then this data directory's own place too when nothing is left
+    /// in it (at shutdown).
+    pub fn remove_all_empty(&self) {
+        self.remove_empty();
+        let bases: Vec<&Path> = match self {
+            Cgroups::V1 { memory, cpu } => vec![memory, cpu],
+            Cgroups::V2 { base } => vec![base],
+        };
+        for base in bases {
+            let _ = std::fs::remove_dir(base);
+        }
     }
 
     /// Removes the groups of instances that no longer run (left by an earlier run of Slipway):

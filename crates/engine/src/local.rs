@@ -552,6 +552,11 @@ impl LocalTarget {
         for inst in &all {
             inst.finished.cancelled().await;
         }
+        // Groups of stopped instances and the data directory's own place go with Slipway (the
+        // kernel keeps an empty group until it is removed); the next start creates them again.
+        if let Ok(cgroups) = &self.cgroups {
+            cgroups.remove_all_empty();
+        }
     }
 
     pub fn proxy(&self) -> &Proxy {
