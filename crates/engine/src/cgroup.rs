@@ -228,6 +228,16 @@ impl Group {
         Ok(())
     }
 
+    /// After the spawn of a child set up with [`Group::attach`]'s caller: a sandboxed child on
+    /// cgroup v2 could not join by itself, so the parent moves it ([`Group::add`]); otherwise it
+    /// already has.
+    pub fn joined(&self, pid: Option<u32>, sandboxed: bool) -> io::Result<()> {
+        match pid {
+            Some(pid) if self.v2 && sandboxed => self.add(pid),
+            _ => Ok(()),
+        }
+    }
+
     /// Lets `uid` move its own processes into this group (and only this one: the files of
     /// every other group stay root's).
     pub fn allow(&self, uid: u32) -> io::Result<()> {

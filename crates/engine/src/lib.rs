@@ -145,13 +145,10 @@ impl Engine {
         local_config.max_per_deployment = config.max_per_deployment;
         local_config.isolation = config.isolation;
         local_config.namespace = config.namespace.clone();
-        if config.isolation.is_some() {
-            // SAFETY: geteuid has no preconditions.
-            if unsafe { libc::geteuid() } != 0 {
-                return Err(std::io::Error::other(
-                    "workload isolation runs each service as its own uid and needs Slipway to run as root",
-                ));
-            }
+        if config.isolation.is_some() && !userns::running_as_root() {
+            return Err(std::io::Error::other(
+                "workload isolation runs each service as its own uid and needs Slipway to run as root",
+            ));
         }
         // The database (SQLite gives its WAL and shm files the same mode), the keys and the
         // platform repository are Slipway's alone — also when isolated workloads may pass through

@@ -185,8 +185,7 @@ fn chown_tree(root: &Path, uid: u32) -> std::io::Result<()> {
 /// pass through (Slipway makes the data directory itself passable, not its parents).
 pub fn isolation_blocker(data_dir: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::userns::running_as_root() {
         return Some(
             "Slipway does not run as root, which giving each service its own uid needs".into(),
         );
@@ -499,6 +498,33 @@ impl LocalTarget {
             .map(|m| u64::from(m) * 1024 * 1024)
     }
 
+    /// Puts a command about to be spawned under `limits`: into the control group `name` (created,
+    /// or its limits reset), which the child joins itself before it runs anything (see
+    /// [`crate::cgroup::Group::joined`] for the one case joined after the spawn); where groups are
+    /// unavailable, memory with `RLIMIT_DATA`. `Ok(None)`: no group.
+    fn limit(
+        &self,
+        cmd: &mut Command,
+        name: &str,
+        limits: Resources,
+        sandbox: Option<Sandbox>,
+    ) -> std::io::Result<Option<crate::cgroup::Group>> {
+        let Ok(cgroups) = &self.cgroups else {
+            if let Some(bytes) = self.memory_rlimit(limits) {
+                limit_data(cmd, bytes);
+            }
+            return Ok(None);
+        };
+        let g = cgroups.create(name, limits)?;
+        if let Some(sb) = sandbox {
+            g.allow(sb.uid)?;
+        }
+        if !(g.v2 && sandbox.is_some()) {
+            g.attach(cmd);
+        }
+        Ok(Some(g))
+    }
+
     /// How the deployment log describes the enforcement of an instance's resources.
     pub fn limits_note(&self) -> String {
         match &self.cgroups {
@@ -658,39 +684,15 @@ impl LocalTarget {
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
             confine(&mut cmd, sandbox);
-            let mut join_later = false;
-            match &self.cgroups {
-                Ok(cgroups) if self.config.resource_limits => {
-                    let created = cgroups.create(&group_name, limits).and_then(|g| {
-                        if let Some(sb) = sandbox {
-                            g.allow(sb.uid)?;
-                        }
-                        Ok(g)
-                    });
-                    match created {
-                        Ok(g) => {
-                            join_later = g.v2 && sandbox.is_some();
-                            if !join_later {
-                                g.attach(&mut cmd);
-                            }
-                            build_group.0 = Some(g);
-                        }
-                        Err(e) => {
-                            log.system(format!("build limits could not be applied: {e}"));
-                        }
-                    }
-                }
-                _ => {
-                    if let Some(bytes) = self.memory_rlimit(limits) {
-                        limit_data(&mut cmd, bytes);
-                    }
-                }
+            match self.limit(&mut cmd, &group_name, limits, sandbox) {
+                Ok(g) => build_group.0 = g,
+                Err(e) => log.system(format!("build limits could not be applied: {e}")),
             }
             let mut child = cmd
                 .spawn()
                 .map_err(|e| BuildError::Spawn(format!("`{command}`: {e}")))?;
-            if let (true, Some(g), Some(pid)) = (join_later, &build_group.0, child.id()) {
-                if let Err(e) = g.add(pid) {
+            if let Some(g) = &build_group.0 {
+                if let Err(e) = g.joined(child.id(), sandbox.is_some()) {
                     log.system(format!("build limits could not be applied: {e}"));
                 }
             }
@@ -1448,33 +1450,17 @@ async fn supervise(
             .kill_on_drop(true);
         confine(&mut cmd, spec.sandbox);
         // Created (again) before every start: its limits are the spec's whatever happened to it.
-        if let Ok(cgroups) = &target.cgroups {
-            let created = cgroups.create(&group_name, spec.resources).and_then(|g| {
-                if let Some(sb) = spec.sandbox {
-                    g.allow(sb.uid)?;
-                }
-                Ok(g)
-            });
-            match created {
-                Ok(g) => {
-                    if !(g.v2 && spec.sandbox.is_some()) {
-                        g.attach(&mut cmd);
-                    }
-                    group = Some(g);
-                }
-                Err(e) => {
-                    group = None;
-                    app.log.line(
-                        &prefix,
-                        LogStream::System,
-                        &format!("memory and CPU limits could not be applied: {e}"),
-                    );
-                }
+        group = match target.limit(&mut cmd, &group_name, spec.resources, spec.sandbox) {
+            Ok(g) => g,
+            Err(e) => {
+                app.log.line(
+                    &prefix,
+                    LogStream::System,
+                    &format!("memory and CPU limits could not be applied: {e}"),
+                );
+                None
             }
-        }
-        if let Some(bytes) = target.memory_rlimit(spec.resources) {
-            limit_data(&mut cmd, bytes);
-        }
+        };
         let oom_kills = group.as_ref().map_or(0, |g| g.oom_kills());
         let ran_from = Instant::now();
         match cmd.spawn() {
@@ -1488,15 +1474,13 @@ async fn supervise(
                 }
             }
             Ok(mut child) => {
-                if let (Some(g), Some(pid)) = (&group, child.id()) {
-                    if g.v2 && spec.sandbox.is_some() {
-                        if let Err(e) = g.add(pid) {
-                            app.log.line(
-                                &prefix,
-                                LogStream::System,
-                                &format!("memory and CPU limits could not be applied: {e}"),
-                            );
-                        }
+                if let Some(g) = &group {
+                    if let Err(e) = g.joined(child.id(), spec.sandbox.is_some()) {
+                        app.log.line(
+                            &prefix,
+                            LogStream::System,
+                            &format!("memory and CPU limits could not be applied: {e}"),
+                        );
                     }
                 }
                 let pgid = i64::from(child.id().unwrap_or(0));

@@ -671,9 +671,9 @@ async fn push_inner(
     let failed = |e: SourceError| match e {
         SourceError::Refused(m) => PushError::Refused(redact_credentials(&m)),
         SourceError::Git(m) => PushError::Git(redact_credentials(&m)),
-        SourceError::Fetch(m) if unauthorized(&m, credentials).is_some() => PushError::Failed(
-            redact_credentials(&unauthorized(&m, credentials).unwrap_or(m)),
-        ),
+        SourceError::Fetch(m) => PushError::Failed(redact_credentials(
+            &unauthorized(&m, credentials).unwrap_or(m),
+        )),
         other => PushError::Failed(redact_credentials(&other_message(other))),
     };
     let pin = guard(url, allow_private_hosts).await.map_err(failed)?;
