@@ -357,9 +357,12 @@ async fn redeploys_under_load_lose_no_request_and_broken_releases_roll_back() {
     // 16 clients loop through the proxy while the app is redeployed three times.
     let proxy = s.state.engine.as_ref().unwrap().proxy_addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // What the clients have been answered so far, for waiting until the last release answers.
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let mut clients = Vec::new();
     for _ in 0..16 {
         let stop = stop.clone();
+        let answered = answered.clone();
         clients.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let (mut ok, mut failed, mut seen) =
@@ -373,7 +376,9 @@ async fn redeploys_under_load_lose_no_request_and_broken_releases_roll_back() {
                 {
                     Ok(r) if r.status().is_success() => {
                         ok += 1;
-                        seen.insert(r.text().await.unwrap_or_default());
+                        let text = r.text().await.unwrap_or_default();
+                        answered.lock().unwrap().insert(text.clone());
+                        seen.insert(text);
                     }
                     Ok(r) => failed.push(format!("status {}", r.status())),
                     Err(e) => failed.push(format!("error {e}")),
@@ -392,6 +397,12 @@ async fn redeploys_under_load_lose_no_request_and_broken_releases_roll_back() {
         assert_eq!(status, 200, "{body}");
         let id = deploy(&s, json!({ "service": "api", "replicas": 2 })).await;
         assert_eq!(finished(&s, &id).await["status"], "EXPOSED");
+    }
+    // The clients keep going until one of them was answered by the last release: stopping them
+    // the moment it is EXPOSED could stop them before any request reached it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !answered.lock().unwrap().contains("hello three from v1\n") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed, mut seen) = (0, Vec::new(), std::collections::BTreeSet::new());
