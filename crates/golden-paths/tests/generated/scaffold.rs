@@ -168,7 +168,7 @@ fn python_api_scaffold_passes_its_own_tests() {
         &python,
         &["-m", "unittest", "discover", "-s", "tests", "-v"],
     );
-    assert!(out.contains("Ran 5 tests") && out.contains("\nOK"), "{out}");
+    assert!(out.contains("Ran 6 tests") && out.contains("\nOK"), "{out}");
     // The health check module the ECS task definition runs imports and fails cleanly when
     // nothing listens.
     let output = run(Command::new(&python)
@@ -178,14 +178,36 @@ fn python_api_scaffold_passes_its_own_tests() {
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
 }
 
-/// The built node-api server, stopped (SIGKILL) when dropped so a failed assertion leaves nothing
+/// A scaffold's server, stopped (SIGKILL) when dropped so a failed assertion leaves nothing
 /// running; its standard output arrives line by line on `lines`.
-struct NodeServer {
+struct ScaffoldServer {
     child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
-impl NodeServer {
+impl ScaffoldServer {
+    /// Starts `command` with its standard output piped to `lines`.
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ScaffoldServer { child, lines }
+    }
+
     /// The next line of standard output that `wanted` accepts, within `limit`.
     fn line_where(
         &self,
@@ -209,7 +231,7 @@ impl NodeServer {
     }
 }
 
-impl Drop for NodeServer {
+impl Drop for ScaffoldServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -286,7 +308,7 @@ fn node_api_scaffold_builds_passes_its_tests_and_serves_health_metrics_and_json_
     );
     let out = run_in(&dir, &npm, &["test"]);
     assert!(
-        out.contains("# pass 9") && out.contains("# fail 0"),
+        out.contains("# pass 10") && out.contains("# fail 0"),
         "{out}"
     );
     // What the build and the tests write is ignored by git.
@@ -310,27 +332,12 @@ fn node_api_scaffold_builds_passes_its_tests_and_serves_health_metrics_and_json_
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(&node)
-        .arg("dist/server.js")
-        .current_dir(&dir)
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (send, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut server = NodeServer { child, lines };
+    let mut server = ScaffoldServer::spawn(
+        Command::new(&node)
+            .arg("dist/server.js")
+            .current_dir(&dir)
+            .env("PORT", port.to_string()),
+    );
     let listening = server.line_where(Duration::from_secs(20), |e| e["message"] == "listening");
     assert_eq!(listening["port"], port);
     assert_eq!(listening["service"], "payments");
@@ -433,7 +440,7 @@ fn rust_api_scaffold_builds_and_passes_its_own_tests() {
         &cargo,
         &["test", "--locked", "--offline", "--target-dir", target],
     );
-    assert!(out.contains("test result: ok. 4 passed"), "{out}");
+    assert!(out.contains("test result: ok. 5 passed"), "{out}");
     assert!(out.contains("test result: ok. 1 passed"), "{out}");
     // The health check subcommand the task definition runs fails cleanly when nothing listens.
     let output = run(Command::new(parent.path().join("target/release/service"))
@@ -480,10 +487,238 @@ fn go_api_scaffold_passes_vet_and_its_own_tests_without_a_module_proxy() {
     );
     go_in(&["vet", "./..."]);
     let out = go_in(&["test", "-v", "./..."]);
-    assert_eq!(out.matches("--- PASS").count(), 4, "{out}");
+    assert_eq!(out.matches("--- PASS").count(), 5, "{out}");
     go_in(&["build", "-o", "bin/service", "."]);
     let output = run(Command::new(dir.join("bin/service"))
         .arg("healthcheck")
         .env("PORT", "1"));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+}
+
+/// A free port on 127.0.0.1 (closed again: the server under test binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port`, failing after 20 s or when the server exits.
+fn wait_until_listening(server: &mut ScaffoldServer, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("the server exited before it listened on {port}: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listened on {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The route each crash test adds to its own copy of a scaffold: it raises, throws or panics.
+const FAILING_ROUTE: &str = "/boom";
+
+/// The observability contract for a handler that fails, on a running scaffold with
+/// [`FAILING_ROUTE`] added: each request to it answers 500, the process keeps serving, the
+/// failure is logged as a JSON `error` line, and `/metrics` counts the requests with
+/// `code="500"` in the counter and in the latency histogram, by the series and labels the
+/// generated alerts read (docs/templates.md, "Metrics a service exports").
+fn a_failing_route_is_a_counted_500(template: &str, server: &mut ScaffoldServer, port: u16) {
+    wait_until_listening(server, port);
+    for _ in 0..2 {
+        let (status, body) = http_get(port, FAILING_ROUTE);
+        assert_eq!(status, 500, "{template}: {body}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"error": "internal error"}),
+            "{template}: the cause stays in the log"
+        );
+    }
+    let failed = server.line_where(Duration::from_secs(10), |e| e["level"] == "error");
+    assert!(
+        failed.to_string().contains("deliberate failure"),
+        "{template}: {failed}"
+    );
+    assert_eq!(http_get(port, "/health").0, 200, "{template}");
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{template}");
+    let failed = format!("method=\"GET\",path=\"{FAILING_ROUTE}\",code=\"500\"");
+    for series in [
+        format!("http_requests_total{{{failed}}}"),
+        format!("http_request_duration_seconds_count{{{failed}}}"),
+        format!("http_request_duration_seconds_bucket{{{failed},le=\"+Inf\"}}"),
+    ] {
+        assert_eq!(
+            sample(&metrics, &series),
+            Some(2.0),
+            "{template}: {series} in\n{metrics}"
+        );
+    }
+    // The series and label names the generated alerts and dashboards read, as the python-api
+    // scaffold's that `promtool test rules` runs on.
+    let samples = crate::observability::parse_exposition(&metrics);
+    for (name, labels) in [
+        ("http_requests_total", "code method path"),
+        (
+            "http_request_duration_seconds_bucket",
+            "code le method path",
+        ),
+        ("http_request_duration_seconds_sum", "code method path"),
+        ("http_request_duration_seconds_count", "code method path"),
+    ] {
+        let found: std::collections::BTreeSet<String> = samples
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| s.labels.iter().map(|(k, _)| k.clone()))
+            .collect();
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>().join(" "),
+            labels,
+            "{template}: {name} in\n{metrics}"
+        );
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "{template}: the process died"
+    );
+}
+
+/// Puts `insert` before `anchor` in the file `path` under `dir`. The anchor must occur exactly
+/// once, so a change of the scaffold that moves it fails here instead of testing an app without
+/// the failing route.
+fn insert_before(dir: &Path, path: &str, anchor: &str, insert: &str) {
+    let file = dir.join(path);
+    let source = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        source.matches(anchor).count(),
+        1,
+        "{path}: {anchor:?} is not there exactly once"
+    );
+    std::fs::write(&file, source.replace(anchor, &format!("{insert}{anchor}"))).unwrap();
+}
+
+#[test]
+fn python_api_scaffold_answers_500_to_a_route_that_raises_and_counts_it() {
+    let Some(python) = checker("python3", "Python 3.11 or newer", &[]) else {
+        return;
+    };
+    let parent = scaffolded_repository("python-api");
+    let dir = parent.path().join("repo");
+    let app = dir.join("app/__init__.py");
+    let mut source = std::fs::read_to_string(&app).unwrap();
+    source += &format!(
+        "\n\ndef _deliberate_failure(handler):\n    raise RuntimeError(\"deliberate failure\")\n\n\nROUTES[{FAILING_ROUTE:?}] = _deliberate_failure\n"
+    );
+    std::fs::write(&app, source).unwrap();
+    let port = free_port();
+    let mut server = ScaffoldServer::spawn(
+        Command::new(&python)
+            .args(["-m", "app"])
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    a_failing_route_is_a_counted_500("python-api", &mut server, port);
+}
+
+#[test]
+fn node_api_scaffold_answers_500_to_a_route_that_throws_and_counts_it() {
+    let Some(npm) = checker("npm", "Node.js 20 with npm", &[]) else {
+        return;
+    };
+    let node = checker("node", "Node.js 20 with npm", &[]).expect("npm comes with node");
+    let parent = scaffolded_repository("node-api");
+    let dir = parent.path().join("repo");
+    let app = dir.join("src/app.ts");
+    let mut source = std::fs::read_to_string(&app).unwrap();
+    source += &format!(
+        "\nROUTES.set({FAILING_ROUTE:?}, () => {{\n  throw new Error(\"deliberate failure\");\n}});\n"
+    );
+    std::fs::write(&app, source).unwrap();
+    run_in(&dir, &npm, &["ci"]);
+    run_in(&dir, &npm, &["run", "build"]);
+    let port = free_port();
+    let mut server = ScaffoldServer::spawn(
+        Command::new(&node)
+            .arg("dist/server.js")
+            .current_dir(&dir)
+            .env("PORT", port.to_string()),
+    );
+    a_failing_route_is_a_counted_500("node-api", &mut server, port);
+}
+
+#[test]
+fn rust_api_scaffold_answers_500_to_a_route_that_panics_and_counts_it() {
+    let Some(cargo) = checker("cargo", "a Rust toolchain (rustup)", &[]) else {
+        return;
+    };
+    let parent = scaffolded_repository("rust-api");
+    let dir = parent.path().join("repo");
+    insert_before(
+        &dir,
+        "src/lib.rs",
+        "    (\"/health\", |_| {",
+        &format!("    ({FAILING_ROUTE:?}, |_| panic!(\"deliberate failure\")),\n"),
+    );
+    let target = parent.path().join("target");
+    run_in(
+        &dir,
+        &cargo,
+        &[
+            "build",
+            "--locked",
+            "--offline",
+            "--target-dir",
+            target.to_str().unwrap(),
+        ],
+    );
+    let port = free_port();
+    let mut server = ScaffoldServer::spawn(
+        Command::new(target.join("debug/service"))
+            .current_dir(&dir)
+            .env("PORT", port.to_string()),
+    );
+    a_failing_route_is_a_counted_500("rust-api", &mut server, port);
+}
+
+#[test]
+fn go_api_scaffold_answers_500_to_a_route_that_panics_and_counts_it() {
+    // Go is not a checker CI installs: without it the test is skipped, in CI too.
+    let Some(go) =
+        crate::common::optional_checker("go", "Go 1.19 or newer (Debian golang-go)", &[])
+    else {
+        return;
+    };
+    let parent = scaffolded_repository("go-api");
+    let dir = parent.path().join("repo");
+    // Package main's variables are initialised before its init functions run.
+    std::fs::write(
+        dir.join("boom.go"),
+        format!(
+            "package main\n\nimport \"net/http\"\n\nfunc init() {{\n\troutes[{FAILING_ROUTE:?}] = func(*http.Request, *Metrics) (int, string, string) {{\n\t\tpanic(\"deliberate failure\")\n\t}}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let cache = parent.path().join("cache");
+    let build = run(Command::new(&go)
+        .args(["build", "-o", "bin/service", "."])
+        .current_dir(&dir)
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", cache.join("build"))
+        .env("GOPATH", cache.join("path")));
+    assert!(build.status.success(), "go build:\n{}", describe(&build));
+    let port = free_port();
+    let mut server = ScaffoldServer::spawn(
+        Command::new(dir.join("bin/service"))
+            .current_dir(&dir)
+            .env("PORT", port.to_string()),
+    );
+    a_failing_route_is_a_counted_500("go-api", &mut server, port);
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -109,38 +110,68 @@ func (m *Metrics) Render() string {
 	return b.String()
 }
 
+// route answers one GET request: status, content type and body.
+type route func(r *http.Request, metrics *Metrics) (int, string, string)
+
+// routes are the paths this service answers (GET). Any other path is a 404 counted as "other",
+// so a scan of random URLs cannot create a metric series per URL.
+var routes = map[string]route{
+	"/health": func(*http.Request, *Metrics) (int, string, string) {
+		return http.StatusOK, "application/json", `{"status":"ok"}`
+	},
+	"/metrics": func(_ *http.Request, metrics *Metrics) (int, string, string) {
+		return http.StatusOK, "text/plain; version=0.0.4", metrics.Render()
+	},
+	"/": func(*http.Request, *Metrics) (int, string, string) {
+		body, _ := json.Marshal(map[string]string{"service": Service})
+		return http.StatusOK, "application/json", string(body)
+	},
+}
+
+// answer runs a route. A route that panics answers 500 and is counted as one: the generated
+// HighErrorRate alert reads code="500". Left to net/http, the panic would close the connection
+// with no answer and the request would not be counted.
+func answer(handle route, path string, r *http.Request, metrics *Metrics, logger *Logger) (status int, contentType, body string) {
+	defer func() {
+		if p := recover(); p != nil {
+			logger.Log("error", "request failed", map[string]any{
+				"method": r.Method, "path": path, "error": fmt.Sprint(p),
+			})
+			status, contentType, body = http.StatusInternalServerError, "application/json", `{"error":"internal error"}`
+		}
+	}()
+	return handle(r, metrics)
+}
+
 // Handler serves the service's routes, counting and logging every request.
 func Handler(metrics *Metrics, logger *Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started := time.Now()
 		path := r.URL.Path
-		status := http.StatusOK
-		send := func(code int, contentType, body string) {
-			status = code
-			w.Header().Set("Content-Type", contentType)
-			w.WriteHeader(code)
-			io.WriteString(w, body)
-		}
+		var status int
+		var contentType, body string
+		handle, known := routes[path]
 		switch {
 		case r.Method != http.MethodGet:
 			path = "other"
-			send(http.StatusMethodNotAllowed, "application/json", `{"error":"method not allowed"}`)
-		case path == "/health":
-			send(http.StatusOK, "application/json", `{"status":"ok"}`)
-		case path == "/metrics":
-			send(http.StatusOK, "text/plain; version=0.0.4", metrics.Render())
-		case path == "/":
-			body, _ := json.Marshal(map[string]string{"service": Service})
-			send(http.StatusOK, "application/json", string(body))
-		default:
+			status, contentType, body = http.StatusMethodNotAllowed, "application/json", `{"error":"method not allowed"}`
+		case !known:
 			path = "other"
-			send(http.StatusNotFound, "application/json", `{"error":"not found"}`)
+			status, contentType, body = http.StatusNotFound, "application/json", `{"error":"not found"}`
+		default:
+			status, contentType, body = answer(handle, path, r, metrics, logger)
 		}
+		// Counted and logged before the answer goes out, so a client that reads /metrics next
+		// sees it.
 		seconds := time.Since(started).Seconds()
 		metrics.Observe(r.Method, path, status, seconds)
 		logger.Log("info", "request", map[string]any{
 			"method": r.Method, "path": path, "status": status, "duration_ms": seconds * 1000,
 		})
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		io.WriteString(w, body)
 	})
 }
 

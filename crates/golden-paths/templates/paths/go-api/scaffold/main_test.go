@@ -62,6 +62,29 @@ func TestMetricsCountRequestsInPrometheusFormat(t *testing.T) {
 	}
 }
 
+func TestAPanickingRouteAnswers500AndIsCounted(t *testing.T) {
+	routes["/fail"] = func(*http.Request, *Metrics) (int, string, string) { panic("deliberate failure") }
+	t.Cleanup(func() { delete(routes, "/fail") })
+	server, logs := start(t)
+	status, _, body := get(t, server, "/fail")
+	if status != 500 || body != `{"error":"internal error"}` {
+		t.Fatalf("got %d %q", status, body)
+	}
+	// The server goes on serving, and the error alert's series has the failure.
+	_, _, metrics := get(t, server, "/metrics")
+	for _, want := range []string{
+		`http_requests_total{method="GET",path="/fail",code="500"} 1`,
+		`http_request_duration_seconds_count{method="GET",path="/fail",code="500"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+	if !strings.Contains(logs.String(), `"error":"deliberate failure"`) {
+		t.Errorf("the panic is not logged: %s", logs.String())
+	}
+}
+
 func TestEveryRequestIsLoggedAsOneJSONObject(t *testing.T) {
 	server, logs := start(t)
 	get(t, server, "/health")

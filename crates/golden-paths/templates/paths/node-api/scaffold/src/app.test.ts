@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, test } from "node:test";
-import { createLogger, createServer, type Fields, Metrics, portFromEnv, shutdown } from "./app";
+import { createLogger, createServer, type Fields, Metrics, portFromEnv, ROUTES, shutdown } from "./app";
 
 let server: ReturnType<typeof createServer>["server"];
 let base: string;
@@ -55,6 +55,26 @@ test("a request for an unknown path is counted as other, not by its URL", async 
   const body = await (await fetch(`${base}/metrics`)).text();
   assert.ok(body.includes('http_requests_total{method="GET",path="other",code="404"} 2\n'), body);
   assert.ok(!body.includes('path="/a"'), body);
+});
+
+test("a route that throws answers 500 and is counted as one", async () => {
+  ROUTES.set("/fail", () => {
+    throw new Error("deliberate failure");
+  });
+  try {
+    const res = await fetch(`${base}/fail`);
+    assert.equal(res.status, 500);
+    assert.deepEqual(await res.json(), { error: "internal error" });
+    // The server goes on serving, and the error alert's series has the failure.
+    const body = await (await fetch(`${base}/metrics`)).text();
+    assert.ok(body.includes('http_requests_total{method="GET",path="/fail",code="500"} 1\n'), body);
+    assert.ok(body.includes('http_request_duration_seconds_count{method="GET",path="/fail",code="500"} 1\n'), body);
+    const failed = lines.find((l) => l["message"] === "request failed");
+    assert.equal(failed?.["path"], "/fail");
+    assert.match(String(failed?.["error"]), /deliberate failure/);
+  } finally {
+    ROUTES.delete("/fail");
+  }
 });
 
 test("every request is logged", async () => {

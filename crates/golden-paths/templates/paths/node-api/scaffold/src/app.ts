@@ -6,10 +6,6 @@ import { SERVICE } from "./config";
 /** Upper bounds of the request latency histogram, in seconds. */
 export const BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** The routes this service answers; any other path is counted as "other", so a scan of random
- * URLs cannot create a metric series per URL. */
-const ROUTES = new Set(["/", "/health", "/metrics"]);
-
 export type Fields = Record<string, unknown>;
 
 export interface Logger {
@@ -126,21 +122,33 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
   return status;
 }
 
-function answer(req: IncomingMessage, res: ServerResponse, metrics: Metrics, route: string): number {
+/** What a route answers. */
+export interface Answer {
+  status: number;
+  type: string;
+  body: string;
+}
+
+/** The routes this service answers (GET and HEAD), by path. Any other path is a 404 counted as
+ * "other", so a scan of random URLs cannot create a metric series per URL. */
+export const ROUTES = new Map<string, (metrics: Metrics) => Answer>([
+  ["/", () => ({ status: 200, type: "application/json", body: JSON.stringify({ service: SERVICE }) })],
+  ["/health", () => ({ status: 200, type: "application/json", body: JSON.stringify({ status: "ok" }) })],
+  [
+    "/metrics",
+    (metrics) => ({ status: 200, type: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render() }),
+  ],
+]);
+
+function answer(req: IncomingMessage, res: ServerResponse, metrics: Metrics, path: string): number {
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.setHeader("allow", "GET, HEAD");
     return send(res, 405, "application/json", JSON.stringify({ error: "method not allowed" }));
   }
-  switch (route) {
-    case "/health":
-      return send(res, 200, "application/json", JSON.stringify({ status: "ok" }));
-    case "/metrics":
-      return send(res, 200, "text/plain; version=0.0.4; charset=utf-8", metrics.render());
-    case "/":
-      return send(res, 200, "application/json", JSON.stringify({ service: SERVICE }));
-    default:
-      return send(res, 404, "application/json", JSON.stringify({ error: "not found" }));
-  }
+  const route = ROUTES.get(path);
+  if (route === undefined) return send(res, 404, "application/json", JSON.stringify({ error: "not found" }));
+  const { status, type, body } = route(metrics);
+  return send(res, status, type, body);
 }
 
 /** A server with its own metrics, not yet listening. */
@@ -156,12 +164,16 @@ export function createServer({ logger = createLogger() }: { logger?: Logger } = 
     const method = req.method ?? "GET";
     let status: number;
     try {
-      status = answer(req, res, metrics, route);
+      status = answer(req, res, metrics, path);
     } catch (error) {
+      // A route that throws answers 500 and is counted as one: the generated HighErrorRate alert
+      // reads code="500". When its headers already went out the answer cannot become a 500; the
+      // connection is cut so the client does not take a truncated body for a success, and the
+      // request is still counted as the failure it is.
       logger.error("request failed", { method, path: route, error: String(error) });
-      status = res.headersSent
-        ? res.statusCode
-        : send(res, 500, "application/json", JSON.stringify({ error: "internal error" }));
+      if (res.headersSent) res.destroy();
+      else send(res, 500, "application/json", JSON.stringify({ error: "internal error" }));
+      status = 500;
     }
     // Counted as the answer goes out, so a client that reads /metrics next sees it.
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;

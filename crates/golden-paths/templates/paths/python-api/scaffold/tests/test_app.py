@@ -4,8 +4,9 @@ import threading
 import unittest
 import urllib.error
 import urllib.request
+from unittest import mock
 
-from app import Metrics, make_server
+from app import ROUTES, Metrics, make_server
 
 
 class AppTest(unittest.TestCase):
@@ -54,6 +55,22 @@ class AppTest(unittest.TestCase):
         status, _, body = self.get("/nope")
         self.assertEqual(status, 404)
         self.assertEqual(json.loads(body), {"error": "not found"})
+
+    def test_a_route_that_raises_answers_500_and_is_counted(self):
+        def failing(handler):
+            raise RuntimeError("deliberate failure")
+
+        with mock.patch.dict(ROUTES, {"/fail": failing}):
+            status, _, body = self.get("/fail")
+            self.assertEqual(status, 500)
+            self.assertEqual(json.loads(body), {"error": "internal error"})
+            # The server goes on serving, and the error alert's series has the failure.
+            _, _, metrics = self.get("/metrics")
+        self.assertIn('http_requests_total{method="GET",path="/fail",code="500"} 1', metrics)
+        self.assertIn('http_request_duration_seconds_count{method="GET",path="/fail",code="500"} 1', metrics)
+        errors = [json.loads(line) for line in self.logs.getvalue().splitlines() if '"error"' in line]
+        self.assertEqual(errors[0]["message"], "request failed")
+        self.assertIn("deliberate failure", errors[0]["error"])
 
     def test_every_request_is_logged_as_one_json_object(self):
         self.get("/health")

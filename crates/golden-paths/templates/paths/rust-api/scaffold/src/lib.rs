@@ -113,41 +113,83 @@ pub fn log_line(level: &str, message: &str, fields: &[(&str, String)]) -> String
     line
 }
 
-/// The answer to one request: (status, content type, body, the route for metrics).
-pub fn route(method: &str, path: &str, metrics: &Metrics) -> (u16, &'static str, String, String) {
-    let path = path.split('?').next().unwrap_or("/");
-    match (method, path) {
-        ("GET", "/health") => (
-            200,
-            "application/json",
-            r#"{"status":"ok"}"#.into(),
-            path.into(),
-        ),
-        ("GET", "/metrics") => (
-            200,
-            "text/plain; version=0.0.4",
-            metrics.render(),
-            path.into(),
-        ),
-        ("GET", "/") => (
+/// What a route answers: (status, content type, body).
+pub type Answer = (u16, &'static str, String);
+
+/// A route: answers one GET request.
+pub type Route = fn(&Metrics) -> Answer;
+
+/// The routes this service answers (GET). Any other path is a 404 counted as "other", so a scan
+/// of random URLs cannot create a metric series per URL.
+pub const ROUTES: &[(&str, Route)] = &[
+    ("/", |_| {
+        (
             200,
             "application/json",
             format!("{{\"service\":{}}}", json_string(SERVICE)),
-            path.into(),
-        ),
-        ("GET", _) => (
-            404,
-            "application/json",
-            r#"{"error":"not found"}"#.into(),
+        )
+    }),
+    ("/health", |_| {
+        (200, "application/json", r#"{"status":"ok"}"#.into())
+    }),
+    ("/metrics", |metrics| {
+        (200, "text/plain; version=0.0.4", metrics.render())
+    }),
+];
+
+/// The answer to one request and the route it is counted under, with `routes`. A route that
+/// panics answers 500 and is counted as one (the generated HighErrorRate alert reads
+/// `code="500"`); the panic's message is the third value. Left alone, the panic would end the
+/// connection's thread with no answer and nothing counted.
+pub fn route_with(
+    routes: &[(&str, Route)],
+    method: &str,
+    path: &str,
+    metrics: &Metrics,
+) -> (Answer, String, Option<String>) {
+    let path = path.split('?').next().unwrap_or("/");
+    let found = routes.iter().find(|(p, _)| *p == path);
+    match (method, found) {
+        ("GET", Some(&(name, route))) => {
+            // `metrics` is only read; a panic leaves it as it was.
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(metrics)));
+            match answer {
+                Ok(answer) => (answer, name.into(), None),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    let answer = (
+                        500,
+                        "application/json",
+                        r#"{"error":"internal error"}"#.into(),
+                    );
+                    (answer, name.into(), Some(message))
+                }
+            }
+        }
+        ("GET", None) => (
+            (404, "application/json", r#"{"error":"not found"}"#.into()),
             "other".into(),
+            None,
         ),
         _ => (
-            405,
-            "application/json",
-            r#"{"error":"method not allowed"}"#.into(),
+            (
+                405,
+                "application/json",
+                r#"{"error":"method not allowed"}"#.into(),
+            ),
             "other".into(),
+            None,
         ),
     }
+}
+
+/// The answer to one request with this service's [`ROUTES`].
+pub fn route(method: &str, path: &str, metrics: &Metrics) -> (Answer, String, Option<String>) {
+    route_with(ROUTES, method, path, metrics)
 }
 
 fn handle(stream: TcpStream, metrics: &Mutex<Metrics>, log: &(dyn Fn(String) + Sync)) {
@@ -169,14 +211,28 @@ fn handle(stream: TcpStream, metrics: &Mutex<Metrics>, log: &(dyn Fn(String) + S
     }
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-    let (status, content_type, body, route_name) = {
+    let ((status, content_type, body), route_name, panic) = {
         let metrics = metrics.lock().unwrap_or_else(|e| e.into_inner());
         route(method, path, &metrics)
     };
+    if let Some(panic) = panic {
+        log(log_line(
+            "error",
+            "request failed",
+            &[
+                ("method", json_string(method)),
+                ("path", json_string(&route_name)),
+                ("error", json_string(&panic)),
+            ],
+        ));
+    }
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
-        _ => "Method Not Allowed",
+        405 => "Method Not Allowed",
+        500 => "Internal Server Error",
+        // Clients ignore the reason phrase (RFC 9112), which may be empty.
+        _ => "",
     };
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -218,7 +274,7 @@ mod tests {
 
     #[test]
     fn health_answers_ok() {
-        let (status, content_type, body, _) = route("GET", "/health", &Metrics::default());
+        let ((status, content_type, body), _, _) = route("GET", "/health", &Metrics::default());
         assert_eq!(
             (status, content_type, body.as_str()),
             (200, "application/json", r#"{"status":"ok"}"#)
@@ -227,8 +283,20 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404_and_share_one_route() {
-        let (status, _, _, name) = route("GET", "/nope?x=1", &Metrics::default());
+        let ((status, _, _), name, _) = route("GET", "/nope?x=1", &Metrics::default());
         assert_eq!((status, name.as_str()), (404, "other"));
+    }
+
+    #[test]
+    fn a_route_that_panics_answers_500_under_its_own_name() {
+        let routes: &[(&str, Route)] = &[("/fail", |_| panic!("deliberate failure"))];
+        let ((status, _, body), name, panic) =
+            route_with(routes, "GET", "/fail", &Metrics::default());
+        assert_eq!(
+            (status, body.as_str(), name.as_str()),
+            (500, r#"{"error":"internal error"}"#, "/fail")
+        );
+        assert_eq!(panic.as_deref(), Some("deliberate failure"));
     }
 
     #[test]

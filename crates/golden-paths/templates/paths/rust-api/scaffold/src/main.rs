@@ -32,6 +32,18 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         std::process::exit(healthcheck());
     }
+    // A panic is logged as one JSON line like everything else; a route that panics still
+    // answers 500 (`service::route_with`).
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "{}",
+            service::log_line(
+                "error",
+                "panic",
+                &[("error", service::json_string(&info.to_string()))]
+            )
+        );
+    }));
     let port = port();
     let listener = match TcpListener::bind(("0.0.0.0", port)) {
         Ok(listener) => listener,
