@@ -248,6 +248,9 @@ pub struct NewService {
     pub artifacts: Vec<Artifact>,
     /// Platform-wide files (shared modules) to insert or update alongside.
     pub platform_files: Vec<Artifact>,
+    /// For a scaffold registered with a remote: its push, `pending`, recorded in the same
+    /// transaction, so that a process stopped before the push ends leaves a record to resume.
+    pub scaffold_push: Option<crate::ScaffoldPush>,
 }
 
 /// Changes to a service; `None` leaves a field as it is.
@@ -256,8 +259,22 @@ pub struct ServiceUpdate {
     pub team: Option<String>,
     pub repo_url: Option<String>,
     pub description: Option<Option<String>>,
-    /// Regenerated artifacts, replacing all of the service's artifacts.
-    pub artifacts: Option<Vec<Artifact>>,
+    /// Regenerated artifacts (a new team or repository); the service's other artifacts stay.
+    pub artifacts: Option<RegeneratedArtifacts>,
+}
+
+/// What a service's regeneration changes in its artifacts. Artifacts named nowhere here are left
+/// as they are: those a team edited, and those whose rendering did not change.
+#[derive(Debug, Clone, Default)]
+pub struct RegeneratedArtifacts {
+    /// Inserted, or replacing the artifact at their path, as generated (a recorded team edit of
+    /// that artifact is cleared).
+    pub writes: Vec<Artifact>,
+    /// Deleted: the service's template no longer produces them.
+    pub removes: Vec<(ArtifactScope, String)>,
+    /// `<scope>/<path>` of the artifacts left as they are because a team edited them, for the
+    /// audit event.
+    pub left_as_edited: Vec<String>,
 }
 
 /// A new deployment request.

@@ -2,10 +2,11 @@
 //! projects the change into the platform repository before returning. Handlers call exactly one of these.
 
 use crate::error::{ApiError, ApiResult};
+use crate::upgrade::UpgradeConflict;
 use crate::AppState;
 use slipway_core::{
-    validate, Actor, Artifact, ArtifactScope, NewService, ScaffoldPush, ScaffoldPushStatus,
-    Service, ServiceUpdate, ValidationErrors,
+    validate, Actor, Artifact, ArtifactScope, NewService, RegeneratedArtifacts, ScaffoldPush,
+    ScaffoldPushStatus, Service, ServiceUpdate, ValidationErrors,
 };
 use slipway_golden_paths::{render_service, Rendered, ServiceSpec, DEFAULT_TEMPLATE};
 use slipway_platform_repo::Change;
@@ -346,6 +347,7 @@ async fn register_checked(
                 description: reg.description.clone(),
                 artifacts: rendered.artifacts.clone(),
                 platform_files: rendered.platform_files.clone(),
+                scaffold_push: None,
             },
             actor,
         )
@@ -504,12 +506,25 @@ pub struct Patch {
     pub description: Option<Option<String>>,
 }
 
+/// What an update did.
+pub struct Updated {
+    pub service: Service,
+    /// Files left as they are because a team edited them: a new team or repository regenerates
+    /// the others only.
+    pub conflicts: Vec<UpgradeConflict>,
+}
+
+/// Applies a [`Patch`]. A new team or repository regenerates the service's artifacts the way a
+/// template upgrade does: files whose stored content is what the generator produced are written
+/// anew, files a team edited (adopted from a commit to the platform repository, or changed in its
+/// work tree) are left as they are and reported, with the change they miss as a diff, in
+/// [`Updated::conflicts`], the audit event and the commit message.
 pub async fn update(
     state: &AppState,
     name: &str,
     patch: Patch,
     actor: &Actor,
-) -> ApiResult<Service> {
+) -> ApiResult<Updated> {
     let mut errors = ValidationErrors::default();
     if let Some(t) = &patch.team {
         errors.check(validate::dns_label("team", t));
@@ -534,8 +549,20 @@ pub async fn update(
         .clone()
         .unwrap_or_else(|| current.repo_url.clone());
     let regenerate = team != current.team || repo_url != current.repo_url;
-    let rendered = if regenerate {
-        Some(render(name, &team, &repo_url, &current.template)?)
+    let comparison = if regenerate {
+        if state.repo.ref_moved().map_err(ApiError::internal)? {
+            // A commit made there while Slipway runs may hold a team's edit not adopted yet.
+            return Err(ApiError::Refused(
+                "refs/heads/main of the platform repository moved outside Slipway (a commit made \
+                 there while Slipway runs); restart Slipway so that the reconciler adopts the \
+                 commit, then change the team or repository"
+                    .into(),
+            ));
+        }
+        let rendered = render(name, &team, &repo_url, &current.template)?;
+        let stored = state.store.service_artifacts(name, None).await?;
+        let edited = crate::upgrade::edited_artifacts(state, Some(name)).await?;
+        Some(crate::upgrade::compare(state, stored, rendered.artifacts, &edited).await?)
     } else {
         None
     };
@@ -547,24 +574,44 @@ pub async fn update(
                 team: patch.team,
                 repo_url: patch.repo_url,
                 description: patch.description,
-                artifacts: rendered.as_ref().map(|r| r.artifacts.clone()),
+                artifacts: comparison.as_ref().map(|c| RegeneratedArtifacts {
+                    writes: c.writes.clone(),
+                    removes: c.removes.clone(),
+                    left_as_edited: c
+                        .conflicts
+                        .iter()
+                        .map(|c| format!("{}/{}", c.scope, c.path))
+                        .collect(),
+                }),
             },
             actor,
         )
         .await?;
-    if let Some(r) = rendered {
-        project(
-            state,
-            platform_writes(&r.artifacts),
-            vec![],
-            format!(
-                "update {name}\n\nteam: {team}\nrepo: {repo_url}\nby: {}\n",
-                actor.name
-            ),
-        )
-        .await?;
+    let Some(comparison) = comparison else {
+        return Ok(Updated {
+            service,
+            conflicts: Vec::new(),
+        });
+    };
+    let mut message = format!("update {name}\n\nteam: {team}\nrepo: {repo_url}\n");
+    for c in &comparison.conflicts {
+        message.push_str(&format!(
+            "left as edited: {}/{} ({})\n",
+            c.scope, c.path, c.reason
+        ));
     }
-    Ok(service)
+    message.push_str(&format!("by: {}\n", actor.name));
+    let deletes = comparison
+        .removes
+        .iter()
+        .filter(|(scope, _)| *scope == ArtifactScope::Platform)
+        .map(|(_, path)| path.clone())
+        .collect();
+    project(state, platform_writes(&comparison.writes), deletes, message).await?;
+    Ok(Updated {
+        service,
+        conflicts: comparison.conflicts,
+    })
 }
 
 pub async fn delete(state: &AppState, name: &str, actor: &Actor) -> ApiResult<()> {

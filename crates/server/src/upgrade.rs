@@ -261,75 +261,21 @@ async fn compare_and_write(
         Some(n) => state.store.service_artifacts(n, None).await?,
         None => state.store.platform_files().await?,
     };
-    let edited: BTreeMap<(ArtifactScope, String), String> = state
-        .store
-        .edited_artifacts(name)
-        .await?
-        .into_iter()
-        .map(|e| ((e.scope, e.path), e.generated_sha256))
-        .collect();
+    let edited = edited_artifacts(state, name).await?;
     result.from = stored
         .iter()
         .map(|a| a.generator.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-
-    let key = |a: &Artifact| (a.scope, a.path.clone());
-    let stored: BTreeMap<_, _> = stored.into_iter().map(|a| (key(&a), a)).collect();
-    let new: BTreeMap<_, _> = new.into_iter().map(|a| (key(&a), a)).collect();
-    let mut writes = Vec::new();
-    let mut removes = Vec::new();
-    for k in stored.keys().chain(new.keys()).collect::<BTreeSet<_>>() {
-        let (scope, path) = k;
-        let (old, new) = (stored.get(k), new.get(k));
-        let (change, diff) = match (old, new) {
-            (None, None) => continue,
-            (Some(o), Some(n)) => {
-                let generated = edited.get(k).unwrap_or(&o.sha256);
-                if &n.sha256 == generated {
-                    if n.generator == o.generator || edited.contains_key(k) {
-                        continue;
-                    }
-                    (FileChange::Version, String::new())
-                } else {
-                    (
-                        FileChange::Changed,
-                        unified_diff(*scope, path, &o.content, &n.content),
-                    )
-                }
-            }
-            (None, Some(n)) => (
-                FileChange::Added,
-                unified_diff(*scope, path, b"", &n.content),
-            ),
-            (Some(o), None) => (
-                FileChange::Removed,
-                unified_diff(*scope, path, &o.content, b""),
-            ),
-        };
-        if change != FileChange::Version {
-            if let Some(reason) = edit_of(state, k, old, edited.get(k)).await? {
-                result.conflicts.push(UpgradeConflict {
-                    scope: *scope,
-                    path: path.clone(),
-                    reason,
-                    diff,
-                });
-                continue;
-            }
-        }
-        match new {
-            Some(n) => writes.push(n.clone()),
-            None => removes.push(k.clone()),
-        }
-        result.files.push(FileUpgrade {
-            scope: *scope,
-            path: path.clone(),
-            change,
-            diff,
-        });
-    }
+    let Comparison {
+        files,
+        conflicts,
+        writes,
+        removes,
+    } = compare(state, stored, new, &edited).await?;
+    result.files = files;
+    result.conflicts = conflicts;
 
     if result.files.is_empty() {
         result.status = if result.conflicts.is_empty() {
@@ -416,6 +362,110 @@ async fn compare_and_write(
         .map_err(|e| ApiError::SavedNotProjected(e.into()))?;
     result.commit = commit.map(|c| c.to_hex());
     Ok(())
+}
+
+/// The artifacts a team edited among those of a service (`None`: the platform-wide files), each
+/// with the sha256 of what its generator produced.
+pub(crate) async fn edited_artifacts(
+    state: &AppState,
+    service: Option<&str>,
+) -> ApiResult<BTreeMap<(ArtifactScope, String), String>> {
+    Ok(state
+        .store
+        .edited_artifacts(service)
+        .await?
+        .into_iter()
+        .map(|e| ((e.scope, e.path), e.generated_sha256))
+        .collect())
+}
+
+/// How stored artifacts compare with a new rendering of them.
+pub(crate) struct Comparison {
+    /// The files to write or remove, with their diffs.
+    pub files: Vec<FileUpgrade>,
+    /// Files left as they are because a team edited them.
+    pub conflicts: Vec<UpgradeConflict>,
+    /// New renderings to store (as generated).
+    pub writes: Vec<Artifact>,
+    /// Artifacts the new rendering no longer has.
+    pub removes: Vec<(ArtifactScope, String)>,
+}
+
+/// Compares a service's `stored` artifacts (or the platform-wide files) with a `new` rendering:
+/// every file whose rendering changed is to be written or removed, unless a team edited it
+/// ([`edit_of`]), which makes it a conflict left as it is. A file whose new rendering equals what
+/// its generator produced before has nothing to change, edited or not. Used by the template
+/// upgrade and by a service's update (a new team or repository), so both spare the same files.
+pub(crate) async fn compare(
+    state: &AppState,
+    stored: Vec<Artifact>,
+    new: Vec<Artifact>,
+    edited: &BTreeMap<(ArtifactScope, String), String>,
+) -> ApiResult<Comparison> {
+    let mut files = Vec::new();
+    let mut conflicts = Vec::new();
+    let key = |a: &Artifact| (a.scope, a.path.clone());
+    let stored: BTreeMap<_, _> = stored.into_iter().map(|a| (key(&a), a)).collect();
+    let new: BTreeMap<_, _> = new.into_iter().map(|a| (key(&a), a)).collect();
+    let mut writes = Vec::new();
+    let mut removes = Vec::new();
+    for k in stored.keys().chain(new.keys()).collect::<BTreeSet<_>>() {
+        let (scope, path) = k;
+        let (old, new) = (stored.get(k), new.get(k));
+        let (change, diff) = match (old, new) {
+            (None, None) => continue,
+            (Some(o), Some(n)) => {
+                let generated = edited.get(k).unwrap_or(&o.sha256);
+                if &n.sha256 == generated {
+                    if n.generator == o.generator || edited.contains_key(k) {
+                        continue;
+                    }
+                    (FileChange::Version, String::new())
+                } else {
+                    (
+                        FileChange::Changed,
+                        unified_diff(*scope, path, &o.content, &n.content),
+                    )
+                }
+            }
+            (None, Some(n)) => (
+                FileChange::Added,
+                unified_diff(*scope, path, b"", &n.content),
+            ),
+            (Some(o), None) => (
+                FileChange::Removed,
+                unified_diff(*scope, path, &o.content, b""),
+            ),
+        };
+        if change != FileChange::Version {
+            if let Some(reason) = edit_of(state, k, old, edited.get(k)).await? {
+                conflicts.push(UpgradeConflict {
+                    scope: *scope,
+                    path: path.clone(),
+                    reason,
+                    diff,
+                });
+                continue;
+            }
+        }
+        match new {
+            Some(n) => writes.push(n.clone()),
+            None => removes.push(k.clone()),
+        }
+        files.push(FileUpgrade {
+            scope: *scope,
+            path: path.clone(),
+            change,
+            diff,
+        });
+    }
+
+    Ok(Comparison {
+        files,
+        conflicts,
+        writes,
+        removes,
+    })
 }
 
 /// Why the stored artifact `old` counts as edited, if it does: its content is not what its

@@ -186,17 +186,22 @@ pub(crate) fn new_service_record(new: &NewService, at: DateTime<Utc>) -> Service
 }
 
 pub(crate) fn register_detail(new: &NewService) -> serde_json::Value {
-    json!({
+    let mut detail = json!({
         "team": new.team,
         "repo_url": new.repo_url,
         "template": new.template,
         "artifacts": new.artifacts.len(),
         "platform_files": new.platform_files.len(),
-    })
+    });
+    if let Some(push) = &new.scaffold_push {
+        detail["scaffold_push"] = json!({ "remote": push.remote, "branch": push.branch });
+    }
+    detail
 }
 
 /// Applies `update` to `service` and returns the audit detail: the fields changed with their new
-/// values, and the number of artifacts when they are replaced.
+/// values and, when artifacts were regenerated, how many were written, which were removed and
+/// which were left as a team edited them (`conflicts`, as in a template upgrade's event).
 pub(crate) fn apply_update(
     service: &mut Service,
     update: &ServiceUpdate,
@@ -216,7 +221,16 @@ pub(crate) fn apply_update(
         detail.insert("description".into(), json!(description));
     }
     if let Some(artifacts) = &update.artifacts {
-        detail.insert("artifacts".into(), json!(artifacts.len()));
+        detail.insert("artifacts".into(), json!(artifacts.writes.len()));
+        if !artifacts.removes.is_empty() {
+            let removed: Vec<String> = artifacts
+                .removes
+                .iter()
+                .map(|(scope, path)| format!("{scope}/{path}"))
+                .collect();
+            detail.insert("removed".into(), json!(removed));
+        }
+        detail.insert("conflicts".into(), json!(artifacts.left_as_edited));
     }
     service.updated_at = at;
     serde_json::Value::Object(detail)

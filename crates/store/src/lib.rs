@@ -60,13 +60,17 @@ pub trait Store: Send + Sync + 'static {
     // Services
     /// Registers a service in one transaction: creates its team if missing, inserts the service row
     /// (`Conflict` if the name is taken), its artifacts, inserts or updates the platform-wide files
-    /// given, and the audit event. Nothing is written when it fails.
+    /// given, its scaffold push record when given (as `pending`, whatever status it says), and the
+    /// audit event. Nothing is written when it fails.
     async fn register_service(&self, new: NewService, actor: &Actor) -> Result<Service>;
     async fn get_service(&self, name: &str) -> Result<Service>;
     /// Sorted by name. `limit` 0 means the default (50); it is capped at 1000.
     async fn list_services(&self, query: &ServiceQuery) -> Result<Page<Service>>;
-    /// Applies the changes given; a new team is created if missing. When `artifacts` is given, the
-    /// service's artifacts are replaced by them.
+    /// Applies the changes given; a new team is created if missing. When `artifacts` is given, its
+    /// `writes` are inserted or replace the artifact at their path (as generated:
+    /// `generated_sha256` cleared) and its `removes` are deleted; other artifacts stay as they
+    /// are. The audit event (`service.update`) names the fields changed and the artifacts left as
+    /// edited (`conflicts`).
     async fn update_service(
         &self,
         name: &str,
@@ -327,6 +331,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<slipway_core::ScaffoldPush>;
     /// `None` for a service that was not scaffolded with a remote.
     async fn scaffold_push(&self, service: &str) -> Result<Option<slipway_core::ScaffoldPush>>;
+    /// Pushes still `pending`, oldest first: registered, and no attempt has finished since (the
+    /// process stopped before the push ended, or one is under way).
+    async fn pending_scaffold_pushes(&self) -> Result<Vec<slipway_core::ScaffoldPush>>;
 
     // Audit
     /// Appends an event on its own (e.g. a refused request, which changes nothing else).

@@ -7,6 +7,10 @@ use slipway_core::{Actor, NewAuditEvent, ScaffoldPush, ScaffoldPushStatus};
 pub(crate) const COLUMNS: &str =
     "service, remote, branch, status, commit_sha, error, attempts, updated_at";
 
+/// Pushes still pending, oldest first.
+pub(crate) const PENDING: &str = "SELECT service, remote, branch, status, commit_sha, error, \
+     attempts, updated_at FROM scaffold_pushes WHERE status = 'pending' ORDER BY updated_at, service";
+
 /// The upsert: a finished attempt (pushed or failed) counts one more; `pending` counts none.
 /// `$1..$7` are service, remote, branch, status, commit_sha, error, updated_at.
 pub(crate) const UPSERT: &str = "INSERT INTO scaffold_pushes \

@@ -242,6 +242,43 @@ async fn upsert_platform_files(conn: &mut SqliteConnection, files: &[Artifact]) 
     Ok(())
 }
 
+/// Inserts `writes` or replaces the artifact at their path, as generated (a recorded team edit
+/// cleared), and deletes `removes`: a regeneration or upgrade of the artifacts of `owner` (a
+/// service's name, or [`owner_key`]`(None)` for the platform-wide files).
+async fn write_generated(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    writes: &[Artifact],
+    removes: &[(ArtifactScope, String)],
+) -> Result<()> {
+    for (scope, path) in removes {
+        sqlx::query("DELETE FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3")
+            .bind(owner)
+            .bind(scope.as_str())
+            .bind(path)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for a in writes {
+        sqlx::query(
+            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (service_name, scope, path) DO UPDATE \
+             SET content = excluded.content, sha256 = excluded.sha256, \
+                 generator = excluded.generator, generated_sha256 = NULL",
+        )
+        .bind(owner)
+        .bind(a.scope.as_str())
+        .bind(&a.path)
+        .bind(&a.content)
+        .bind(&a.sha256)
+        .bind(&a.generator)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 const SERVICE_COLUMNS: &str = "name, team, repo_url, template, description, created_at, updated_at";
 const ARTIFACT_COLUMNS: &str = "service_name, scope, path, content, sha256, generator";
 const RELEASE_COLUMNS: &str =
@@ -511,6 +548,18 @@ impl Store for SqliteStore {
         }
         insert_artifacts(&mut tx, &new.name, &new.artifacts).await?;
         upsert_platform_files(&mut tx, &new.platform_files).await?;
+        if let Some(push) = &new.scaffold_push {
+            sqlx::query(crate::scaffold_push::UPSERT)
+                .bind(&push.service)
+                .bind(&push.remote)
+                .bind(&push.branch)
+                .bind(slipway_core::ScaffoldPushStatus::Pending.as_str())
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await?;
+        }
         let event = actor.audit(
             "service.register",
             "service",
@@ -584,11 +633,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if let Some(artifacts) = &update.artifacts {
-            sqlx::query("DELETE FROM artifacts WHERE service_name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            insert_artifacts(&mut tx, name, artifacts).await?;
+            write_generated(&mut tx, name, &artifacts.writes, &artifacts.removes).await?;
         }
         insert_audit(
             &mut tx,
@@ -893,33 +938,7 @@ impl Store for SqliteStore {
             }
         }
         let owner = owner_key(upgrade.service.as_deref());
-        for (scope, path) in &upgrade.removes {
-            sqlx::query(
-                "DELETE FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3",
-            )
-            .bind(owner)
-            .bind(scope.as_str())
-            .bind(path)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for a in &upgrade.writes {
-            sqlx::query(
-                "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (service_name, scope, path) DO UPDATE \
-                 SET content = excluded.content, sha256 = excluded.sha256, \
-                     generator = excluded.generator, generated_sha256 = NULL",
-            )
-            .bind(owner)
-            .bind(a.scope.as_str())
-            .bind(&a.path)
-            .bind(&a.content)
-            .bind(&a.sha256)
-            .bind(&a.generator)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_generated(&mut tx, owner, &upgrade.writes, &upgrade.removes).await?;
         let event = match &upgrade.service {
             Some(service) => actor.audit("service.upgrade", "service", service, upgrade.detail),
             None => actor.audit(
@@ -2277,6 +2296,12 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.map(slipway_core::ScaffoldPush::try_from).transpose()?)
+    }
+
+    async fn pending_scaffold_pushes(&self) -> Result<Vec<slipway_core::ScaffoldPush>> {
+        use crate::scaffold_push as sp;
+        let rows: Vec<sp::Row> = sqlx::query_as(sp::PENDING).fetch_all(&self.reader).await?;
+        common::convert(rows)
     }
 
     async fn put_instance(&self, i: &Instance) -> Result<()> {

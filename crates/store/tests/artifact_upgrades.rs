@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     an_adopted_edit_keeps_the_generated_hash,
     an_upgrade_replaces_adds_and_removes_in_one_transaction,
+    an_update_regenerates_only_what_it_is_given_and_keeps_an_edit,
     module_upgrades_and_unknown_targets,
 );
 
@@ -77,6 +78,7 @@ async fn register(store: &Arc<dyn Store>, name: &str) {
                     artifact(Some(name), "b.tf", "b v1\n", "gp/default@1"),
                 ],
                 platform_files: vec![artifact(None, "modules/m.tf", "m v1\n", "gp/modules@1")],
+                scaffold_push: None,
             },
             &actor(),
         )
@@ -282,4 +284,109 @@ async fn module_upgrades_and_unknown_targets(store: Arc<dyn Store>) {
         store.service_artifacts("gone", None).await.is_err(),
         "nothing written for an unknown service"
     );
+}
+
+/// `update_service` with regenerated artifacts (a PATCH of the team or repository): the files
+/// given are written as generated, those removed go, and a file a team edited and the caller left
+/// out stays with its recorded edit; the audit event names it.
+async fn an_update_regenerates_only_what_it_is_given_and_keeps_an_edit(store: Arc<dyn Store>) {
+    use slipway_core::{RegeneratedArtifacts, ServiceUpdate};
+    register(&store, "pay").await;
+    store
+        .adopt_artifact_edit(edit("pay", "b.tf", "b v1 + team\n"), &actor())
+        .await
+        .expect("adopt");
+    let update = ServiceUpdate {
+        team: Some("fintech".into()),
+        artifacts: Some(RegeneratedArtifacts {
+            writes: vec![
+                artifact(Some("pay"), "a.tf", "a v1 fintech\n", "gp/default@1"),
+                artifact(Some("pay"), "c.tf", "c v1 fintech\n", "gp/default@1"),
+            ],
+            removes: vec![],
+            left_as_edited: vec!["platform/b.tf".into()],
+        }),
+        ..Default::default()
+    };
+    let updated = store
+        .update_service("pay", update, &actor())
+        .await
+        .expect("update");
+    assert_eq!(updated.team, "fintech");
+    let contents: Vec<(String, String)> = store
+        .service_artifacts("pay", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.path, String::from_utf8(a.content).unwrap()))
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            ("a.tf".to_string(), "a v1 fintech\n".to_string()),
+            ("b.tf".to_string(), "b v1 + team\n".to_string()),
+            ("c.tf".to_string(), "c v1 fintech\n".to_string()),
+        ]
+    );
+    assert_eq!(
+        store.edited_artifacts(Some("pay")).await.unwrap(),
+        [EditedArtifact {
+            scope: ArtifactScope::Platform,
+            path: "b.tf".into(),
+            sha256: sha("b v1 + team\n"),
+            generated_sha256: sha("b v1\n"),
+        }],
+        "the edit is still recorded"
+    );
+    let event = store
+        .list_audit(&AuditQuery {
+            action: Some("service.update".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(event.detail["artifacts"], 2);
+    assert_eq!(event.detail["conflicts"], json!(["platform/b.tf"]));
+    assert!(event.detail.get("removed").is_none(), "{}", event.detail);
+
+    // Writing the edited file (the team gave its edit up) clears the edit; a removal deletes.
+    let update = ServiceUpdate {
+        artifacts: Some(RegeneratedArtifacts {
+            writes: vec![artifact(
+                Some("pay"),
+                "b.tf",
+                "b v1 fintech\n",
+                "gp/default@1",
+            )],
+            removes: vec![(ArtifactScope::Platform, "c.tf".into())],
+            left_as_edited: vec![],
+        }),
+        ..Default::default()
+    };
+    store
+        .update_service("pay", update, &actor())
+        .await
+        .expect("update");
+    assert_eq!(store.edited_artifacts(Some("pay")).await.unwrap(), []);
+    let paths: Vec<String> = store
+        .list_artifacts("pay", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.path)
+        .collect();
+    assert_eq!(paths, ["a.tf", "b.tf"]);
+    let event = store
+        .list_audit(&AuditQuery {
+            action: Some("service.update".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(event.detail["removed"], json!(["platform/c.tf"]));
+    assert_eq!(event.detail["conflicts"], json!([]));
 }

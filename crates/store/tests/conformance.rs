@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use slipway_core::{
     Actor, Artifact, ArtifactScope, AuditQuery, DeploymentQuery, DeploymentSource,
     DeploymentStatus, IdempotencyKey, Instance, Job, JobOutcome, JobStatus, LogStream, Membership,
-    NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, NewestOf, Release, Role,
-    RuntimeSample, ServiceQuery, ServiceUpdate, TokenOwner, TransitionUpdate, DEPLOY_QUEUE,
+    NewDeployment, NewJob, NewLogLine, NewService, NewToken, NewUser, NewestOf,
+    RegeneratedArtifacts, Release, Role, RuntimeSample, ServiceQuery, ServiceUpdate, TokenOwner,
+    TransitionUpdate, DEPLOY_QUEUE,
 };
 use slipway_store::{Store, StoreError};
 use std::collections::BTreeSet;
@@ -105,6 +106,7 @@ conformance!(
     a_deploy_job_whose_workers_keep_dying_fails_its_deployment,
     service_uids_are_allocated_once_and_never_shared,
     scaffold_pushes_are_recorded_audited_and_counted,
+    a_scaffold_push_is_pending_from_its_registration_on,
 );
 
 // ---------------------------------------------------------------------------------------------------
@@ -158,6 +160,7 @@ fn service(name: &str, team: &str) -> NewService {
             "modules/service/main.tf",
             "# shared module v1\n",
         )],
+        scaffold_push: None,
     }
 }
 
@@ -933,11 +936,15 @@ async fn update_service(store: Arc<dyn Store>) {
         team: Some("platform".into()),
         repo_url: Some("https://git.example.com/platform/api.git".into()),
         description: Some(None),
-        artifacts: Some(vec![artifact(
-            ArtifactScope::Service,
-            "Dockerfile",
-            "FROM alpine\n",
-        )]),
+        artifacts: Some(RegeneratedArtifacts {
+            writes: vec![artifact(
+                ArtifactScope::Service,
+                "Dockerfile",
+                "FROM alpine\n",
+            )],
+            removes: vec![(ArtifactScope::Service, "Jenkinsfile".into())],
+            left_as_edited: vec![],
+        }),
     };
     let after = store
         .update_service("api", update, &actor)
@@ -953,8 +960,16 @@ async fn update_service(store: Arc<dyn Store>) {
     assert_eq!(store.get_service("api").await.expect("get"), after);
     store.get_team("platform").await.expect("new team created");
 
+    // The files given are written, those removed go, the others stay.
     let infos = store.list_artifacts("api", None).await.expect("artifacts");
-    assert_eq!(names(&infos, |a| &a.path), ["Dockerfile"]);
+    assert_eq!(
+        names(&infos, |a| &a.path),
+        [
+            "services/api/k8s.yaml",
+            "services/api/main.tf",
+            "Dockerfile"
+        ]
+    );
     let got = store
         .get_artifact("api", ArtifactScope::Service, "Dockerfile")
         .await
@@ -980,7 +995,7 @@ async fn update_service(store: Arc<dyn Store>) {
             .await
             .expect("artifacts")
             .len(),
-        1
+        3
     );
     // An existing team is fine too.
     let update = ServiceUpdate {
@@ -1025,6 +1040,11 @@ async fn update_service(store: Arc<dyn Store>) {
     let first_update = &store.list_audit(&q).await.expect("audit").items[0];
     assert_eq!(first_update.detail["team"], "platform");
     assert_eq!(first_update.detail["artifacts"], 1);
+    assert_eq!(
+        first_update.detail["removed"],
+        serde_json::json!(["service/Jenkinsfile"])
+    );
+    assert_eq!(first_update.detail["conflicts"], serde_json::json!([]));
     assert_eq!(first_update.detail["description"], serde_json::Value::Null);
 }
 
@@ -2365,4 +2385,110 @@ async fn scaffold_pushes_are_recorded_audited_and_counted(store: Arc<dyn Store>)
         .await
         .expect("delete");
     assert_eq!(store.scaffold_push("ledger").await.expect("read"), None);
+}
+
+/// The pending record of a scaffold's push is written by the registration itself, so that no
+/// process stop can leave a registered scaffold without it; pending pushes are listed oldest
+/// first until an attempt finishes.
+async fn a_scaffold_push_is_pending_from_its_registration_on(store: Arc<dyn Store>) {
+    use slipway_core::{ScaffoldPush, ScaffoldPushStatus};
+    let actor = alice();
+    let push = |service: &str| ScaffoldPush {
+        service: service.into(),
+        remote: format!("https://git.example.com/finance/{service}"),
+        branch: "main".into(),
+        // Whatever it says, a registration records the push as pending.
+        status: ScaffoldPushStatus::Failed,
+        commit: None,
+        error: Some("not yet".into()),
+        attempts: 7,
+        updated_at: chrono::Utc::now(),
+    };
+    assert_eq!(store.pending_scaffold_pushes().await.expect("list"), []);
+    for name in ["ledger", "billing"] {
+        store
+            .register_service(
+                NewService {
+                    scaffold_push: Some(push(name)),
+                    ..bare_service(name, "finance")
+                },
+                &actor,
+            )
+            .await
+            .expect("register");
+    }
+    let ledger = store
+        .scaffold_push("ledger")
+        .await
+        .expect("read")
+        .expect("recorded with the registration");
+    assert_eq!(
+        (
+            ledger.status,
+            ledger.attempts,
+            ledger.error.as_deref(),
+            ledger.remote.as_str()
+        ),
+        (
+            ScaffoldPushStatus::Pending,
+            0,
+            None,
+            "https://git.example.com/finance/ledger"
+        )
+    );
+    let pending = store.pending_scaffold_pushes().await.expect("list");
+    assert_eq!(names(&pending, |p| &p.service), ["ledger", "billing"]);
+    assert_eq!(pending[0], ledger);
+    let registered = store
+        .list_audit(&AuditQuery {
+            action: Some("service.register".into()),
+            object_name: Some("ledger".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(
+        registered.items[0].detail["scaffold_push"]["remote"],
+        "https://git.example.com/finance/ledger"
+    );
+
+    // A registration that fails writes no push either.
+    store
+        .register_service(bare_service("plain", "finance"), &actor)
+        .await
+        .expect("register");
+    assert_conflict(
+        store
+            .register_service(
+                NewService {
+                    scaffold_push: Some(push("plain")),
+                    ..bare_service("plain", "finance")
+                },
+                &actor,
+            )
+            .await,
+        "service",
+    );
+    assert_eq!(store.scaffold_push("plain").await.expect("read"), None);
+
+    // A finished attempt takes it off the list.
+    store
+        .record_scaffold_push(
+            &ScaffoldPush {
+                status: ScaffoldPushStatus::Pushed,
+                commit: Some("b".repeat(40)),
+                error: None,
+                ..push("ledger")
+            },
+            &actor,
+        )
+        .await
+        .expect("pushed");
+    let pending = store.pending_scaffold_pushes().await.expect("list");
+    assert_eq!(names(&pending, |p| &p.service), ["billing"]);
+    store
+        .delete_service("billing", &actor)
+        .await
+        .expect("delete");
+    assert_eq!(store.pending_scaffold_pushes().await.expect("list"), []);
 }

@@ -2,6 +2,7 @@ use super::{created, PageOf, Paging};
 use crate::catalog::{self, Patch, Registration, API_FIELDS};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ValidJson, ValidPath, ValidQuery};
+use crate::upgrade::UpgradeConflict;
 use crate::{AppState, RequestActor};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -218,7 +219,8 @@ pub async fn push_scaffold(
     ))
 }
 
-/// Fields to change; absent fields stay as they are. A new team or repository regenerates the artifacts.
+/// Fields to change; absent fields stay as they are. A new team or repository regenerates the
+/// artifacts a team did not edit.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePatch {
@@ -234,23 +236,43 @@ fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// A service after an update.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceUpdated {
+    #[serde(flatten)]
+    pub service: Service,
+    /// Files a new team or repository did not regenerate because a team edited them (a commit
+    /// to the platform repository, adopted at start, or a change in its work tree), as a
+    /// template upgrade reports them: each with why and the diff it would have applied. Empty
+    /// when nothing was regenerated.
+    pub conflicts: Vec<UpgradeConflict>,
+}
+
+/// Change a service. A new team or repository regenerates its files, except those a team edited
+/// (listed in `conflicts`), in one platform-repository commit; `409` when the platform
+/// repository's `main` moved outside Slipway.
 #[utoipa::path(patch, path = "/api/v1/services/{name}", tag = "services", params(("name" = String, Path)),
     request_body = ServicePatch, responses(
-    (status = 200, body = Service),
+    (status = 200, body = ServiceUpdated),
     (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_service(
     State(state): State<AppState>,
     RequestActor(actor): RequestActor,
     ValidPath(name): ValidPath<String>,
     ValidJson(req): ValidJson<ServicePatch>,
-) -> ApiResult<Json<Service>> {
+) -> ApiResult<Json<ServiceUpdated>> {
     let patch = Patch {
         team: req.team,
         repo_url: req.repo_url,
         description: req.description,
     };
-    Ok(Json(catalog::update(&state, &name, patch, &actor).await?))
+    let updated = catalog::update(&state, &name, patch, &actor).await?;
+    Ok(Json(ServiceUpdated {
+        service: updated.service,
+        conflicts: updated.conflicts,
+    }))
 }
 
 /// Delete a service with its artifacts and deployment records; its files leave the platform repository.

@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The database it runs on: a SQLite file in `dir`, or the PostgreSQL database given.
+    pub database_url: String,
     pub http: reqwest::Client,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -53,12 +55,55 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("slipway.db").display()));
+        Self::start_in(dir, url, with_engine, tune, false).await.0
+    }
+
+    /// Stops the server (without an engine) and starts it again on the same data directory and
+    /// database, the platform repository reopened and repaired from the database first, as
+    /// `slipway up` does: what the start-up reconciler reports comes with it.
+    pub async fn restart(mut self) -> (Self, slipway_server::reconcile::ReconcileReport) {
+        assert!(
+            self.state.engine.is_none(),
+            "restart is for servers without an engine"
+        );
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.state.repo.flush().await.unwrap();
+        let TestServer {
+            dir,
+            database_url,
+            state,
+            ..
+        } = self;
+        // The platform repository is held until its last handle goes.
+        drop(state);
+        Self::start_in(dir, database_url, false, None, true).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        url: String,
+        with_engine: bool,
+        tune: Option<fn(&mut slipway_engine::EngineConfig)>,
+        reconcile: bool,
+    ) -> (Self, slipway_server::reconcile::ReconcileReport) {
         let store = slipway_store::connect(&url).await.unwrap();
         let repo = Arc::new(
             PlatformRepo::open(&dir.path().join("platform-repo"))
                 .await
                 .unwrap(),
         );
+        let reconciled = if reconcile {
+            slipway_server::reconcile::reconcile(store.as_ref(), &repo)
+                .await
+                .unwrap()
+        } else {
+            Default::default()
+        };
         let engine = if with_engine {
             let mut config = slipway_engine::EngineConfig::new(
                 dir.path().to_path_buf(),
@@ -99,14 +144,16 @@ impl TestServer {
             .await
             .unwrap();
         });
-        TestServer {
+        let server = TestServer {
             url: format!("http://{addr}"),
             dir,
+            database_url: url,
             http: reqwest::Client::new(),
             state,
             shutdown: Some(tx),
             task: Some(task),
-        }
+        };
+        (server, reconciled)
     }
 
     pub fn repo_path(&self) -> PathBuf {
