@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod artifact_contents;
 mod common;
 pub mod postgres;
 mod scaffold_push;
@@ -38,6 +39,10 @@ pub enum StoreError {
     IdempotencyMismatch(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// An artifact whose `sha256` is not the SHA-256 of its content (the caller's bug). Contents
+    /// are stored once per hash, so accepting it would make other artifacts serve these bytes.
+    #[error("artifact {path:?}: {sha256:?} is not the SHA-256 of its content")]
+    ContentHashMismatch { path: String, sha256: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

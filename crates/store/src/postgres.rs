@@ -5,6 +5,7 @@
 //! (`FOR KEY SHARE` on the service and environment of a new deployment, `FOR UPDATE` on what is changed
 //! or deleted), so concurrent replicas see the same outcomes as the single SQLite writer.
 
+use crate::artifact_contents::{self, postgres as contents, Contents};
 use crate::common::{
     self, convert, owner_key, ArtifactInfoRow, ArtifactRow, AuditRow, DeploymentRow,
     EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, SampleRow, ServiceRow,
@@ -152,6 +153,7 @@ async fn ensure_team(
     Ok(())
 }
 
+/// Inserts a new service's artifact rows; their contents are stored already.
 async fn insert_artifacts(
     conn: &mut PgConnection,
     service: &str,
@@ -159,13 +161,12 @@ async fn insert_artifacts(
 ) -> Result<()> {
     for a in artifacts {
         sqlx::query(
-            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO artifacts (service_name, scope, path, sha256, generator) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(service)
         .bind(a.scope.as_str())
         .bind(&a.path)
-        .bind(&a.content)
         .bind(&a.sha256)
         .bind(&a.generator)
         .execute(&mut *conn)
@@ -174,35 +175,47 @@ async fn insert_artifacts(
     Ok(())
 }
 
+/// Inserts or updates the platform-wide files; their contents are stored (and locked) already.
 async fn upsert_platform_files(conn: &mut PgConnection, files: &[Artifact]) -> Result<()> {
+    let before = contents::named_by(conn, owner_key(None)).await?;
+    let mut changed = false;
     for f in common::sorted_files(files) {
-        sqlx::query(
-            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-             VALUES ('', $1, $2, $3, $4, $5) \
+        changed |= sqlx::query(
+            "INSERT INTO artifacts (service_name, scope, path, sha256, generator) \
+             VALUES ('', $1, $2, $3, $4) \
              ON CONFLICT (service_name, scope, path) DO UPDATE \
-             SET content = excluded.content, sha256 = excluded.sha256, generator = excluded.generator \
+             SET sha256 = excluded.sha256, generator = excluded.generator \
              WHERE artifacts.sha256 <> excluded.sha256 OR artifacts.generator <> excluded.generator",
         )
         .bind(f.scope.as_str())
         .bind(&f.path)
-        .bind(&f.content)
         .bind(&f.sha256)
         .bind(&f.generator)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
+    }
+    if changed {
+        let after = contents::named_by(conn, owner_key(None)).await?;
+        contents::release(conn, &artifact_contents::let_go(before, &after)).await?;
     }
     Ok(())
 }
 
 /// Inserts `writes` or replaces the artifact at their path, as generated (a recorded team edit
 /// cleared), and deletes `removes`: a regeneration or upgrade of the artifacts of `owner` (a
-/// service's name, or [`owner_key`]`(None)` for the platform-wide files).
+/// service's name, or [`owner_key`]`(None)` for the platform-wide files). Contents no artifact
+/// names any more are deleted.
 async fn write_generated(
     conn: &mut PgConnection,
     owner: &str,
     writes: &[Artifact],
     removes: &[(ArtifactScope, String)],
 ) -> Result<()> {
+    let new_contents = Contents::of(writes)?;
+    let before = contents::named_by(conn, owner).await?;
+    contents::store(conn, &new_contents).await?;
     for (scope, path) in removes {
         sqlx::query("DELETE FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3")
             .bind(owner)
@@ -213,26 +226,27 @@ async fn write_generated(
     }
     for a in writes {
         sqlx::query(
-            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO artifacts (service_name, scope, path, sha256, generator) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (service_name, scope, path) DO UPDATE \
-             SET content = excluded.content, sha256 = excluded.sha256, \
-                 generator = excluded.generator, generated_sha256 = NULL",
+             SET sha256 = excluded.sha256, generator = excluded.generator, generated_sha256 = NULL",
         )
         .bind(owner)
         .bind(a.scope.as_str())
         .bind(&a.path)
-        .bind(&a.content)
         .bind(&a.sha256)
         .bind(&a.generator)
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    let after = contents::named_by(conn, owner).await?;
+    contents::release(conn, &artifact_contents::let_go(before, &after)).await
 }
 
 const SERVICE_COLUMNS: &str = "name, team, repo_url, template, description, created_at, updated_at";
 const ARTIFACT_COLUMNS: &str = "service_name, scope, path, content, sha256, generator";
+/// Artifact rows with their contents (the columns of both tables are named apart but `sha256`).
+const ARTIFACTS_WITH_CONTENT: &str = "artifacts JOIN artifact_contents USING (sha256)";
 const RELEASE_COLUMNS: &str =
     "id, service, environment, deployment_id, commit_sha, plan::text AS plan, \
      variables::text AS variables, created_at, healthy_at";
@@ -476,6 +490,7 @@ impl Store for PostgresStore {
     async fn register_service(&self, new: NewService, actor: &Actor) -> Result<Service> {
         let at = common::now();
         let service = common::new_service_record(&new, at);
+        let new_contents = Contents::of(new.artifacts.iter().chain(&new.platform_files))?;
         let mut tx = self.pool.begin().await?;
         ensure_team(&mut tx, &new.team, at, actor, "service.register").await?;
         // A concurrent registration of the same name makes this wait for it, then do nothing.
@@ -500,6 +515,8 @@ impl Store for PostgresStore {
                 name: new.name,
             });
         }
+        // One store for both, so that the contents are locked in one sha256 order.
+        contents::store(&mut tx, &new_contents).await?;
         insert_artifacts(&mut tx, &new.name, &new.artifacts).await?;
         upsert_platform_files(&mut tx, &new.platform_files).await?;
         if let Some(push) = &new.scaffold_push {
@@ -632,11 +649,13 @@ impl Store for PostgresStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let artifacts = sqlx::query("DELETE FROM artifacts WHERE service_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let let_go: Vec<String> =
+            sqlx::query_scalar("DELETE FROM artifacts WHERE service_name = $1 RETURNING sha256")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        let artifacts = let_go.len();
+        contents::release(&mut tx, &let_go.into_iter().collect()).await?;
         let detail = json!({ "artifacts": artifacts, "deployments": deployments });
         insert_audit(
             &mut tx,
@@ -745,7 +764,7 @@ impl Store for PostgresStore {
         common::require_service_name(service)?;
         let mut conn = self.pool.acquire().await?;
         let sql = format!(
-            "SELECT {ARTIFACT_INFO_COLUMNS} FROM artifacts WHERE service_name = $1{} ORDER BY scope, path",
+            "SELECT {ARTIFACT_INFO_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1{} ORDER BY scope, path",
             scope_clause(scope)
         );
         let mut select = sqlx::query_as::<_, ArtifactInfoRow>(&sql).bind(service);
@@ -769,7 +788,7 @@ impl Store for PostgresStore {
             });
         }
         let row: Option<ArtifactRow> = sqlx::query_as(&format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3"
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1 AND scope = $2 AND path = $3"
         ))
         .bind(service)
         .bind(scope.as_str())
@@ -793,7 +812,7 @@ impl Store for PostgresStore {
         common::require_service_name(service)?;
         let mut conn = self.pool.acquire().await?;
         let sql = format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = $1{} ORDER BY scope, path",
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1{} ORDER BY scope, path",
             scope_clause(scope)
         );
         let mut select = sqlx::query_as::<_, ArtifactRow>(&sql).bind(service);
@@ -806,7 +825,7 @@ impl Store for PostgresStore {
 
     async fn platform_files(&self) -> Result<Vec<Artifact>> {
         let rows: Vec<ArtifactRow> = sqlx::query_as(&format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = $1 ORDER BY path, scope"
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1 ORDER BY path, scope"
         ))
         .bind(owner_key(None))
         .fetch_all(&self.pool)
@@ -824,12 +843,13 @@ impl Store for PostgresStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         let shared = format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = '' AND scope = 'platform' ORDER BY path"
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = '' AND scope = 'platform' ORDER BY path"
         );
         for sql in [
             shared.as_str(),
-            "SELECT a.service_name, a.scope, a.path, a.content, a.sha256, a.generator \
+            "SELECT a.service_name, a.scope, a.path, c.content, a.sha256, a.generator \
              FROM services s JOIN artifacts a ON a.service_name = s.name AND a.scope = 'platform' \
+             JOIN artifact_contents c ON c.sha256 = a.sha256 \
              ORDER BY s.created_at, s.name, a.path",
         ] {
             let mut rows = sqlx::query_as::<_, ArtifactRow>(sql).fetch(&mut *tx);
@@ -856,30 +876,36 @@ impl Store for PostgresStore {
 
     async fn adopt_artifact_edit(&self, edit: ArtifactEdit, actor: &Actor) -> Result<()> {
         let at = common::now();
+        let mut new_contents = Contents::default();
+        new_contents.add(&edit.path, &edit.sha256, &edit.content)?;
         let mut tx = self.pool.begin().await?;
+        let before = contents::named_by(&mut tx, &edit.service).await?;
+        contents::store(&mut tx, &new_contents).await?;
         // The right-hand sides read the row as it was: the first edit moves `sha256` into
         // `generated_sha256`, later ones keep it, and content equal to it again clears it.
         let updated = sqlx::query(
             "UPDATE artifacts SET \
              generated_sha256 = CASE WHEN COALESCE(generated_sha256, sha256) = $4 THEN NULL \
                                      ELSE COALESCE(generated_sha256, sha256) END, \
-             content = $5, sha256 = $4 \
+             sha256 = $4 \
              WHERE service_name = $1 AND scope = $2 AND path = $3",
         )
         .bind(&edit.service)
         .bind(edit.scope.as_str())
         .bind(&edit.path)
         .bind(&edit.sha256)
-        .bind(&edit.content)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
+            // Dropping the transaction rolls back the content it may have stored.
             return Err(StoreError::NotFound {
                 kind: "artifact",
                 name: format!("{}/{}/{}", edit.service, edit.scope, edit.path),
             });
         }
+        let after = contents::named_by(&mut tx, &edit.service).await?;
+        contents::release(&mut tx, &artifact_contents::let_go(before, &after)).await?;
         let mut detail = edit.detail;
         detail["scope"] = json!(edit.scope.as_str());
         detail["path"] = json!(edit.path);

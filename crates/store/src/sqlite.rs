@@ -5,6 +5,7 @@
 //! `SQLITE_BUSY` when it upgrades from reading to writing (another process waits on `busy_timeout`).
 //! Reads go to a separate pool of several connections, which WAL lets run alongside the writer.
 
+use crate::artifact_contents::{self, sqlite as contents, Contents};
 use crate::common::{
     self, convert, owner_key, ArtifactInfoRow, ArtifactRow, AuditRow, DeploymentRow,
     EnvironmentRow, EventRow, InstanceRow, JobRow, LogRow, ReleaseRow, SampleRow, ServiceRow,
@@ -82,7 +83,11 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(writer_options)
             .await?;
+        let contents_were_apart = table_exists(&writer, "artifact_contents").await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        if !in_memory && !contents_were_apart {
+            compact_after_contents_moved(&writer).await?;
+        }
         let reader = if in_memory {
             writer.clone()
         } else {
@@ -109,6 +114,44 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+async fn table_exists(pool: &SqlitePool, name: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Migration 0010 moves the artifact contents, stored once per sha256 now, out of the old
+/// `artifacts` table and drops it. SQLite keeps the pages it freed in the file (for later rows,
+/// never given back), which on a catalog of thousands of services is most of the file: the first
+/// start after that upgrade compacts it once. A new database frees next to nothing and is left as is.
+async fn compact_after_contents_moved(pool: &SqlitePool) -> Result<()> {
+    let (pages, free): (i64, i64) = sqlx::query_as(
+        "SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()",
+    )
+    .fetch_one(pool)
+    .await?;
+    if free * 4 <= pages {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    sqlx::query("VACUUM").execute(pool).await?;
+    // VACUUM wrote the compacted database into the WAL; copy it back and truncate both now.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await?;
+    tracing::info!(
+        pages,
+        free,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compacted the database after moving artifact contents (migration 0010)"
+    );
+    Ok(())
 }
 
 /// Keeps a connection whose transaction was abandoned mid-way out of the pool.
@@ -200,6 +243,7 @@ async fn ensure_team(
     Ok(())
 }
 
+/// Inserts a new service's artifact rows; their contents are stored already.
 async fn insert_artifacts(
     conn: &mut SqliteConnection,
     service: &str,
@@ -207,13 +251,12 @@ async fn insert_artifacts(
 ) -> Result<()> {
     for a in artifacts {
         sqlx::query(
-            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO artifacts (service_name, scope, path, sha256, generator) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(service)
         .bind(a.scope.as_str())
         .bind(&a.path)
-        .bind(&a.content)
         .bind(&a.sha256)
         .bind(&a.generator)
         .execute(&mut *conn)
@@ -222,35 +265,47 @@ async fn insert_artifacts(
     Ok(())
 }
 
+/// Inserts or updates the platform-wide files; their contents are stored already.
 async fn upsert_platform_files(conn: &mut SqliteConnection, files: &[Artifact]) -> Result<()> {
+    let before = contents::named_by(conn, owner_key(None)).await?;
+    let mut changed = false;
     for f in common::sorted_files(files) {
-        sqlx::query(
-            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-             VALUES ('', $1, $2, $3, $4, $5) \
+        changed |= sqlx::query(
+            "INSERT INTO artifacts (service_name, scope, path, sha256, generator) \
+             VALUES ('', $1, $2, $3, $4) \
              ON CONFLICT (service_name, scope, path) DO UPDATE \
-             SET content = excluded.content, sha256 = excluded.sha256, generator = excluded.generator \
+             SET sha256 = excluded.sha256, generator = excluded.generator \
              WHERE artifacts.sha256 <> excluded.sha256 OR artifacts.generator <> excluded.generator",
         )
         .bind(f.scope.as_str())
         .bind(&f.path)
-        .bind(&f.content)
         .bind(&f.sha256)
         .bind(&f.generator)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
+    }
+    if changed {
+        let after = contents::named_by(conn, owner_key(None)).await?;
+        contents::release(conn, &artifact_contents::let_go(before, &after)).await?;
     }
     Ok(())
 }
 
 /// Inserts `writes` or replaces the artifact at their path, as generated (a recorded team edit
 /// cleared), and deletes `removes`: a regeneration or upgrade of the artifacts of `owner` (a
-/// service's name, or [`owner_key`]`(None)` for the platform-wide files).
+/// service's name, or [`owner_key`]`(None)` for the platform-wide files). Contents no artifact
+/// names any more are deleted.
 async fn write_generated(
     conn: &mut SqliteConnection,
     owner: &str,
     writes: &[Artifact],
     removes: &[(ArtifactScope, String)],
 ) -> Result<()> {
+    let new_contents = Contents::of(writes)?;
+    let before = contents::named_by(conn, owner).await?;
+    contents::store(conn, &new_contents).await?;
     for (scope, path) in removes {
         sqlx::query("DELETE FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3")
             .bind(owner)
@@ -261,26 +316,27 @@ async fn write_generated(
     }
     for a in writes {
         sqlx::query(
-            "INSERT INTO artifacts (service_name, scope, path, content, sha256, generator) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO artifacts (service_name, scope, path, sha256, generator) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (service_name, scope, path) DO UPDATE \
-             SET content = excluded.content, sha256 = excluded.sha256, \
-                 generator = excluded.generator, generated_sha256 = NULL",
+             SET sha256 = excluded.sha256, generator = excluded.generator, generated_sha256 = NULL",
         )
         .bind(owner)
         .bind(a.scope.as_str())
         .bind(&a.path)
-        .bind(&a.content)
         .bind(&a.sha256)
         .bind(&a.generator)
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    let after = contents::named_by(conn, owner).await?;
+    contents::release(conn, &artifact_contents::let_go(before, &after)).await
 }
 
 const SERVICE_COLUMNS: &str = "name, team, repo_url, template, description, created_at, updated_at";
 const ARTIFACT_COLUMNS: &str = "service_name, scope, path, content, sha256, generator";
+/// Artifact rows with their contents (the columns of both tables are named apart but `sha256`).
+const ARTIFACTS_WITH_CONTENT: &str = "artifacts JOIN artifact_contents USING (sha256)";
 const RELEASE_COLUMNS: &str =
     "id, service, environment, deployment_id, commit_sha, plan, variables, created_at, healthy_at";
 const JOB_COLUMNS: &str =
@@ -523,6 +579,7 @@ impl Store for SqliteStore {
     async fn register_service(&self, new: NewService, actor: &Actor) -> Result<Service> {
         let at = common::now();
         let service = common::new_service_record(&new, at);
+        let new_contents = Contents::of(new.artifacts.iter().chain(&new.platform_files))?;
         let mut tx = self.begin_write().await?;
         ensure_team(&mut tx, &new.team, at, actor, "service.register").await?;
         let inserted = sqlx::query(
@@ -546,6 +603,7 @@ impl Store for SqliteStore {
                 name: new.name,
             });
         }
+        contents::store(&mut tx, &new_contents).await?;
         insert_artifacts(&mut tx, &new.name, &new.artifacts).await?;
         upsert_platform_files(&mut tx, &new.platform_files).await?;
         if let Some(push) = &new.scaffold_push {
@@ -664,11 +722,13 @@ impl Store for SqliteStore {
                 name: name.to_string(),
             });
         }
-        let artifacts = sqlx::query("DELETE FROM artifacts WHERE service_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let let_go: Vec<String> =
+            sqlx::query_scalar("DELETE FROM artifacts WHERE service_name = $1 RETURNING sha256")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        let artifacts = let_go.len();
+        contents::release(&mut tx, &let_go.into_iter().collect()).await?;
         let detail = json!({ "artifacts": artifacts, "deployments": deployments });
         insert_audit(
             &mut tx,
@@ -776,7 +836,7 @@ impl Store for SqliteStore {
         common::require_service_name(service)?;
         let mut conn = self.reader.acquire().await?;
         let sql = format!(
-            "SELECT {ARTIFACT_INFO_COLUMNS} FROM artifacts WHERE service_name = $1{} ORDER BY scope, path",
+            "SELECT {ARTIFACT_INFO_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1{} ORDER BY scope, path",
             scope_clause(scope)
         );
         let mut select = sqlx::query_as::<_, ArtifactInfoRow>(&sql).bind(service);
@@ -800,7 +860,7 @@ impl Store for SqliteStore {
             });
         }
         let row: Option<ArtifactRow> = sqlx::query_as(&format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = $1 AND scope = $2 AND path = $3"
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1 AND scope = $2 AND path = $3"
         ))
         .bind(service)
         .bind(scope.as_str())
@@ -824,7 +884,7 @@ impl Store for SqliteStore {
         common::require_service_name(service)?;
         let mut conn = self.reader.acquire().await?;
         let sql = format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = $1{} ORDER BY scope, path",
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1{} ORDER BY scope, path",
             scope_clause(scope)
         );
         let mut select = sqlx::query_as::<_, ArtifactRow>(&sql).bind(service);
@@ -837,7 +897,7 @@ impl Store for SqliteStore {
 
     async fn platform_files(&self) -> Result<Vec<Artifact>> {
         let rows: Vec<ArtifactRow> = sqlx::query_as(&format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = $1 ORDER BY path, scope"
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = $1 ORDER BY path, scope"
         ))
         .bind(owner_key(None))
         .fetch_all(&self.reader)
@@ -853,10 +913,11 @@ impl Store for SqliteStore {
         // (index `services_created`) and look their artifacts up, instead of sorting every row.
         let mut tx = self.reader.begin().await?;
         let shared = format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE service_name = '' AND scope = 'platform' ORDER BY path"
+            "SELECT {ARTIFACT_COLUMNS} FROM {ARTIFACTS_WITH_CONTENT} WHERE service_name = '' AND scope = 'platform' ORDER BY path"
         );
-        for sql in [shared.as_str(), "SELECT a.service_name, a.scope, a.path, a.content, a.sha256, a.generator \
+        for sql in [shared.as_str(), "SELECT a.service_name, a.scope, a.path, c.content, a.sha256, a.generator \
              FROM services s CROSS JOIN artifacts a ON a.service_name = s.name AND a.scope = 'platform' \
+             JOIN artifact_contents c ON c.sha256 = a.sha256 \
              ORDER BY s.created_at, s.name, a.path"] {
             let mut rows = sqlx::query_as::<_, ArtifactRow>(sql).fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
@@ -882,30 +943,36 @@ impl Store for SqliteStore {
 
     async fn adopt_artifact_edit(&self, edit: ArtifactEdit, actor: &Actor) -> Result<()> {
         let at = common::now();
+        let mut new_contents = Contents::default();
+        new_contents.add(&edit.path, &edit.sha256, &edit.content)?;
         let mut tx = self.begin_write().await?;
+        let before = contents::named_by(&mut tx, &edit.service).await?;
+        contents::store(&mut tx, &new_contents).await?;
         // The right-hand sides read the row as it was: the first edit moves `sha256` into
         // `generated_sha256`, later ones keep it, and content equal to it again clears it.
         let updated = sqlx::query(
             "UPDATE artifacts SET \
              generated_sha256 = CASE WHEN COALESCE(generated_sha256, sha256) = $4 THEN NULL \
                                      ELSE COALESCE(generated_sha256, sha256) END, \
-             content = $5, sha256 = $4 \
+             sha256 = $4 \
              WHERE service_name = $1 AND scope = $2 AND path = $3",
         )
         .bind(&edit.service)
         .bind(edit.scope.as_str())
         .bind(&edit.path)
         .bind(&edit.sha256)
-        .bind(&edit.content)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
+            // Dropping the transaction rolls back the content it may have stored.
             return Err(StoreError::NotFound {
                 kind: "artifact",
                 name: format!("{}/{}/{}", edit.service, edit.scope, edit.path),
             });
         }
+        let after = contents::named_by(&mut tx, &edit.service).await?;
+        contents::release(&mut tx, &artifact_contents::let_go(before, &after)).await?;
         let mut detail = edit.detail;
         detail["scope"] = json!(edit.scope.as_str());
         detail["path"] = json!(edit.path);
@@ -2409,6 +2476,11 @@ mod tests {
             "SELECT id FROM audit_events WHERE object_kind = 'service' AND object_name = 'a' ORDER BY id DESC LIMIT 50",
             "SELECT id FROM audit_events WHERE action = 'service.register' ORDER BY id DESC LIMIT 50",
             "SELECT path FROM artifacts WHERE service_name = 'a' AND scope = 'service' ORDER BY scope, path",
+            // Artifact contents (migration 0010): read with their artifacts, and still named?
+            "SELECT content FROM artifacts JOIN artifact_contents USING (sha256) \
+             WHERE service_name = 'a' ORDER BY scope, path",
+            "SELECT sha256 FROM artifacts WHERE service_name = 'a'",
+            "SELECT 1 FROM artifacts WHERE sha256 = 'x'",
         ];
         for sql in queries {
             let plan: Vec<(i64, i64, i64, String)> =
