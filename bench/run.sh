@@ -4,7 +4,8 @@
 #  - registration latency p50/p99 with 100 and with 10,000 services registered (target: p99 ratio <= 1.5).
 #    Two servers run side by side, one holding 100 services and one 10,000, and the measured
 #    registrations alternate between them, so machine noise hits both alike;
-#  - /platform/services/{name}/health throughput at concurrency 32, SQLite (target >= 5,000 req/s).
+#  - /platform/services/{name}/health throughput at concurrency 32, SQLite (target >= 5,000 req/s);
+#  - the disk B uses: platform repository and SQLite database.
 # Everything runs on loopback and stops by itself. SEED=1000 gives a quicker, smaller run;
 # KEEP=1 keeps the data directories for a look afterwards.
 set -euo pipefail
@@ -77,4 +78,6 @@ fi
 echo "== memory after the run (A, B)"
 "$BENCH" rss "${pids[0]}"
 "$BENCH" rss "${pids[1]}"
-du -sh "$work/large/platform-repo/.git" "$work/large/slipway.db" 2>/dev/null || true
+echo "== disk of B ($SEED services): platform repository, SQLite database (file + WAL)"
+du -sh "$work/large/platform-repo/.git" 2>/dev/null || true
+du -ch "$work/large/slipway.db" "$work/large/slipway.db-wal" 2>/dev/null | tail -1 || true
