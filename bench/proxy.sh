@@ -14,13 +14,22 @@
 # benchmark process (backend, proxies, wrk) runs at the same raised priority (NICE, default -10,
 # when root) to keep other work on the machine from deciding the result. Loopback only; everything
 # stops by itself (about ROUNDS × 3 × (DURATION + 2 s) plus the build).
-# Knobs: DURATION (8s), THREADS (2), CONNS (16), ROUNDS (5), NICE (-10), KEEP=1 keeps the work dir.
+# At CONNS=16 the two CPUs are saturated and wrk's closed loop makes latency mostly queueing
+# (Little's law: mean latency = connections / throughput), so the script then measures latency
+# under lighter load as well: for each connection count in LATENCY_CONNS, LATENCY_ROUNDS pairs of
+# `wrk -t1 -c<n>` runs (nginx and slipway next to each other, taking turns going first), where
+# the p99 is what a request costs rather than how long it queued.
+# Knobs: DURATION (5s), THREADS (2), CONNS (16), ROUNDS (10), LATENCY_CONNS ("1 2 4 8"),
+# LATENCY_ROUNDS (5), LATENCY_DURATION (3s), NICE (-10), KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-8s}
+DURATION=${DURATION:-5s}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-16}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-10}
+LATENCY_CONNS=${LATENCY_CONNS:-1 2 4 8}
+LATENCY_ROUNDS=${LATENCY_ROUNDS:-5}
+LATENCY_DURATION=${LATENCY_DURATION:-3s}
 PRIO=()
 if [ "$(id -u)" = 0 ]; then PRIO=(nice -n "${NICE:--10}"); fi
 
@@ -179,6 +188,11 @@ n_cpu=$(col '$8'); s_cpu=$(col '$12')
 ratio=$(col '$9 / $5')
 cpu_ratio=$(col '$12 / $8')
 n_added=$(col '$7 - $3'); s_added=$(col '$11 - $3')
+# The p99 verdict is paired: within a round both proxies are measured next to each other against
+# the same direct run, so slipway's added p99 minus nginx's is simply slipway's p99 minus nginx's;
+# its median over rounds is robust to what the machine did between rounds, unlike the difference
+# of the two medians above (each of which carries the direct run's swings).
+p99_diff=$(col '$11 - $7')
 wins=$(awk '$9 >= $5 { n++ } END { print n + 0 }' "$work/rounds")
 p99_wins=$(awk '$11 <= $7 { n++ } END { print n + 0 }' "$work/rounds")
 cpu_wins=$(awk '$12 <= $8 { n++ } END { print n + 0 }' "$work/rounds")
@@ -190,8 +204,39 @@ printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14s %12s\n' direct "$d_rps" "$d_p50" 
 printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14.0f %12.2f\n' nginx "$n_rps" "$n_p50" "$n_p99" "$(awk -v a="$n_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$n_added" "$n_cpu"
 printf '%-8s %12.0f %10.0f %10.0f %9.0f%% %14.0f %12.2f\n' slipway "$s_rps" "$s_p50" "$s_p99" "$(awk -v a="$s_rps" -v b="$d_rps" 'BEGIN { print 100 * a / b }')" "$s_added" "$s_cpu"
 echo
-awk -v r="$ratio" -v sa="$s_added" -v na="$n_added" -v w="$wins" -v pw="$p99_wins" -v n="$ROUNDS" -v c="$cpu_ratio" -v cw="$cpu_wins" 'BEGIN {
+awk -v r="$ratio" -v sa="$s_added" -v na="$n_added" -v w="$wins" -v pw="$p99_wins" -v n="$ROUNDS" -v c="$cpu_ratio" -v cw="$cpu_wins" -v d="$p99_diff" 'BEGIN {
+  # One-sided sign test: the chance of the slipway p99 being lower in at least pw of n rounds if
+  # neither proxy had the lower p99 more often than the other.
+  tail = 0
+  for (k = pw; k <= n; k++) { c_nk = 1; for (i = 1; i <= k; i++) c_nk = c_nk * (n - k + i) / i; tail += c_nk }
+  tail = tail / 2 ^ n
   printf "slipway/nginx throughput (median of per-round ratios): %.2f, slipway ahead in %d of %d rounds (target >= 1.00) %s\n", r, w, n, (r >= 1 ? "MET" : "NOT MET")
-  printf "added p99 (median): slipway %.0f us vs nginx %.0f us, slipway p99 lower in %d of %d rounds (target: slipway <= nginx) %s\n", sa, na, pw, n, (sa <= na ? "MET" : "NOT MET")
+  printf "added p99, medians over rounds: slipway %.0f us, nginx %.0f us\n", sa, na
+  printf "added p99, slipway minus nginx in the same round (median): %+.0f us; slipway lower in %d of %d rounds (sign test p = %.3f) (target: <= 0) %s\n", d, pw, n, tail, (d <= 0 ? "MET" : "NOT MET")
   printf "CPU per request, slipway/nginx (median of per-round ratios): %.2f, slipway cheaper in %d of %d rounds\n", c, cw, n
 }'
+
+# Lighter load: p99 per connection count, paired rounds.
+light() { # name url conns -> "p99_us rps"
+  local out="$work/light.wrk"
+  "${PRIO[@]}" wrk -t1 -c"$3" -d1s -H 'Host: bench.dev.localhost' "$2" >/dev/null # warm-up
+  "${PRIO[@]}" wrk -t1 -c"$3" -d"$LATENCY_DURATION" --latency -H 'Host: bench.dev.localhost' "$2" >"$out"
+  echo "$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")") $(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+}
+echo
+echo "lighter load: wrk -t1 -c<n> -d$LATENCY_DURATION, $LATENCY_ROUNDS paired rounds per n"
+printf '%-6s %14s %14s %16s %14s %16s\n' conns nginx_p99_us slipway_p99_us slipway-nginx_us slipway_lower slipway/nginx_rps
+for c in $LATENCY_CONNS; do
+  : >"$work/light-$c"
+  for round in $(seq 1 "$LATENCY_ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then
+      n=$(light nginx "http://127.0.0.1:$NGINX_PORT/" "$c"); s=$(light slipway "http://127.0.0.1:$PROXY_PORT/" "$c")
+    else
+      s=$(light slipway "http://127.0.0.1:$PROXY_PORT/" "$c"); n=$(light nginx "http://127.0.0.1:$NGINX_PORT/" "$c")
+    fi
+    echo "$n $s" >>"$work/light-$c"
+  done
+  lcol() { awk "{ print $1 }" "$work/light-$c" | median; }
+  printf '%-6s %14.0f %14.0f %+16.0f %11d of %d %16.2f\n' "$c" "$(lcol '$1')" "$(lcol '$3')" "$(lcol '$3 - $1')" \
+    "$(awk '$3 <= $1 { k++ } END { print k + 0 }' "$work/light-$c")" "$LATENCY_ROUNDS" "$(lcol '$4 / $2')"
+done
