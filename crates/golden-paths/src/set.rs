@@ -49,6 +49,19 @@ struct Manifest {
     /// Present when the template can scaffold a new repository (`paths/<name>/scaffold/`).
     #[serde(default)]
     scaffold: Option<ScaffoldCommands>,
+    /// Whether the service serves the HTTP series of the metrics contract on `/metrics`
+    /// (`http_requests_total`, `http_request_duration_seconds`; docs/templates.md). Without
+    /// them the generated alerts keep only what Prometheus records about its scrapes of the
+    /// service (`up`) and the template must bring its own `service.json` (static-site's), so
+    /// that no alert or panel waits for a series that never comes.
+    #[serde(default = "exports_http_metrics_by_default")]
+    http_metrics: bool,
+}
+
+/// A template's service exports the contract's series unless its manifest says otherwise: the
+/// contract is what a service is asked to export.
+fn exports_http_metrics_by_default() -> bool {
+    true
 }
 
 /// How a scaffolded repository is run and tested on a developer's machine (its README says so).
@@ -630,6 +643,12 @@ struct Context<'a> {
     healthcheck: &'a [String],
     scaffold_run: &'a str,
     scaffold_test: &'a str,
+    /// The manifest's `http_metrics`: the request alerts are generated only with it.
+    http_metrics: bool,
+    /// The uid of the service dashboard (`observability/grafana/dashboards/service.json`),
+    /// which the catalog links to: one for services with the HTTP series, one for those with
+    /// only `up`, so both dashboards can live in one Grafana.
+    service_dashboard_uid: &'static str,
     git_credentials_id: String,
     aws_credentials_id: String,
     kubeconfig_credentials_id: String,
@@ -688,6 +707,12 @@ impl<'a> Context<'a> {
             healthcheck: &manifest.healthcheck,
             scaffold_run: manifest.scaffold.as_ref().map_or("", |s| s.run.as_str()),
             scaffold_test: manifest.scaffold.as_ref().map_or("", |s| s.test.as_str()),
+            http_metrics: manifest.http_metrics,
+            service_dashboard_uid: if manifest.http_metrics {
+                "slipway-service"
+            } else {
+                "slipway-availability"
+            },
             git_credentials_id: "slipway-git".to_string(),
             aws_credentials_id: format!("slipway-{environment}-aws"),
             kubeconfig_credentials_id: format!("slipway-{environment}-kubeconfig"),

@@ -15,6 +15,22 @@ use std::time::{Duration, Instant};
 /// The labels of one series, in exposition order.
 pub type Labels = Vec<(String, String)>;
 
+/// The series of the metrics contract (docs/templates.md, "Metrics a service exports") with the
+/// names of the labels the service gives them, sorted: what every scaffold serves on `/metrics`
+/// and the generated request alerts and panels read.
+pub const HTTP_CONTRACT: &[(&str, &str)] = &[
+    ("http_requests_total", "code method path"),
+    (
+        "http_request_duration_seconds_bucket",
+        "code le method path",
+    ),
+    ("http_request_duration_seconds_sum", "code method path"),
+    ("http_request_duration_seconds_count", "code method path"),
+];
+
+/// The series Prometheus records itself about each scrape of a target, with the target's labels.
+pub const SCRAPE_SERIES: &[&str] = &["up", "scrape_duration_seconds"];
+
 /// One sample line of a Prometheus text exposition.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -365,18 +381,22 @@ fn alert_rules(alerts_yml: &str) -> BTreeMap<String, (String, BTreeMap<String, S
 
 /// The `promtool test rules` file for the generated `alerts_yml` (at `rules_path`): each alert
 /// fires on what a scaffold exports when it should, and stays quiet when it should not.
-pub fn alert_tests(scaffold: &ScaffoldSeries, alerts_yml: &str, rules_path: &Path) -> String {
+///
+/// `expected` names the alerts the file must have, sorted; only theirs are tested (a service
+/// without the HTTP series has no request alerts, and its scaffold series no requests).
+pub fn alert_tests(
+    scaffold: &ScaffoldSeries,
+    alerts_yml: &str,
+    rules_path: &Path,
+    expected: &[&str],
+) -> String {
     let rules = alert_rules(alerts_yml);
     assert_eq!(
         rules.keys().collect::<Vec<_>>(),
-        [
-            "CrashLooping",
-            "HighErrorRate",
-            "HighLatencyP95",
-            "ServiceDown"
-        ],
+        expected,
         "an alert was added or removed: test it here"
     );
+    let has = |alert: &str| rules.contains_key(alert);
     let firing = |alert: &str, extra: &[(String, String)]| {
         let (summary, labels) = &rules[alert];
         let mut labels = labels.clone();
@@ -416,8 +436,9 @@ pub fn alert_tests(scaffold: &ScaffoldSeries, alerts_yml: &str, rules_path: &Pat
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let crash = series("kube_pod_container_status_restarts_total", &crash_labels);
-    let cases = [
-        case(
+    let mut cases = Vec::new();
+    if has("HighErrorRate") {
+        cases.push(case(
             "10 % of requests are 5xx: HighErrorRate fires once it lasted its for: (10m)",
             scaffold.requests(&[("200", 90), ("500", 10)]),
             vec![
@@ -425,50 +446,56 @@ pub fn alert_tests(scaffold: &ScaffoldSeries, alerts_yml: &str, rules_path: &Pat
                 check("HighErrorRate", 15, &firing("HighErrorRate", &[])),
                 check("HighErrorRate", 30, &firing("HighErrorRate", &[])),
             ],
-        ),
-        case(
+        ));
+        cases.push(case(
             "1 % of requests are 5xx and 20 % are 404: no HighErrorRate",
             scaffold.requests(&[("200", 79), ("404", 20), ("500", 1)]),
             vec![
                 check("HighErrorRate", 15, ""),
                 check("HighErrorRate", 30, ""),
             ],
-        ),
-        case(
+        ));
+    }
+    if has("HighLatencyP95") {
+        cases.push(case(
             "every request takes 0.7 s: HighLatencyP95 fires",
             scaffold.latencies(0.7),
             vec![
                 check("HighLatencyP95", 5, ""),
                 check("HighLatencyP95", 15, &firing("HighLatencyP95", &[])),
             ],
-        ),
-        case(
+        ));
+        cases.push(case(
             "every request takes 3 ms: no HighLatencyP95",
             scaffold.latencies(0.003),
             vec![check("HighLatencyP95", 15, "")],
-        ),
-        case(
+        ));
+    }
+    if has("ServiceDown") {
+        cases.push(case(
             "the target is down: ServiceDown fires after 2m",
             scaffold.up("0x10"),
             vec![
                 check("ServiceDown", 1, ""),
                 check("ServiceDown", 3, &firing("ServiceDown", &scaffold.target)),
             ],
-        ),
-        case(
+        ));
+        cases.push(case(
             "the target is up, or down for one scrape: no ServiceDown",
             scaffold.up("1 1 0 1 1 1 1 1 1 1"),
             vec![check("ServiceDown", 2, ""), check("ServiceDown", 8, "")],
-        ),
-        case(
+        ));
+    }
+    if has("CrashLooping") {
+        cases.push(case(
             "a restart a minute: CrashLooping fires",
             input(&crash, "0+1x30"),
             vec![
                 check("CrashLooping", 3, ""),
                 check("CrashLooping", 25, &firing("CrashLooping", &crash_labels)),
             ],
-        ),
-    ];
+        ));
+    }
     format!(
         "rule_files:\n  - {}\nevaluation_interval: 1m\ntests:\n{}",
         yaml(rules_path.to_str().unwrap()),
@@ -483,6 +510,24 @@ pub fn alert_tests(scaffold: &ScaffoldSeries, alerts_yml: &str, rules_path: &Pat
 pub fn dashboard_tests(scaffold: &ScaffoldSeries, exprs: &[(String, String)]) -> String {
     let mut inputs = scaffold.requests(&[("200", 90), ("404", 5), ("500", 10)]);
     inputs += &scaffold.latencies(0.7);
+    dashboard_tests_on(&inputs, exprs)
+}
+
+/// Like [`dashboard_tests`], for a service whose only series are Prometheus's own about its
+/// scrapes: an instance that answers every scrape in 12 ms.
+pub fn scrape_only_dashboard_tests(
+    scaffold: &ScaffoldSeries,
+    exprs: &[(String, String)],
+) -> String {
+    let mut inputs = scaffold.up("1+0x30");
+    inputs += &input(
+        &series("scrape_duration_seconds", &scaffold.target),
+        "0.012+0x30",
+    );
+    dashboard_tests_on(&inputs, exprs)
+}
+
+fn dashboard_tests_on(inputs: &str, exprs: &[(String, String)]) -> String {
     let mut checks = String::new();
     for (title, expr) in exprs {
         checks += &format!(
@@ -544,8 +589,118 @@ pub fn labels_used(expr: &str) -> Vec<(Option<String>, String)> {
         i += 1;
     }
     if let Some(rest) = expr.strip_prefix("label_values(") {
-        let (metric, label) = rest.trim_end_matches(')').split_once(',').unwrap();
+        let (metric, label) = rest.trim_end_matches(')').rsplit_once(',').unwrap();
+        let metric = metric.split('{').next().unwrap();
         used.push((Some(metric.trim().to_string()), label.trim().to_string()));
+    }
+    used
+}
+
+/// The metric names a PromQL expression (or a Grafana `label_values(…)` query) reads: its
+/// identifiers that are not functions, aggregations, keywords, label names or numbers.
+pub fn metrics_used(expr: &str) -> BTreeSet<String> {
+    // Aggregations are among them: `sum by (le) (…)` puts its grouping before the parenthesis.
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    ];
+    const LABEL_LISTS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let mut used = BTreeSet::new();
+    let mut i = 0;
+    // Skips from an opening bracket to its closing one, over quoted strings.
+    let skip_to = |mut i: usize, close: char| {
+        let mut quoted = false;
+        while i < chars.len() {
+            match chars[i] {
+                '\\' if quoted => i += 1,
+                '"' => quoted = !quoted,
+                c if c == close && !quoted => return i,
+                _ => {}
+            }
+            i += 1;
+        }
+        panic!("{close:?} missing in {expr}")
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            i = skip_to(i + 1, '"');
+        } else if c == '{' {
+            i = skip_to(i + 1, '}');
+        } else if c == '[' {
+            i = skip_to(i + 1, ']');
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            // A number: 0.95, 1e-9.
+            while i + 1 < chars.len()
+                && (chars[i + 1].is_ascii_alphanumeric()
+                    || chars[i + 1] == '.'
+                    || (matches!(chars[i + 1], '-' | '+') && matches!(chars[i], 'e' | 'E')))
+            {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i + 1 < chars.len()
+                && (chars[i + 1].is_ascii_alphanumeric() || matches!(chars[i + 1], '_' | ':'))
+            {
+                i += 1;
+            }
+            let word: String = chars[start..=i].iter().collect();
+            let next = chars[i + 1..].iter().find(|c| !c.is_whitespace()).copied();
+            if LABEL_LISTS.contains(&word.as_str()) {
+                // by (le, job): label names, not metrics.
+                if next == Some('(') {
+                    let open = i + 1 + chars[i + 1..].iter().position(|&c| c == '(').unwrap();
+                    i = skip_to(open + 1, ')');
+                }
+            } else if word == "label_values" {
+                // label_values(metric{…}, label): the metric, not the label.
+                let open = i + 1 + chars[i + 1..].iter().position(|&c| c == '(').unwrap();
+                let close = skip_to(open + 1, ')');
+                let inside: String = chars[open + 1..close].iter().collect();
+                let (selector, _label) = inside.rsplit_once(',').unwrap();
+                used.extend(metrics_used(selector));
+                i = close;
+            } else if next != Some('(') && !KEYWORDS.contains(&word.as_str()) {
+                used.insert(word);
+            }
+        }
+        i += 1;
     }
     used
 }
@@ -600,4 +755,23 @@ fn the_exposition_and_promql_parsers_read_what_they_must() {
         labels_used("label_values(http_requests_total, job)"),
         [(Some("http_requests_total".into()), "job".into())]
     );
+    assert_eq!(
+        labels_used("label_values(up{service!=\"\"}, job)"),
+        [
+            (Some("up".into()), "service".into()),
+            (Some("up".into()), "job".into())
+        ]
+    );
+    let names = |expr: &str| metrics_used(expr).into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        names("histogram_quantile(0.95, sum by (le, job) (rate(m_bucket{job=~\"a,b\",code=~\"5..\"}[5m]))) > 0.5"),
+        ["m_bucket"]
+    );
+    assert_eq!(
+        names("sum(rate(a{x=\"rate(b)\"}[5m])) / on (job) group_left (team) clamp_min(sum(c), 1e-9) > bool 0"),
+        ["a", "c"]
+    );
+    assert_eq!(names("sum by (job) (up)"), ["up"]);
+    assert_eq!(names("label_values(up{service!=\"\"}, job)"), ["up"]);
+    assert_eq!(names("avg_over_time(up[1h]) offset 5m"), ["up"]);
 }

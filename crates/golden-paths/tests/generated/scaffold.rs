@@ -561,15 +561,7 @@ fn a_failing_route_is_a_counted_500(template: &str, server: &mut ScaffoldServer,
     // The series and label names the generated alerts and dashboards read, as the python-api
     // scaffold's that `promtool test rules` runs on.
     let samples = crate::observability::parse_exposition(&metrics);
-    for (name, labels) in [
-        ("http_requests_total", "code method path"),
-        (
-            "http_request_duration_seconds_bucket",
-            "code le method path",
-        ),
-        ("http_request_duration_seconds_sum", "code method path"),
-        ("http_request_duration_seconds_count", "code method path"),
-    ] {
+    for &(name, labels) in crate::observability::HTTP_CONTRACT {
         let found: std::collections::BTreeSet<String> = samples
             .iter()
             .filter(|s| s.name == name)

@@ -494,7 +494,17 @@ fn alerts_and_service_dashboard_work_on_a_scaffolds_series(promtool: &Path, obs:
     let tests = obs.join("rules/alerts_test.yml");
     std::fs::write(
         &tests,
-        alert_tests(&scaffold, &alerts_yml, &obs.join("rules/alerts.yml")),
+        alert_tests(
+            &scaffold,
+            &alerts_yml,
+            &obs.join("rules/alerts.yml"),
+            &[
+                "CrashLooping",
+                "HighErrorRate",
+                "HighLatencyP95",
+                "ServiceDown",
+            ],
+        ),
     )
     .unwrap();
     promtool_test(promtool, &tests);
@@ -559,4 +569,150 @@ fn alerts_and_service_dashboard_work_on_a_scaffolds_series(promtool: &Path, obs:
     let tests = obs.join("rules/dashboard_test.yml");
     std::fs::write(&tests, dashboard_tests(&scaffold, &exprs)).unwrap();
     promtool_test(promtool, &tests);
+}
+
+/// The series each template's service serves on `/metrics`, with the names of the labels it
+/// gives them (the target's are added when Prometheus scrapes).
+fn service_series(template: &str) -> Vec<(&'static str, &'static str)> {
+    use crate::observability::HTTP_CONTRACT;
+    match template {
+        // Every scaffold exports exactly these (scaffold.rs runs each one; the python-api
+        // scaffold is also scraped for the promtool tests); `default` is asked to by the contract.
+        "default" | "go-api" | "node-api" | "python-api" | "rust-api" => HTTP_CONTRACT.to_vec(),
+        // nginx has no request counter by status code and no latency histogram.
+        "static-site" => Vec::new(),
+        other => panic!("which series does {other}'s service export? say so here"),
+    }
+}
+
+/// Every query of every template's alerts and dashboards reads only series that exist for that
+/// template's service, with labels they carry: the series its service exports, what Prometheus
+/// records about scraping it (`up`, `scrape_duration_seconds`), kube-state-metrics' restart
+/// counter of its container (`CrashLooping` only) and Slipway's own metrics (`platform.json`
+/// only, Slipway's scrape job). A template whose server exports no request metrics
+/// (`static-site`) so gets no request alert and no request panel, and what it gets is evaluated
+/// by `promtool` on the series it has.
+#[test]
+fn every_series_an_alert_or_panel_reads_exists_for_the_template_s_service() {
+    use crate::observability::{
+        alert_tests, labels_used, metrics_used, promtool_test, scrape_only_dashboard_tests,
+        target_labels, ScaffoldSeries, SCRAPE_SERIES,
+    };
+    use std::collections::{BTreeMap, BTreeSet};
+    let promtool = checker("promtool", "apt-get install prometheus", &[]);
+    let names = |labels: &str| -> BTreeSet<String> {
+        labels.split_whitespace().map(str::to_string).collect()
+    };
+    for template in templates() {
+        let dir = tempfile::tempdir().unwrap();
+        service_tree(&template, dir.path());
+        let obs = dir.path().join("observability");
+        let read = |path: &str| std::fs::read_to_string(obs.join(path)).unwrap();
+        let target = target_labels(&read("prometheus.yml"), "10.0.1.17:8080");
+        let target_names: BTreeSet<String> = target.iter().map(|(k, _)| k.clone()).collect();
+
+        // Series name -> label names, of the service's own series and Prometheus's about it.
+        let mut exposed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, labels) in service_series(&template) {
+            let labels = names(labels).union(&target_names).cloned().collect();
+            exposed.insert(name.to_string(), labels);
+        }
+        for name in SCRAPE_SERIES {
+            exposed.insert(name.to_string(), target_names.clone());
+        }
+
+        // (where, expr) of every alert, panel query and dashboard variable.
+        let mut queries = Vec::new();
+        let alerts: serde_norway::Value =
+            serde_norway::from_str(&read("rules/alerts.yml")).unwrap();
+        for rule in alerts["groups"][0]["rules"].as_sequence().unwrap() {
+            let alert = rule["alert"].as_str().unwrap();
+            queries.push((
+                format!("alert {alert}"),
+                rule["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+        let mut service_panels = Vec::new();
+        for dashboard in ["service.json", "platform.json"] {
+            let d: serde_json::Value =
+                serde_json::from_str(&read(&format!("grafana/dashboards/{dashboard}"))).unwrap();
+            for panel in d["panels"].as_array().unwrap() {
+                for target in panel["targets"].as_array().unwrap() {
+                    let title = format!("{dashboard} {} {}", panel["title"], target["refId"]);
+                    let expr = target["expr"]
+                        .as_str()
+                        .unwrap()
+                        .replace("$service", "payments");
+                    if dashboard == "service.json" {
+                        service_panels.push((title.clone(), expr.clone()));
+                    }
+                    queries.push((title, expr));
+                }
+            }
+            for variable in d["templating"]["list"].as_array().unwrap() {
+                let query = variable["query"]["query"].as_str().unwrap().to_string();
+                queries.push((format!("{dashboard} variable {}", variable["name"]), query));
+            }
+        }
+
+        for (place, expr) in &queries {
+            let read_metrics = metrics_used(expr);
+            assert!(
+                !read_metrics.is_empty(),
+                "{template}: {place} reads nothing: {expr}"
+            );
+            for metric in &read_metrics {
+                let known = exposed.contains_key(metric)
+                    || (place == "alert CrashLooping"
+                        && metric == "kube_pod_container_status_restarts_total")
+                    || (place.starts_with("platform.json") && metric.starts_with("slipway_"));
+                assert!(
+                    known,
+                    "{template}: {place} reads {metric}, which nothing exports for a {template} \
+                     service: {expr}"
+                );
+            }
+            for (metric, label) in labels_used(expr) {
+                let on: Vec<&String> = match &metric {
+                    Some(m) => vec![m],
+                    None => read_metrics.iter().collect(),
+                };
+                for m in on.into_iter().filter(|m| exposed.contains_key(*m)) {
+                    assert!(
+                        exposed[m].contains(&label),
+                        "{template}: {place} selects or groups {m} by {label}, which it does \
+                         not carry ({:?}): {expr}",
+                        exposed[m]
+                    );
+                }
+            }
+        }
+
+        // What a service without the HTTP series gets works on the series it has.
+        if service_series(&template).is_empty() {
+            let Some(promtool) = &promtool else {
+                continue;
+            };
+            let scrapes = ScaffoldSeries::new("", target.clone());
+            let tests = obs.join("rules/alerts_test.yml");
+            std::fs::write(
+                &tests,
+                alert_tests(
+                    &scrapes,
+                    &read("rules/alerts.yml"),
+                    &obs.join("rules/alerts.yml"),
+                    &["CrashLooping", "ServiceDown"],
+                ),
+            )
+            .unwrap();
+            promtool_test(promtool, &tests);
+            let tests = obs.join("rules/dashboard_test.yml");
+            std::fs::write(
+                &tests,
+                scrape_only_dashboard_tests(&scrapes, &service_panels),
+            )
+            .unwrap();
+            promtool_test(promtool, &tests);
+        }
+    }
 }
