@@ -221,6 +221,23 @@ pub async fn up(mut settings: Settings) -> anyhow::Result<()> {
             }
         });
     }
+    // Scaffold pushes a stopped process left unfinished (their pending record is written with the
+    // registration): read before serving, so a registration made meanwhile pushes its own.
+    let unfinished = state
+        .store
+        .pending_scaffold_pushes()
+        .await
+        .context("cannot read the scaffold pushes")?;
+    if !unfinished.is_empty() {
+        tracing::warn!(
+            pushes = unfinished.len(),
+            "scaffold pushes did not finish before Slipway stopped; pushing them in the background"
+        );
+        let state = state.clone();
+        tokio::spawn(async move {
+            slipway_server::catalog::resume_scaffold_pushes(&state, unfinished).await;
+        });
+    }
     let shutdown = shutdown_signal()?;
     eprintln!(
         "Slipway {} listening on http://{addr}  (API /api/v1, seed API /platform, docs /docs)\n  apps: http://<service>.<env>.localhost:{}/  data: {}  database: {}",

@@ -77,7 +77,7 @@ fn render(name: &str, team: &str, repo_url: &str, template: &str) -> ApiResult<R
 
 pub async fn register(state: &AppState, reg: Registration, actor: &Actor) -> ApiResult<Registered> {
     let allow_local = state.allow_local_repos;
-    register_checked(state, reg, actor, allow_local).await
+    register_checked(state, reg, actor, allow_local, None).await
 }
 
 /// Where the repository of a scaffolded service lives: `<data-dir>/scaffolds/<name>`, the data
@@ -98,7 +98,9 @@ const PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// `--allow-local-repos` says, because Slipway made it. With one, the URL must pass the rules of
 /// any repository URL (and the private-address guard) before anything is created; it becomes the
 /// service's `repo_url`, the scaffold's branch is pushed there after the registration, and the
-/// local repository stays as the working copy. A failed push leaves the service registered, with
+/// local repository stays as the working copy. The push is recorded `pending` by the
+/// registration's transaction itself, so a process stopped before the push ends leaves it to the
+/// next start ([`resume_scaffold_pushes`]). A failed push leaves the service registered, with
 /// the failure in [`Registered::scaffold`] (and the audit log); [`push_scaffold`] retries.
 ///
 /// If the registration fails, the repository is removed again, so a retry starts clean; a
@@ -205,10 +207,16 @@ pub async fn register_scaffolded(
         .map_err(ApiError::internal)?;
         created.map_err(ApiError::internal)?;
 
+        // The push is recorded `pending` in the registration's own transaction: a process
+        // stopped before the push ends leaves it for the next start to push
+        // ([`resume_scaffold_pushes`]) instead of losing it.
+        let pending = remote
+            .is_some()
+            .then(|| push_record(&reg.name, &repo_url, ScaffoldPushStatus::Pending));
         reg.repo_url = repo_url;
         // A remote is held to the operator's rule on local paths; the scaffold's own path is not.
         let allow_local = remote.is_none() || state.allow_local_repos;
-        match register_checked(state, reg, actor, allow_local).await {
+        match register_checked(state, reg, actor, allow_local, pending).await {
             Ok(registered) => registered,
             Err(e) => {
                 let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
@@ -217,14 +225,55 @@ pub async fn register_scaffolded(
         }
     };
     if remote.is_some() {
-        let service = &registered.service;
-        state
-            .store
-            .record_scaffold_push(&push_record(service, ScaffoldPushStatus::Pending), actor)
-            .await?;
-        registered.scaffold = Some(push_scaffold(state, service, actor).await?);
+        registered.scaffold = Some(push_scaffold(state, &registered.service, actor).await?);
     }
     Ok(registered)
+}
+
+/// Pushes the scaffolds a stopped process left `pending` (see [`Store::pending_scaffold_pushes`]),
+/// one at a time, as Slipway: called at start with the list read before the server serves, so a
+/// registration made meanwhile pushes its own. Each ends `pushed` or `failed` like any push —
+/// recorded, audited, shown on the service — and is logged. A scaffold whose repository is not in
+/// this data directory (registered through another replica) stays pending, with a warning naming
+/// where to retry it.
+///
+/// [`Store::pending_scaffold_pushes`]: slipway_store::Store::pending_scaffold_pushes
+pub async fn resume_scaffold_pushes(state: &AppState, pending: Vec<ScaffoldPush>) {
+    let slipway = Actor {
+        name: "slipway".into(),
+        remote_addr: None,
+    };
+    for push in pending {
+        let service = match state.store.get_service(&push.service).await {
+            Ok(service) => service,
+            // Deleted since: its push went with it.
+            Err(slipway_store::StoreError::NotFound { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(service = %push.service, error = %e, "cannot resume a scaffold push");
+                continue;
+            }
+        };
+        tracing::warn!(
+            service = %push.service, remote = %push.remote,
+            "the push of a scaffold did not finish before Slipway stopped; pushing it now"
+        );
+        match push_scaffold(state, &service, &slipway).await {
+            Ok(done) if done.status == ScaffoldPushStatus::Pushed => tracing::info!(
+                service = %done.service, remote = %done.remote, commit = ?done.commit,
+                "resumed scaffold push done"
+            ),
+            Ok(done) => tracing::warn!(
+                service = %done.service, remote = %done.remote, error = ?done.error,
+                "resumed scaffold push failed; POST /api/v1/services/{}/scaffold/push retries it",
+                done.service
+            ),
+            Err(e) => tracing::warn!(
+                service = %push.service, remote = %push.remote, error = ?e,
+                "a scaffold push stays pending: it cannot be resumed from this data directory \
+                 (registered through another replica?); retry it where its repository is"
+            ),
+        }
+    }
 }
 
 fn allow_private_hosts(state: &AppState) -> bool {
@@ -234,10 +283,10 @@ fn allow_private_hosts(state: &AppState) -> bool {
         .is_some_and(|e| e.fetch_limits.allow_private_hosts)
 }
 
-fn push_record(service: &Service, status: ScaffoldPushStatus) -> ScaffoldPush {
+fn push_record(service: &str, repo_url: &str, status: ScaffoldPushStatus) -> ScaffoldPush {
     ScaffoldPush {
-        service: service.name.clone(),
-        remote: slipway_engine::source::redact_credentials(&service.repo_url),
+        service: service.to_string(),
+        remote: slipway_engine::source::redact_credentials(repo_url),
         branch: SCAFFOLD_BRANCH.to_string(),
         status,
         commit: None,
@@ -288,13 +337,13 @@ pub async fn push_scaffold(
     let record = match outcome {
         Ok(commit) => ScaffoldPush {
             commit: Some(commit),
-            ..push_record(service, ScaffoldPushStatus::Pushed)
+            ..push_record(&service.name, &service.repo_url, ScaffoldPushStatus::Pushed)
         },
         Err(e) => {
             tracing::warn!(service = %service.name, error = %e, "scaffold push failed");
             ScaffoldPush {
                 error: Some(e.to_string()),
-                ..push_record(service, ScaffoldPushStatus::Failed)
+                ..push_record(&service.name, &service.repo_url, ScaffoldPushStatus::Failed)
             }
         }
     };
@@ -306,6 +355,7 @@ async fn register_checked(
     reg: Registration,
     actor: &Actor,
     allow_local: bool,
+    scaffold_push: Option<ScaffoldPush>,
 ) -> ApiResult<Registered> {
     let mut errors = ValidationErrors::default();
     errors.check(validate::dns_label(reg.fields.name, &reg.name));
@@ -347,7 +397,7 @@ async fn register_checked(
                 description: reg.description.clone(),
                 artifacts: rendered.artifacts.clone(),
                 platform_files: rendered.platform_files.clone(),
-                scaffold_push: None,
+                scaffold_push,
             },
             actor,
         )

@@ -384,6 +384,95 @@ async fn a_remote_branch_with_other_commits_is_never_force_pushed() {
     s.stop().await;
 }
 
+/// A push a stopped process left `pending` (its record is written by the registration) is made
+/// by `resume_scaffold_pushes`, which `slipway up` runs at start: recorded, audited as Slipway's.
+/// One whose repository is not in this data directory stays pending. (`crates/cli/tests/
+/// scaffold_push_cli.rs` kills a real process between the registration and its push.)
+#[tokio::test]
+async fn a_push_left_pending_is_resumed_and_one_without_its_repository_stays_pending() {
+    use slipway_core::{ScaffoldPush, ScaffoldPushStatus};
+    let s = TestServer::start_engine().await;
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_remote(remotes.path());
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let other = remotes.path().join("billing.git");
+    git(
+        remotes.path(),
+        &["init", "--quiet", "--bare", "billing.git"],
+    );
+    for (name, remote) in [("ledger", &bare), ("billing", &other)] {
+        let (status, body) = s
+            .post(
+                "/api/v1/services",
+                json!({"name": name, "team": "finance", "template": "go-api",
+                       "scaffold": true, "repo_url": remote.to_str().unwrap()}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(remote_heads(&bare), "", "the hook refused ledger's push");
+    // What a process stopped during the pushes leaves: both pending (as the registrations wrote
+    // them), and billing's repository gone from this data directory.
+    for (name, remote) in [("ledger", &bare), ("billing", &other)] {
+        s.state
+            .store
+            .record_scaffold_push(
+                &ScaffoldPush {
+                    service: name.into(),
+                    remote: remote.to_str().unwrap().into(),
+                    branch: "main".into(),
+                    status: ScaffoldPushStatus::Pending,
+                    commit: None,
+                    error: None,
+                    attempts: 0,
+                    updated_at: chrono::Utc::now(),
+                },
+                &slipway_core::Actor {
+                    name: "test".into(),
+                    remote_addr: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    std::fs::rename(
+        s.dir.path().join("scaffolds/billing"),
+        remotes.path().join("billing-moved"),
+    )
+    .unwrap();
+    std::fs::remove_file(&hook).unwrap();
+    let pending = s.state.store.pending_scaffold_pushes().await.unwrap();
+    assert_eq!(pending.len(), 2);
+
+    slipway_server::catalog::resume_scaffold_pushes(&s.state, pending).await;
+
+    let (_, ledger) = s.get("/api/v1/services/ledger").await;
+    assert_eq!(ledger["scaffold"]["status"], "pushed", "{ledger}");
+    let head = git(
+        &s.dir.path().join("scaffolds/ledger"),
+        &["rev-parse", "HEAD"],
+    );
+    assert_eq!(ledger["scaffold"]["commit"], head.trim());
+    assert_eq!(
+        remote_heads(&bare).trim(),
+        format!("refs/heads/main {}", head.trim())
+    );
+    let (_, audit) = s
+        .get("/api/v1/audit?action=service.scaffold_push&object_name=ledger")
+        .await;
+    assert_eq!(audit["items"][0]["result"], "success", "{audit}");
+    assert_eq!(audit["items"][0]["actor"], "slipway", "{audit}");
+    let (_, billing) = s.get("/api/v1/services/billing").await;
+    assert_eq!(billing["scaffold"]["status"], "pending", "{billing}");
+    let pending = s.state.store.pending_scaffold_pushes().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].service, "billing");
+    s.stop().await;
+}
+
 /// Registers `ledger` scaffolded from `template`, deploys it with the engine and waits (at most
 /// `limit`) for the deployment to end; returns it and its log.
 async fn deploy_scaffold(s: &TestServer, template: &str, limit: Duration) -> (Value, String) {

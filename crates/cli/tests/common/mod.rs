@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_slipway");
@@ -14,14 +14,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 pub struct Server {
     child: Child,
     pub url: String,
-    /// Keeps the server's standard error drained.
-    _stderr: mpsc::Receiver<String>,
+    /// The server's standard error, line by line (read on a thread, so it never blocks).
+    stderr: mpsc::Receiver<String>,
+    /// What it printed so far, the start-up log included.
+    log: Mutex<Vec<String>>,
 }
 
 impl Server {
     /// Starts `slipway up` with its data in `data_dir` and the `extra` arguments; panics with what
     /// it printed when it does not listen within 30 s.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with(data_dir, extra, &[])
+    }
+
+    /// [`Server::start`] with these environment variables set (e.g. `SLIPWAY_CRASH_POINT`).
+    pub fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .env("SLIPWAY_AUTH", "off")
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -30,8 +37,10 @@ impl Server {
             .env_remove("SLIPWAY_DATA_DIR")
             .env_remove("SLIPWAY_DATABASE_URL")
             .env_remove("SLIPWAY_CONFIG")
+            .env_remove("SLIPWAY_CRASH_POINT")
             .env("SLIPWAY_LOG", "warn")
             .env("SLIPWAY_PROXY_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -52,10 +61,12 @@ impl Server {
                     .next()
                     .unwrap_or_default()
                     .to_string();
+                seen.push(line);
                 return Server {
                     child,
                     url,
-                    _stderr: rx,
+                    stderr: rx,
+                    log: Mutex::new(seen),
                 };
             }
             seen.push(line);
@@ -63,6 +74,54 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         panic!("slipway up did not start:\n{}", seen.join("\n"));
+    }
+
+    /// Everything the server printed on standard error so far, the start-up log included.
+    pub fn log(&self) -> String {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.extend(self.stderr.try_iter());
+        log.join("\n")
+    }
+
+    /// Waits until a line of the log contains `text` (at most `limit`); the whole log then, or a
+    /// panic with it.
+    pub fn wait_for_log(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.lines().any(|l| l.contains(text)) {
+                return log;
+            }
+            match self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => self
+                    .log
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line),
+                Err(_) => panic!("{text:?} not in the log within {limit:?}:\n{log}"),
+            }
+        }
+    }
+
+    /// The process id of `slipway up`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most `limit`) for the process to end by itself, e.g. at a crash point; panics
+    /// with its log when it does not.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("slipway up still runs after {limit:?}:\n{}", self.log());
     }
 
     /// Runs the CLI against this server.
