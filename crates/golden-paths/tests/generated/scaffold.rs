@@ -451,10 +451,8 @@ fn rust_api_scaffold_builds_and_passes_its_own_tests() {
 
 #[test]
 fn go_api_scaffold_passes_vet_and_its_own_tests_without_a_module_proxy() {
-    // Go is not a checker CI installs: without it the test is skipped, in CI too.
-    let Some(go) =
-        crate::common::optional_checker("go", "Go 1.19 or newer (Debian golang-go)", &[])
-    else {
+    // .ci/run installs Debian's golang-go: required in CI, skipped with a message elsewhere.
+    let Some(go) = crate::common::checker("go", "Go 1.19 or newer (Debian golang-go)", &[]) else {
         return;
     };
     let parent = scaffolded_repository("go-api");
@@ -679,10 +677,8 @@ fn rust_api_scaffold_answers_500_to_a_route_that_panics_and_counts_it() {
 
 #[test]
 fn go_api_scaffold_answers_500_to_a_route_that_panics_and_counts_it() {
-    // Go is not a checker CI installs: without it the test is skipped, in CI too.
-    let Some(go) =
-        crate::common::optional_checker("go", "Go 1.19 or newer (Debian golang-go)", &[])
-    else {
+    // .ci/run installs Debian's golang-go: required in CI, skipped with a message elsewhere.
+    let Some(go) = crate::common::checker("go", "Go 1.19 or newer (Debian golang-go)", &[]) else {
         return;
     };
     let parent = scaffolded_repository("go-api");
