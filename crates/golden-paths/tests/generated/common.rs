@@ -2,6 +2,7 @@ use slipway_core::model::Artifact;
 use slipway_golden_paths::{render_registration, Rendered, ServiceSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// The service of seed 000's example request.
 pub const SAMPLE: ServiceSpec<'static> = ServiceSpec {
@@ -112,4 +113,107 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// A scaffold's (or any test) server, stopped (SIGKILL) when dropped so a failed assertion leaves nothing
+/// running; its standard output arrives line by line on `lines`.
+pub struct ScaffoldServer {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl ScaffoldServer {
+    /// Starts `command` with its standard output piped to `lines`.
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ScaffoldServer { child, lines }
+    }
+
+    /// The next line of standard output that `wanted` accepts, within `limit`.
+    pub fn line_where(
+        &self,
+        limit: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no such log line within {limit:?}: {e}"));
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                panic!("a log line that is not one JSON object ({e}): {line:?}")
+            });
+            if wanted(&entry) {
+                return entry;
+            }
+        }
+    }
+}
+
+impl Drop for ScaffoldServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on 127.0.0.1:port over a fresh connection: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// A free port on 127.0.0.1 (closed again: the server under test binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port`, failing after 20 s or when the server exits.
+pub fn wait_until_listening(server: &mut ScaffoldServer, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("the server exited before it listened on {port}: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listened on {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

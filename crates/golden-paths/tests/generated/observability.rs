@@ -4,13 +4,13 @@
 //! input of `promtool test rules`. An alert or a panel that selects a label the services do not
 //! export (`code` vs `status`) finds no series and fails here.
 
-use crate::common::{describe, run, SAMPLE};
+use crate::common::{
+    describe, free_port, http_get, run, wait_until_listening, ScaffoldServer, SAMPLE,
+};
 use slipway_golden_paths::TemplateSet;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// The labels of one series, in exposition order.
 pub type Labels = Vec<(String, String)>;
@@ -111,60 +111,20 @@ pub fn scrape_python_scaffold() -> Option<String> {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, &file.content).unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(python)
-        .args(["-m", "app"])
-        .current_dir(dir.path())
-        .env("PORT", port.to_string())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the python-api scaffold did not listen on {port} within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let port = free_port();
+    let mut server = ScaffoldServer::spawn(
+        Command::new(python)
+            .args(["-m", "app"])
+            .current_dir(dir.path())
+            .env("PORT", port.to_string())
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    wait_until_listening(&mut server, port);
     assert_eq!(http_get(port, "/health").0, 200);
     assert_eq!(http_get(port, "/no-such-route").0, 404);
     let (status, metrics) = http_get(port, "/metrics");
     assert_eq!(status, 200, "{metrics}");
     Some(metrics)
-}
-
-/// A child process killed when dropped, so a failed assertion leaves nothing running.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
 }
 
 /// The labels Prometheus attaches to every series it scrapes from the service, as the generated

@@ -2,7 +2,9 @@
 //! builds and passes its own unit tests with its own toolchain (where this host has it), and whose
 //! Dockerfile finds every file it copies.
 
-use crate::common::{checker, describe, run, SAMPLE};
+use crate::common::{
+    checker, describe, free_port, http_get, run, wait_until_listening, ScaffoldServer, SAMPLE,
+};
 use slipway_golden_paths::{create_repository, ScaffoldFile, TemplateSet};
 use std::path::Path;
 use std::process::Command;
@@ -176,85 +178,6 @@ fn python_api_scaffold_passes_its_own_tests() {
         .current_dir(&dir)
         .env("PORT", "1"));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-}
-
-/// A scaffold's server, stopped (SIGKILL) when dropped so a failed assertion leaves nothing
-/// running; its standard output arrives line by line on `lines`.
-struct ScaffoldServer {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl ScaffoldServer {
-    /// Starts `command` with its standard output piped to `lines`.
-    fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        ScaffoldServer { child, lines }
-    }
-
-    /// The next line of standard output that `wanted` accepts, within `limit`.
-    fn line_where(
-        &self,
-        limit: Duration,
-        wanted: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no such log line within {limit:?}: {e}"));
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-                panic!("a log line that is not one JSON object ({e}): {line:?}")
-            });
-            if wanted(&entry) {
-                return entry;
-            }
-        }
-    }
-}
-
-impl Drop for ScaffoldServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET path` on 127.0.0.1:port over a fresh connection: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
 }
 
 /// The value of the sample `series` (name and labels exactly) in a Prometheus text exposition.
@@ -491,30 +414,6 @@ fn go_api_scaffold_passes_vet_and_its_own_tests_without_a_module_proxy() {
         .arg("healthcheck")
         .env("PORT", "1"));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-}
-
-/// A free port on 127.0.0.1 (closed again: the server under test binds it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something listens on `port`, failing after 20 s or when the server exits.
-fn wait_until_listening(server: &mut ScaffoldServer, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("the server exited before it listened on {port}: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing listened on {port} within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The route each crash test adds to its own copy of a scaffold: it raises, throws or panics.
