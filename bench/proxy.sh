@@ -16,10 +16,12 @@
 # stops by itself (about ROUNDS × 3 × (DURATION + 2 s) plus the build).
 # At CONNS=16 the two CPUs are saturated and wrk's closed loop makes latency mostly queueing
 # (Little's law: mean latency = connections / throughput), so the script then measures latency
-# under lighter load as well: for each connection count in LATENCY_CONNS, LATENCY_ROUNDS pairs of
-# `wrk -t1 -c<n>` runs (nginx and slipway next to each other, taking turns going first), where
-# the p99 is what a request costs rather than how long it queued.
-# Knobs: DURATION (5s), THREADS (2), CONNS (16), ROUNDS (10), LATENCY_CONNS ("1 2 4 8"),
+# under lighter load as well: for each client thread count in LATENCY_THREADS and connection count
+# in LATENCY_CONNS (at least one connection per thread), LATENCY_ROUNDS pairs of `wrk -t<t> -c<n>`
+# runs (nginx and slipway next to each other, taking turns going first), where the p99 is what a
+# request costs rather than how long it queued. Two client thread counts, so that the verdict does
+# not hang on how one wrk thread happens to batch its connections.
+# Knobs: DURATION (5s), THREADS (2), CONNS (16), ROUNDS (10), LATENCY_CONNS ("1 2 4 8"), LATENCY_THREADS ("1 2"),
 # LATENCY_ROUNDS (5), LATENCY_DURATION (3s), NICE (-10), KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-16}
 ROUNDS=${ROUNDS:-10}
 LATENCY_CONNS=${LATENCY_CONNS:-1 2 4 8}
+LATENCY_THREADS=${LATENCY_THREADS:-1 2}
 LATENCY_ROUNDS=${LATENCY_ROUNDS:-5}
 LATENCY_DURATION=${LATENCY_DURATION:-3s}
 PRIO=()
@@ -216,27 +219,37 @@ awk -v r="$ratio" -v sa="$s_added" -v na="$n_added" -v w="$wins" -v pw="$p99_win
   printf "CPU per request, slipway/nginx (median of per-round ratios): %.2f, slipway cheaper in %d of %d rounds\n", c, cw, n
 }'
 
-# Lighter load: p99 per connection count, paired rounds.
-light() { # name url conns -> "p99_us rps"
+# Lighter load: p99 per client thread count and connection count, paired rounds.
+light() { # name url threads conns -> "p99_us rps"
   local out="$work/light.wrk"
-  "${PRIO[@]}" wrk -t1 -c"$3" -d1s -H 'Host: bench.dev.localhost' "$2" >/dev/null # warm-up
-  "${PRIO[@]}" wrk -t1 -c"$3" -d"$LATENCY_DURATION" --latency -H 'Host: bench.dev.localhost' "$2" >"$out"
+  "${PRIO[@]}" wrk -t"$3" -c"$4" -d1s -H 'Host: bench.dev.localhost' "$2" >/dev/null # warm-up
+  "${PRIO[@]}" wrk -t"$3" -c"$4" -d"$LATENCY_DURATION" --latency -H 'Host: bench.dev.localhost' "$2" >"$out"
   echo "$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")") $(awk '/^Requests\/sec:/ { print $2 }' "$out")"
 }
 echo
-echo "lighter load: wrk -t1 -c<n> -d$LATENCY_DURATION, $LATENCY_ROUNDS paired rounds per n"
-printf '%-6s %14s %14s %16s %14s %16s\n' conns nginx_p99_us slipway_p99_us slipway-nginx_us slipway_lower slipway/nginx_rps
-for c in $LATENCY_CONNS; do
-  : >"$work/light-$c"
-  for round in $(seq 1 "$LATENCY_ROUNDS"); do
-    if [ $((round % 2)) = 1 ]; then
-      n=$(light nginx "http://127.0.0.1:$NGINX_PORT/" "$c"); s=$(light slipway "http://127.0.0.1:$PROXY_PORT/" "$c")
-    else
-      s=$(light slipway "http://127.0.0.1:$PROXY_PORT/" "$c"); n=$(light nginx "http://127.0.0.1:$NGINX_PORT/" "$c")
-    fi
-    echo "$n $s" >>"$work/light-$c"
+echo "lighter load: wrk -t<t> -c<n> -d$LATENCY_DURATION, $LATENCY_ROUNDS paired rounds each"
+printf '%-4s %-6s %14s %14s %16s %14s %16s\n' t conns nginx_p99_us slipway_p99_us slipway-nginx_us slipway_lower slipway/nginx_rps
+: >"$work/light-all"
+for t in $LATENCY_THREADS; do
+  for c in $LATENCY_CONNS; do
+    [ "$c" -ge "$t" ] || continue
+    : >"$work/light-$t-$c"
+    for round in $(seq 1 "$LATENCY_ROUNDS"); do
+      if [ $((round % 2)) = 1 ]; then
+        n=$(light nginx "http://127.0.0.1:$NGINX_PORT/" "$t" "$c"); s=$(light slipway "http://127.0.0.1:$PROXY_PORT/" "$t" "$c")
+      else
+        s=$(light slipway "http://127.0.0.1:$PROXY_PORT/" "$t" "$c"); n=$(light nginx "http://127.0.0.1:$NGINX_PORT/" "$t" "$c")
+      fi
+      echo "$n $s" | tee -a "$work/light-all" >>"$work/light-$t-$c"
+    done
+    lcol() { awk "{ print $1 }" "$work/light-$t-$c" | median; }
+    printf '%-4s %-6s %14.0f %14.0f %+16.0f %11d of %d %16.2f\n' "$t" "$c" "$(lcol '$1')" "$(lcol '$3')" "$(lcol '$3 - $1')" \
+      "$(awk '$3 <= $1 { k++ } END { print k + 0 }' "$work/light-$t-$c")" "$LATENCY_ROUNDS" "$(lcol '$4 / $2')"
   done
-  lcol() { awk "{ print $1 }" "$work/light-$c" | median; }
-  printf '%-6s %14.0f %14.0f %+16.0f %11d of %d %16.2f\n' "$c" "$(lcol '$1')" "$(lcol '$3')" "$(lcol '$3 - $1')" \
-    "$(awk '$3 <= $1 { k++ } END { print k + 0 }' "$work/light-$c")" "$LATENCY_ROUNDS" "$(lcol '$4 / $2')"
 done
+# Over every lighter-load round: how often slipway's p99 was the lower, with the same sign test.
+awk '{ n++; if ($3 <= $1) k++ } END {
+  tail = 0
+  for (j = k; j <= n; j++) { c = 1; for (i = 1; i <= j; i++) c = c * (n - j + i) / i; tail += c }
+  printf "all lighter-load rounds: slipway p99 lower in %d of %d (sign test p = %.3f)\n", k, n, tail / 2 ^ n
+}' "$work/light-all"
