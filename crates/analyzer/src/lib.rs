@@ -197,7 +197,7 @@ pub(crate) fn analyze_app(
     if plan.static_dir.is_some() && plan.start.is_none() {
         return Ok(plan);
     }
-    ports_from_start(&mut plan);
+    ports_from_start(&mut plan, &ctx);
     if scan_code {
         if let Some(lang) = plan.language.clone() {
             code::apply_ports(&mut plan, &ctx, &lang);
@@ -254,17 +254,15 @@ fn tool_path_for_explicit_start(plan: &mut BuildPlan) {
     }
 }
 
-/// `--port ${PORT:-8000}` in the start command: the app reads PORT, 8000 by default.
-fn ports_from_start(plan: &mut BuildPlan) {
+/// `--port ${PORT:-8000}` in the start command: the app reads PORT, 8000 by default. gunicorn
+/// started without an address (no `-b`/`--bind`, no config file) also reads PORT.
+fn ports_from_start(plan: &mut BuildPlan, ctx: &Ctx) {
     if plan.evidence_for("reads_port_env").is_some() {
         return;
     }
     let Some(start) = plan.start.clone() else {
         return;
     };
-    if !(start.contains("$PORT") || start.contains("${PORT")) {
-        return;
-    }
     let start_source = plan.evidence_for("start").and_then(|e| e.source.clone());
     let start_line = plan.evidence_for("start").and_then(|e| e.line);
     let cite = |rule: &str| Cite {
@@ -272,6 +270,21 @@ fn ports_from_start(plan: &mut BuildPlan) {
         line: start_line,
         rule: rule.to_owned(),
     };
+    if !(start.contains("$PORT") || start.contains("${PORT")) {
+        if gunicorn_default_bind(&start) && !ctx.is_file("gunicorn.conf.py") {
+            plan.set_reads_port_env(
+                true,
+                cite("gunicorn without --bind listens on 0.0.0.0:$PORT when PORT is set"),
+            );
+            if plan.port.is_none() {
+                plan.set_port(
+                    8000,
+                    cite("gunicorn's default address without PORT is 127.0.0.1:8000"),
+                );
+            }
+        }
+        return;
+    }
     let c = cite("the start command passes $PORT");
     plan.set_reads_port_env(true, c);
     if let Some(rest) = start.split("${PORT:-").nth(1) {
@@ -287,6 +300,33 @@ fn ports_from_start(plan: &mut BuildPlan) {
             }
         }
     }
+}
+
+/// Whether the command runs gunicorn with its default address, which is `0.0.0.0:$PORT` when
+/// `PORT` is set: no `-b`/`--bind`, no `-c`/`--config` file and no `GUNICORN_CMD_ARGS`.
+fn gunicorn_default_bind(start: &str) -> bool {
+    if start.contains("GUNICORN_CMD_ARGS") {
+        return false;
+    }
+    start
+        .split([';', '&', '|', '\n'])
+        .filter_map(|cmd| {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let base = |w: &str| w.rsplit('/').next().unwrap_or(w).to_owned();
+            let at = words.iter().position(|w| base(w) == "gunicorn")?;
+            // Before it only variable assignments, `exec` or `python -m` may come.
+            let runs_it = words[..at].iter().all(|w| {
+                w.contains('=') || *w == "exec" || *w == "-m" || base(w).starts_with("python")
+            });
+            runs_it.then(|| words[at + 1..].to_vec())
+        })
+        .any(|args| {
+            !args.iter().any(|a| {
+                ["-b", "-c", "--bind", "--config"]
+                    .iter()
+                    .any(|flag| a.starts_with(flag))
+            })
+        })
 }
 
 #[cfg(test)]
@@ -441,6 +481,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(missing.to_string().contains("not a directory"), "{missing}");
+    }
+
+    #[test]
+    fn gunicorn_without_an_address_reads_port() {
+        // mdn/django-locallibrary-tutorial: `web: gunicorn locallibrary.wsgi` (CRLF).
+        let p = plan(&[
+            ("requirements.txt", "Django==6.1.1\r\ngunicorn==26.2.0\r\n"),
+            ("Procfile", "web: gunicorn app.wsgi --log-file -\r\n"),
+        ]);
+        assert!(p.reads_port_env);
+        assert_eq!(p.port, Some(8000));
+        let e = p.evidence_for("reads_port_env").expect("evidence");
+        assert_eq!(e.source.as_deref(), Some("Procfile"));
+        assert!(e.rule.contains("gunicorn"), "{}", e.rule);
+        // An address on the command line or a config file decides instead.
+        for (procfile, conf) in [
+            ("web: gunicorn -b 0.0.0.0:5000 app:app\n", None),
+            ("web: gunicorn --bind=unix:/tmp/g.sock app:app\n", None),
+            ("web: gunicorn -c conf/g.py app:app\n", None),
+            (
+                "web: gunicorn app:app\n",
+                Some("bind = 'unix:/tmp/g.sock'\n"),
+            ),
+        ] {
+            let mut files = vec![("requirements.txt", "gunicorn\n"), ("Procfile", procfile)];
+            if let Some(c) = conf {
+                files.push(("gunicorn.conf.py", c));
+            }
+            let p = plan(&files);
+            assert!(!p.reads_port_env, "{procfile} {conf:?}");
+        }
+        assert!(gunicorn_default_bind(
+            "export PATH=\"$PWD/.venv/bin:$PATH\"; python -m gunicorn app:app -w 3"
+        ));
+        assert!(!gunicorn_default_bind(
+            "GUNICORN_CMD_ARGS='-b :80' gunicorn app:app"
+        ));
+        assert!(!gunicorn_default_bind("uvicorn app:app"));
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn scan(fs: &dyn RepoFs, dir: &str, depth: usize, out: &mut BTreeMap<String, Str
 }
 
 /// Workspace declarations: package.json `workspaces`, pnpm-workspace.yaml, Cargo `[workspace]`,
-/// go.work.
+/// uv `[tool.uv.workspace]`, go.work.
 fn declared(fs: &dyn RepoFs) -> Vec<(String, String)> {
     let mut patterns: Vec<(String, &str)> = Vec::new();
     if let Some(pkg) = fs
@@ -143,6 +143,22 @@ fn declared(fs: &dyn RepoFs) -> Vec<(String, String)> {
             .and_then(|m| m.as_array());
         for p in members.into_iter().flatten().filter_map(|p| p.as_str()) {
             patterns.push((p.to_owned(), "Cargo.toml [workspace] members"));
+        }
+    }
+    if let Some(py) = fs
+        .read_text("pyproject.toml")
+        .ok()
+        .flatten()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+    {
+        let members = py
+            .get("tool")
+            .and_then(|t| t.get("uv"))
+            .and_then(|u| u.get("workspace"))
+            .and_then(|w| w.get("members"))
+            .and_then(|m| m.as_array());
+        for p in members.into_iter().flatten().filter_map(|p| p.as_str()) {
+            patterns.push((p.to_owned(), "pyproject.toml [tool.uv.workspace] members"));
         }
     }
     if let Some(work) = fs.read_text("go.work").ok().flatten() {

@@ -646,6 +646,49 @@ mod version_tests {
     }
 
     #[test]
+    fn composer_start_script_gives_the_port_and_document_root() {
+        // slimphp/Slim-Skeleton: "start": "php -S localhost:8080 -t public".
+        let composer = "{\n  \"require\": {\"slim/slim\": \"^4.9\"},\n  \"scripts\": {\n    \"start\": \"php -S localhost:8080 -t public\"\n  }\n}\n";
+        let p = plan(&[
+            ("composer.json", composer),
+            ("public/index.php", "<?php\n$app->run();\n"),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some("php -S 0.0.0.0:${PORT:-8080} -t public")
+        );
+        assert!(p.reads_port_env);
+        assert_eq!(p.port, Some(8080));
+        let e = p.evidence_for("start").expect("start evidence");
+        assert_eq!(
+            (e.source.as_deref(), e.line),
+            (Some("composer.json"), Some(4))
+        );
+        // A start script that is not the built-in server changes nothing.
+        let p = plan(&[
+            (
+                "composer.json",
+                "{\"scripts\":{\"start\":[\"@php bin/console cache:clear\"]}}",
+            ),
+            ("index.php", "<?php echo 1;\n"),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some("php -S 0.0.0.0:${PORT:-8000} -t .")
+        );
+        // The script's document root is used when it holds index.php.
+        let p = plan(&[
+            ("composer.json", "{\"scripts\":{\"start\":[\"@composer install\", \"@php -S 127.0.0.1:8888 -t web/\"]}}"),
+            ("index.php", "<?php echo 1;\n"),
+            ("web/index.php", "<?php echo 2;\n"),
+        ]);
+        assert_eq!(
+            p.start.as_deref(),
+            Some("php -S 0.0.0.0:${PORT:-8888} -t web")
+        );
+    }
+
+    #[test]
     fn php_version_file_and_java_sdkmanrc() {
         let p = plan(&[
             (".php-version", "8.2\n"),

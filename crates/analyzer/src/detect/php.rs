@@ -86,7 +86,29 @@ impl Detector for Php {
             );
             strength = STRENGTH_FRAMEWORK;
         } else if let Some(index) = index {
-            let docroot = index.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+            let mut docroot = index.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+            // The repository's own `composer start` (`php -S localhost:8080 -t public`, as in
+            // Slim's skeleton) states the port and document root it serves on.
+            let script = composer
+                .as_ref()
+                .and_then(|(c, t)| Some((builtin_server(c.get("scripts")?.get("start")?)?, t)));
+            let mut default_port = 8000;
+            let mut start_cite =
+                Cite::file(ctx.path(index), None, "document root holding index.php");
+            if let Some(((port, dir), text)) = script {
+                let dir = dir.filter(|d| ctx.is_file(&format!("{d}/index.php")));
+                if let Some(d) = dir {
+                    docroot = d;
+                }
+                if port.is_some() || dir.is_some() {
+                    default_port = port.unwrap_or(default_port);
+                    start_cite = Cite::file(
+                        &src,
+                        json_key_line(text, &["scripts", "start"]),
+                        "composer start runs PHP's built-in server (its port is the default)",
+                    );
+                }
+            }
             if let Some((_, line)) = require("slim/slim") {
                 plan.set(
                     Field::Framework,
@@ -99,8 +121,10 @@ impl Detector for Php {
             }
             plan.set(
                 Field::Start,
-                Some(format!("php -S 0.0.0.0:${{PORT:-8000}} -t {docroot}")),
-                Cite::file(ctx.path(index), None, "document root holding index.php"),
+                Some(format!(
+                    "php -S 0.0.0.0:${{PORT:-{default_port}}} -t {docroot}"
+                )),
+                start_cite,
             );
             plan.cite(
                 "document_root",
@@ -123,4 +147,35 @@ impl Detector for Php {
             manifest: src,
         })))
     }
+}
+
+/// The port and document root of a `php -S <host>:<port> [-t <dir>]` command in a Composer
+/// script (a string, or the first such command of a list), when it names either.
+fn builtin_server(script: &serde_json::Value) -> Option<(Option<u16>, Option<&str>)> {
+    let cmds: Vec<&str> = match script {
+        serde_json::Value::String(s) => vec![s.as_str()],
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => return None,
+    };
+    cmds.into_iter().find_map(|cmd| {
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let php = words
+            .iter()
+            .position(|w| matches!(w.trim_start_matches('@'), "php" | "php-cli"))?;
+        let args = &words[php + 1..];
+        let addr = args
+            .iter()
+            .position(|w| *w == "-S")
+            .and_then(|i| args.get(i + 1))?;
+        let port = addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        let dir = args
+            .iter()
+            .position(|w| *w == "-t")
+            .and_then(|i| args.get(i + 1))
+            .map(|d| d.trim_end_matches('/'))
+            .filter(|d| !d.is_empty() && crate::fs::normalize(d).is_ok_and(|n| n == *d));
+        (port.is_some() || dir.is_some()).then_some((port, dir))
+    })
 }

@@ -457,7 +457,30 @@ fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
         .pyproject
         .as_ref()
         .is_some_and(|(py, _)| py.get("project").is_some());
-    let candidates: Vec<(&str, &str, String, &str)> = [
+    let workspace = if ctx.is_file("uv.lock") {
+        None
+    } else {
+        uv_workspace(ctx, m)
+    };
+    let workspace_rule = workspace
+        .as_ref()
+        .map(|w| format!("member of the uv workspace declared in {}", w.pyproject));
+    let candidates: Vec<(&str, String, String, &str)> = [
+        (
+            workspace.is_some(),
+            "uv",
+            workspace.as_ref().map_or("", |w| w.lock.as_str()),
+            workspace
+                .as_ref()
+                .map(|w| {
+                    format!(
+                        "UV_PROJECT_ENVIRONMENT=\"$PWD/.venv\" uv sync --frozen --no-dev --package {}",
+                        sh_quote(&w.member)
+                    )
+                })
+                .unwrap_or_default(),
+            workspace_rule.as_deref().unwrap_or(""),
+        ),
         (
             ctx.is_file("uv.lock"),
             "uv",
@@ -538,7 +561,18 @@ fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
     ]
     .into_iter()
     .filter(|c| c.0)
-    .map(|(_, pm, file, cmd, rule)| (pm, file, cmd, rule))
+    .map(|(_, pm, file, cmd, rule)| {
+        // The workspace lockfile is already repository-relative; the others are the app's.
+        let path = if workspace
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.lock.as_str(), file))
+        {
+            file.to_owned()
+        } else {
+            ctx.path(file)
+        };
+        (pm, path, cmd, rule)
+    })
     .collect();
     let mut it = candidates.into_iter();
     let Some((pm, file, cmd, rule)) = it.next() else {
@@ -552,28 +586,114 @@ fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
     plan.set(
         Field::PackageManager,
         Some(pm.into()),
-        Cite::file(ctx.path(file), None, rule),
+        Cite::file(&file, None, rule),
     );
     plan.set(
         Field::Install,
         Some(cmd),
         Cite::file(
-            ctx.path(file),
+            &file,
             None,
             format!("{pm} installs into .venv in the app directory"),
         ),
     );
-    for (other, f, _, _) in it {
+    for (other, f, other_cmd, _) in it {
         if other != pm {
             plan.lose(
                 "package_manager",
                 other,
-                Some(&ctx.path(f)),
+                Some(&f),
+                format!("{file} ranks higher ({rule})"),
+            );
+        }
+        // A workspace member could also install on its own, without the workspace's pins.
+        if workspace.is_some() {
+            plan.lose(
+                "install",
+                &other_cmd,
+                Some(&f),
                 format!("{file} ranks higher ({rule})"),
             );
         }
     }
     true
+}
+
+/// The uv workspace an app directory is a member of: the nearest directory above it whose
+/// `pyproject.toml` has `[tool.uv.workspace]` with a `members` pattern matching it (and no
+/// `exclude` pattern) and which holds the workspace's `uv.lock`.
+struct UvWorkspace {
+    /// Repository-relative paths of the workspace's `uv.lock` and `pyproject.toml`.
+    lock: String,
+    pyproject: String,
+    /// The app's `[project] name`, for `uv sync --package`.
+    member: String,
+}
+
+fn uv_workspace(ctx: &Ctx, m: &Manifests) -> Option<UvWorkspace> {
+    let member = m
+        .pyproject
+        .as_ref()?
+        .0
+        .get("project")?
+        .get("name")?
+        .as_str()?
+        .to_owned();
+    if ctx.dir.is_empty() {
+        return None;
+    }
+    let ancestors = ctx
+        .dir
+        .match_indices('/')
+        .map(|(i, _)| &ctx.dir[..i])
+        .rev()
+        .chain(std::iter::once(""));
+    for root in ancestors {
+        let lock = super::join_rel(root, "uv.lock");
+        if !ctx.fs.is_file(&lock) {
+            continue;
+        }
+        let pyproject = super::join_rel(root, "pyproject.toml");
+        let text = ctx.fs.read_text(&pyproject).ok().flatten()?;
+        let doc: toml::Value = text.parse::<toml::Table>().ok()?.into();
+        let ws = doc.get("tool")?.get("uv")?.get("workspace")?;
+        let rel = if root.is_empty() {
+            ctx.dir.as_str()
+        } else {
+            ctx.dir.strip_prefix(root)?.trim_start_matches('/')
+        };
+        let patterns = |key: &str| -> Vec<String> {
+            ws.get(key)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_owned())
+                .collect()
+        };
+        let matches = |pats: &[String]| pats.iter().any(|p| glob_dir_match(p, rel));
+        return (matches(&patterns("members")) && !matches(&patterns("exclude"))).then_some(
+            UvWorkspace {
+                lock,
+                pyproject,
+                member,
+            },
+        );
+    }
+    None
+}
+
+/// A workspace member pattern (`packages/*`, `backend`) against a relative directory: `*`
+/// matches within one path segment.
+fn glob_dir_match(pattern: &str, dir: &str) -> bool {
+    let (ps, ds): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), dir.split('/').collect());
+    ps.len() == ds.len()
+        && ps.iter().zip(&ds).all(|(p, d)| match p.split_once('*') {
+            None => p == d,
+            Some((pre, post)) => {
+                d.len() >= pre.len() + post.len() && d.starts_with(pre) && d.ends_with(post)
+            }
+        })
 }
 
 fn poetry_install() -> String {
@@ -1151,6 +1271,64 @@ mod tests {
     const MANAGE: &str =
         "import os\nos.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"site1.settings\")\n";
     const ASGI: &str = "from django.core.asgi import get_asgi_application\n\napplication = get_asgi_application()\n";
+
+    #[test]
+    fn uv_workspace_member_syncs_from_the_workspace_lock() {
+        // fastapi/full-stack-fastapi-template: the root pyproject.toml declares the workspace
+        // (members = ["backend"]) and holds uv.lock; backend/ has only its pyproject.toml.
+        let files = [
+            (
+                "pyproject.toml",
+                "[dependency-groups]\ndev = [\"prek\"]\n\n[tool.uv.workspace]\nmembers = [\"backend\", \"libs/*\"]\nexclude = [\"libs/old\"]\n",
+            ),
+            ("uv.lock", "version = 1\nrevision = 3\n"),
+            (
+                "backend/pyproject.toml",
+                "[project]\nname = \"app\"\nrequires-python = \">=3.14\"\ndependencies = [\"fastapi[standard]>=0.141\"]\n",
+            ),
+            ("backend/app/main.py", "from fastapi import FastAPI\n\napp = FastAPI()\n"),
+            ("libs/old/pyproject.toml", "[project]\nname = \"old\"\n"),
+            ("libs/old/main.py", "print(1)\n"),
+        ];
+        let fs = MemFs::from_files(files.iter().copied());
+        let at = |dir: &str| {
+            analyze(
+                &fs,
+                &AnalyzeOptions {
+                    app_dir: Some(dir.into()),
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let p = at("backend");
+        assert_eq!(
+            p.install.as_deref(),
+            Some("UV_PROJECT_ENVIRONMENT=\"$PWD/.venv\" uv sync --frozen --no-dev --package app")
+        );
+        assert_eq!(p.package_manager.as_deref(), Some("uv"));
+        let e = p.evidence_for("install").expect("install evidence");
+        assert_eq!(e.source.as_deref(), Some("uv.lock"));
+        assert!(p
+            .alternatives
+            .iter()
+            .any(|a| a.field == "package_manager" && a.value == "pip"));
+        assert!(p.alternatives.iter().any(|a| a.field == "install"
+            && a.value == "python3 -m venv .venv && .venv/bin/pip install ."
+            && a.reason.contains("uv workspace declared in pyproject.toml")));
+        assert!(p
+            .start
+            .as_deref()
+            .is_some_and(|s| s.starts_with(".venv/bin/uvicorn app.main:app")));
+        assert!(p.apps.iter().any(
+            |a| a.dir == "backend" && a.source == "pyproject.toml [tool.uv.workspace] members"
+        ));
+        // An excluded directory is not a member: it installs on its own.
+        let p = at("libs/old");
+        assert_eq!(
+            p.install.as_deref(),
+            Some("python3 -m venv .venv && .venv/bin/pip install .")
+        );
+    }
 
     #[test]
     fn django_with_hypercorn_serves_the_asgi_module() {
