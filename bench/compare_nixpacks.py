@@ -43,8 +43,11 @@ def matches(rule, value):
     return None
 
 
-def slipway_plan(binary, repo):
-    out = subprocess.run([binary, "analyze", str(repo), "-o", "json"], capture_output=True,
+def slipway_plan(binary, repo, app_dir):
+    # A monorepo fixture names the app's folder (expected.json "app_dir"); Slipway is told with
+    # --app-dir, as a user would.
+    extra = ["--app-dir", app_dir] if app_dir else []
+    out = subprocess.run([binary, "analyze", str(repo), "-o", "json", *extra], capture_output=True,
                          text=True, check=False)
     try:
         plan = json.loads(out.stdout)
@@ -53,8 +56,10 @@ def slipway_plan(binary, repo):
     return {f: plan.get(f) for f in FIELDS}
 
 
-def nixpacks_plan(binary, repo):
-    out = subprocess.run([binary, "plan", str(repo), "-f", "json"], capture_output=True,
+def nixpacks_plan(binary, repo, app_dir):
+    # nixpacks has no app-folder option: a monorepo's app is planned by pointing it at the folder.
+    target = repo / app_dir if app_dir else repo
+    out = subprocess.run([binary, "plan", str(target), "-f", "json"], capture_output=True,
                          text=True, check=False)
     try:
         plan = json.loads(out.stdout)
@@ -92,8 +97,10 @@ def main():
     totals = {"slipway": {f: [0, 0] for f in FIELDS}, "nixpacks": {f: [0, 0] for f in FIELDS}}
     print(f"{'repository':48} {'field':9} {'slipway':8} {'nixpacks':8}  nixpacks said")
     for repo in sorted(p for p in root.iterdir() if (p / "expected.json").exists()):
-        expected = json.loads((repo / "expected.json").read_text())["fields"]
-        ours, theirs = slipway_plan(slipway_bin, repo), nixpacks_plan(nixpacks_bin, repo)
+        spec = json.loads((repo / "expected.json").read_text())
+        expected, app_dir = spec["fields"], spec.get("app_dir")
+        ours = slipway_plan(slipway_bin, repo, app_dir)
+        theirs = nixpacks_plan(nixpacks_bin, repo, app_dir)
         for field in FIELDS:
             rule = expected.get(field, {"skip": True})
             a, b = matches(rule, ours[field]), matches(rule, theirs[field])

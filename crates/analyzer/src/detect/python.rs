@@ -469,7 +469,8 @@ fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
         (
             workspace.is_some(),
             "uv",
-            workspace.as_ref().map_or("", |w| w.lock.as_str()),
+            // Already repository-relative; the other candidates' files are the app's.
+            workspace.as_ref().map_or_else(String::new, |w| w.lock.clone()),
             workspace
                 .as_ref()
                 .map(|w| {
@@ -484,63 +485,63 @@ fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
         (
             ctx.is_file("uv.lock"),
             "uv",
-            "uv.lock",
+            ctx.path("uv.lock"),
             "uv sync --frozen --no-dev".to_owned(),
             "lockfile uv.lock",
         ),
         (
             ctx.is_file("poetry.lock"),
             "poetry",
-            "poetry.lock",
+            ctx.path("poetry.lock"),
             poetry_install(),
             "lockfile poetry.lock",
         ),
         (
             ctx.is_file("pdm.lock"),
             "pdm",
-            "pdm.lock",
+            ctx.path("pdm.lock"),
             "pdm install --prod".to_owned(),
             "lockfile pdm.lock",
         ),
         (
             ctx.is_file("Pipfile.lock"),
             "pipenv",
-            "Pipfile.lock",
+            ctx.path("Pipfile.lock"),
             "PIPENV_VENV_IN_PROJECT=1 pipenv install --deploy".to_owned(),
             "lockfile Pipfile.lock",
         ),
         (
             tool("poetry"),
             "poetry",
-            "pyproject.toml",
+            ctx.path("pyproject.toml"),
             poetry_install(),
             "[tool.poetry] in pyproject.toml",
         ),
         (
             tool("uv"),
             "uv",
-            "pyproject.toml",
+            ctx.path("pyproject.toml"),
             "uv sync --no-dev".to_owned(),
             "[tool.uv] in pyproject.toml",
         ),
         (
             tool("pdm"),
             "pdm",
-            "pyproject.toml",
+            ctx.path("pyproject.toml"),
             "pdm install --prod".to_owned(),
             "[tool.pdm] in pyproject.toml",
         ),
         (
             m.pipfile.is_some(),
             "pipenv",
-            "Pipfile",
+            ctx.path("Pipfile"),
             "PIPENV_VENV_IN_PROJECT=1 pipenv install".to_owned(),
             "Pipfile",
         ),
         (
             m.requirements.is_some(),
             "pip",
-            m.requirements.unwrap_or(""),
+            ctx.path(m.requirements.unwrap_or("")),
             format!(
                 "python3 -m venv .venv && .venv/bin/pip install -r {}",
                 m.requirements.unwrap_or("")
@@ -550,29 +551,18 @@ fn package_manager(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> bool {
         (
             has_project || m.setup_py,
             "pip",
-            if has_project {
+            ctx.path(if has_project {
                 "pyproject.toml"
             } else {
                 "setup.py"
-            },
+            }),
             "python3 -m venv .venv && .venv/bin/pip install .".to_owned(),
             "installable project",
         ),
     ]
     .into_iter()
     .filter(|c| c.0)
-    .map(|(_, pm, file, cmd, rule)| {
-        // The workspace lockfile is already repository-relative; the others are the app's.
-        let path = if workspace
-            .as_ref()
-            .is_some_and(|w| std::ptr::eq(w.lock.as_str(), file))
-        {
-            file.to_owned()
-        } else {
-            ctx.path(file)
-        };
-        (pm, path, cmd, rule)
-    })
+    .map(|(_, pm, file, cmd, rule)| (pm, file, cmd, rule))
     .collect();
     let mut it = candidates.into_iter();
     let Some((pm, file, cmd, rule)) = it.next() else {
