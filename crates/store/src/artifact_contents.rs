@@ -129,8 +129,10 @@ pub(crate) mod sqlite {
 ///   names it.
 ///
 /// A transaction that both names and lets go of contents (a regeneration) locks them in two
-/// passes; two such transactions crossing each other's contents could deadlock (PostgreSQL then
-/// aborts one). Within one Slipway process the catalog lock serializes them.
+/// passes; two such transactions crossing each other's contents can deadlock (replicas running
+/// different template versions; within one Slipway process the catalog lock serializes them).
+/// PostgreSQL then aborts one, and the store runs that change again (`retry_crossed` in
+/// `postgres.rs`).
 pub(crate) mod postgres {
     use super::Contents;
     use crate::{Result, StoreError};

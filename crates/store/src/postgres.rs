@@ -426,6 +426,269 @@ fn scope_clause(scope: Option<ArtifactScope>) -> &'static str {
     }
 }
 
+/// Attempts of a change PostgreSQL aborted because it crossed a concurrent one.
+const CROSSED_ATTEMPTS: usize = 3;
+
+/// Runs `attempt` (a whole transaction) again when PostgreSQL aborted it as a deadlock victim or
+/// for a serialization failure: two changes that name and let go of shared artifact contents can
+/// lock them in crossing order (see [`artifact_contents::postgres`]); PostgreSQL aborts one of
+/// them, which rolled back everything it did, and its second run finds the other committed.
+async fn retry_crossed<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Err(e) if attempts < CROSSED_ATTEMPTS && crossed(&e) => {
+                attempts += 1;
+                tracing::info!(error = %e, attempt = attempts, "a change crossed a concurrent one; running it again");
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether PostgreSQL aborted the transaction as a deadlock victim (40P01) or for a
+/// serialization failure (40001), which running it again resolves.
+fn crossed(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+impl PostgresStore {
+    /// One attempt of [`Store::register_service`].
+    async fn register_service_once(&self, new: NewService, actor: &Actor) -> Result<Service> {
+        let at = common::now();
+        let service = common::new_service_record(&new, at);
+        let new_contents = Contents::of(new.artifacts.iter().chain(&new.platform_files))?;
+        let mut tx = self.pool.begin().await?;
+        ensure_team(&mut tx, &new.team, at, actor, "service.register").await?;
+        // A concurrent registration of the same name makes this wait for it, then do nothing.
+        let inserted = sqlx::query(
+            "INSERT INTO services (name, team, repo_url, template, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&service.name)
+        .bind(&service.team)
+        .bind(&service.repo_url)
+        .bind(&service.template)
+        .bind(&service.description)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            // Dropping the transaction rolls back the team it may have created.
+            return Err(StoreError::Conflict {
+                kind: "service",
+                name: new.name,
+            });
+        }
+        // One store for both, so that the contents are locked in one sha256 order.
+        contents::store(&mut tx, &new_contents).await?;
+        insert_artifacts(&mut tx, &new.name, &new.artifacts).await?;
+        upsert_platform_files(&mut tx, &new.platform_files).await?;
+        if let Some(push) = &new.scaffold_push {
+            sqlx::query(crate::scaffold_push::UPSERT)
+                .bind(&push.service)
+                .bind(&push.remote)
+                .bind(&push.branch)
+                .bind(slipway_core::ScaffoldPushStatus::Pending.as_str())
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let event = actor.audit(
+            "service.register",
+            "service",
+            &new.name,
+            common::register_detail(&new),
+        );
+        insert_audit(&mut tx, event, at).await?;
+        tx.commit().await?;
+        Ok(service)
+    }
+
+    /// One attempt of [`Store::update_service`].
+    async fn update_service_once(
+        &self,
+        name: &str,
+        update: ServiceUpdate,
+        actor: &Actor,
+    ) -> Result<Service> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        let mut service: Service = sqlx::query_as::<_, ServiceRow>(&format!(
+            "SELECT {SERVICE_COLUMNS} FROM services WHERE name = $1 FOR UPDATE"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(Service::from)
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "service",
+            name: name.to_string(),
+        })?;
+        let detail = common::apply_update(&mut service, &update, at);
+        if let Some(team) = &update.team {
+            ensure_team(&mut tx, team, at, actor, "service.update").await?;
+        }
+        sqlx::query("UPDATE services SET team = $2, repo_url = $3, description = $4, updated_at = $5 WHERE name = $1")
+            .bind(name)
+            .bind(&service.team)
+            .bind(&service.repo_url)
+            .bind(&service.description)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(artifacts) = &update.artifacts {
+            write_generated(&mut tx, name, &artifacts.writes, &artifacts.removes).await?;
+        }
+        insert_audit(
+            &mut tx,
+            actor.audit("service.update", "service", name, detail),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(service)
+    }
+
+    /// One attempt of [`Store::delete_service`].
+    async fn delete_service_once(&self, name: &str, actor: &Actor) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        // Locking the row first holds off new deployments of it (they take FOR KEY SHARE), so the count
+        // below is what the cascade deletes.
+        let locked = sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "service",
+                name: name.to_string(),
+            });
+        }
+        let deployments: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deployments WHERE service = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        // Deployments go with the service (ON DELETE CASCADE); artifacts have no foreign key.
+        sqlx::query("DELETE FROM services WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let let_go: Vec<String> =
+            sqlx::query_scalar("DELETE FROM artifacts WHERE service_name = $1 RETURNING sha256")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        let artifacts = let_go.len();
+        contents::release(&mut tx, &let_go.into_iter().collect()).await?;
+        let detail = json!({ "artifacts": artifacts, "deployments": deployments });
+        insert_audit(
+            &mut tx,
+            actor.audit("service.delete", "service", name, detail),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One attempt of [`Store::adopt_artifact_edit`].
+    async fn adopt_artifact_edit_once(&self, edit: ArtifactEdit, actor: &Actor) -> Result<()> {
+        let at = common::now();
+        let mut new_contents = Contents::default();
+        new_contents.add(&edit.path, &edit.sha256, &edit.content)?;
+        let mut tx = self.pool.begin().await?;
+        let before = contents::named_by(&mut tx, &edit.service).await?;
+        contents::store(&mut tx, &new_contents).await?;
+        // The right-hand sides read the row as it was: the first edit moves `sha256` into
+        // `generated_sha256`, later ones keep it, and content equal to it again clears it.
+        let updated = sqlx::query(
+            "UPDATE artifacts SET \
+             generated_sha256 = CASE WHEN COALESCE(generated_sha256, sha256) = $4 THEN NULL \
+                                     ELSE COALESCE(generated_sha256, sha256) END, \
+             sha256 = $4 \
+             WHERE service_name = $1 AND scope = $2 AND path = $3",
+        )
+        .bind(&edit.service)
+        .bind(edit.scope.as_str())
+        .bind(&edit.path)
+        .bind(&edit.sha256)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            // Dropping the transaction rolls back the content it may have stored.
+            return Err(StoreError::NotFound {
+                kind: "artifact",
+                name: format!("{}/{}/{}", edit.service, edit.scope, edit.path),
+            });
+        }
+        let after = contents::named_by(&mut tx, &edit.service).await?;
+        contents::release(&mut tx, &artifact_contents::let_go(before, &after)).await?;
+        let mut detail = edit.detail;
+        detail["scope"] = json!(edit.scope.as_str());
+        detail["path"] = json!(edit.path);
+        detail["sha256"] = json!(edit.sha256);
+        insert_audit(
+            &mut tx,
+            actor.audit("artifact.adopt", "service", &edit.service, detail),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One attempt of [`Store::upgrade_artifacts`].
+    async fn upgrade_artifacts_once(&self, upgrade: ArtifactUpgrade, actor: &Actor) -> Result<()> {
+        let at = common::now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(service) = &upgrade.service {
+            // Locks the row (PostgreSQL) so that a concurrent deletion waits for this upgrade.
+            let exists = sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR UPDATE")
+                .bind(service)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound {
+                    kind: "service",
+                    name: service.clone(),
+                });
+            }
+        }
+        let owner = owner_key(upgrade.service.as_deref());
+        write_generated(&mut tx, owner, &upgrade.writes, &upgrade.removes).await?;
+        let event = match &upgrade.service {
+            Some(service) => actor.audit("service.upgrade", "service", service, upgrade.detail),
+            None => actor.audit(
+                "modules.upgrade",
+                "modules",
+                "terraform/modules",
+                upgrade.detail,
+            ),
+        };
+        insert_audit(&mut tx, event, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -488,58 +751,7 @@ impl Store for PostgresStore {
     }
 
     async fn register_service(&self, new: NewService, actor: &Actor) -> Result<Service> {
-        let at = common::now();
-        let service = common::new_service_record(&new, at);
-        let new_contents = Contents::of(new.artifacts.iter().chain(&new.platform_files))?;
-        let mut tx = self.pool.begin().await?;
-        ensure_team(&mut tx, &new.team, at, actor, "service.register").await?;
-        // A concurrent registration of the same name makes this wait for it, then do nothing.
-        let inserted = sqlx::query(
-            "INSERT INTO services (name, team, repo_url, template, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&service.name)
-        .bind(&service.team)
-        .bind(&service.repo_url)
-        .bind(&service.template)
-        .bind(&service.description)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            // Dropping the transaction rolls back the team it may have created.
-            return Err(StoreError::Conflict {
-                kind: "service",
-                name: new.name,
-            });
-        }
-        // One store for both, so that the contents are locked in one sha256 order.
-        contents::store(&mut tx, &new_contents).await?;
-        insert_artifacts(&mut tx, &new.name, &new.artifacts).await?;
-        upsert_platform_files(&mut tx, &new.platform_files).await?;
-        if let Some(push) = &new.scaffold_push {
-            sqlx::query(crate::scaffold_push::UPSERT)
-                .bind(&push.service)
-                .bind(&push.remote)
-                .bind(&push.branch)
-                .bind(slipway_core::ScaffoldPushStatus::Pending.as_str())
-                .bind(None::<String>)
-                .bind(None::<String>)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let event = actor.audit(
-            "service.register",
-            "service",
-            &new.name,
-            common::register_detail(&new),
-        );
-        insert_audit(&mut tx, event, at).await?;
-        tx.commit().await?;
-        Ok(service)
+        retry_crossed(|| self.register_service_once(new.clone(), actor)).await
     }
 
     async fn get_service(&self, name: &str) -> Result<Service> {
@@ -586,85 +798,11 @@ impl Store for PostgresStore {
         update: ServiceUpdate,
         actor: &Actor,
     ) -> Result<Service> {
-        let at = common::now();
-        let mut tx = self.pool.begin().await?;
-        let mut service: Service = sqlx::query_as::<_, ServiceRow>(&format!(
-            "SELECT {SERVICE_COLUMNS} FROM services WHERE name = $1 FOR UPDATE"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(Service::from)
-        .ok_or_else(|| StoreError::NotFound {
-            kind: "service",
-            name: name.to_string(),
-        })?;
-        let detail = common::apply_update(&mut service, &update, at);
-        if let Some(team) = &update.team {
-            ensure_team(&mut tx, team, at, actor, "service.update").await?;
-        }
-        sqlx::query("UPDATE services SET team = $2, repo_url = $3, description = $4, updated_at = $5 WHERE name = $1")
-            .bind(name)
-            .bind(&service.team)
-            .bind(&service.repo_url)
-            .bind(&service.description)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(artifacts) = &update.artifacts {
-            write_generated(&mut tx, name, &artifacts.writes, &artifacts.removes).await?;
-        }
-        insert_audit(
-            &mut tx,
-            actor.audit("service.update", "service", name, detail),
-            at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(service)
+        retry_crossed(|| self.update_service_once(name, update.clone(), actor)).await
     }
 
     async fn delete_service(&self, name: &str, actor: &Actor) -> Result<()> {
-        let at = common::now();
-        let mut tx = self.pool.begin().await?;
-        // Locking the row first holds off new deployments of it (they take FOR KEY SHARE), so the count
-        // below is what the cascade deletes.
-        let locked = sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if locked.is_none() {
-            return Err(StoreError::NotFound {
-                kind: "service",
-                name: name.to_string(),
-            });
-        }
-        let deployments: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM deployments WHERE service = $1")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        // Deployments go with the service (ON DELETE CASCADE); artifacts have no foreign key.
-        sqlx::query("DELETE FROM services WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let let_go: Vec<String> =
-            sqlx::query_scalar("DELETE FROM artifacts WHERE service_name = $1 RETURNING sha256")
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await?;
-        let artifacts = let_go.len();
-        contents::release(&mut tx, &let_go.into_iter().collect()).await?;
-        let detail = json!({ "artifacts": artifacts, "deployments": deployments });
-        insert_audit(
-            &mut tx,
-            actor.audit("service.delete", "service", name, detail),
-            at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        retry_crossed(|| self.delete_service_once(name, actor)).await
     }
 
     async fn create_environment(&self, name: &str, actor: &Actor) -> Result<Environment> {
@@ -875,82 +1013,11 @@ impl Store for PostgresStore {
     }
 
     async fn adopt_artifact_edit(&self, edit: ArtifactEdit, actor: &Actor) -> Result<()> {
-        let at = common::now();
-        let mut new_contents = Contents::default();
-        new_contents.add(&edit.path, &edit.sha256, &edit.content)?;
-        let mut tx = self.pool.begin().await?;
-        let before = contents::named_by(&mut tx, &edit.service).await?;
-        contents::store(&mut tx, &new_contents).await?;
-        // The right-hand sides read the row as it was: the first edit moves `sha256` into
-        // `generated_sha256`, later ones keep it, and content equal to it again clears it.
-        let updated = sqlx::query(
-            "UPDATE artifacts SET \
-             generated_sha256 = CASE WHEN COALESCE(generated_sha256, sha256) = $4 THEN NULL \
-                                     ELSE COALESCE(generated_sha256, sha256) END, \
-             sha256 = $4 \
-             WHERE service_name = $1 AND scope = $2 AND path = $3",
-        )
-        .bind(&edit.service)
-        .bind(edit.scope.as_str())
-        .bind(&edit.path)
-        .bind(&edit.sha256)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            // Dropping the transaction rolls back the content it may have stored.
-            return Err(StoreError::NotFound {
-                kind: "artifact",
-                name: format!("{}/{}/{}", edit.service, edit.scope, edit.path),
-            });
-        }
-        let after = contents::named_by(&mut tx, &edit.service).await?;
-        contents::release(&mut tx, &artifact_contents::let_go(before, &after)).await?;
-        let mut detail = edit.detail;
-        detail["scope"] = json!(edit.scope.as_str());
-        detail["path"] = json!(edit.path);
-        detail["sha256"] = json!(edit.sha256);
-        insert_audit(
-            &mut tx,
-            actor.audit("artifact.adopt", "service", &edit.service, detail),
-            at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        retry_crossed(|| self.adopt_artifact_edit_once(edit.clone(), actor)).await
     }
 
     async fn upgrade_artifacts(&self, upgrade: ArtifactUpgrade, actor: &Actor) -> Result<()> {
-        let at = common::now();
-        let mut tx = self.pool.begin().await?;
-        if let Some(service) = &upgrade.service {
-            // Locks the row (PostgreSQL) so that a concurrent deletion waits for this upgrade.
-            let exists = sqlx::query("SELECT 1 FROM services WHERE name = $1 FOR UPDATE")
-                .bind(service)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if !exists {
-                return Err(StoreError::NotFound {
-                    kind: "service",
-                    name: service.clone(),
-                });
-            }
-        }
-        let owner = owner_key(upgrade.service.as_deref());
-        write_generated(&mut tx, owner, &upgrade.writes, &upgrade.removes).await?;
-        let event = match &upgrade.service {
-            Some(service) => actor.audit("service.upgrade", "service", service, upgrade.detail),
-            None => actor.audit(
-                "modules.upgrade",
-                "modules",
-                "terraform/modules",
-                upgrade.detail,
-            ),
-        };
-        insert_audit(&mut tx, event, at).await?;
-        tx.commit().await?;
-        Ok(())
+        retry_crossed(|| self.upgrade_artifacts_once(upgrade.clone(), actor)).await
     }
 
     async fn create_user(&self, new: NewUser, actor: &Actor) -> Result<User> {

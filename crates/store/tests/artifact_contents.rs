@@ -997,3 +997,78 @@ async fn postgres_a_deletion_keeps_a_content_a_writer_just_named() {
         .await
         .contains_key(&rare));
 }
+
+/// Two changes lock shared contents in crossing order: another transaction holds a content the
+/// upgrade lets go of (`FOR KEY SHARE`, as a writer naming it would) and then wants to delete a
+/// content the upgrade has just named (`FOR UPDATE`, as a deletion letting go of it would).
+/// PostgreSQL finds the deadlock and aborts the upgrade, which waited first; the store runs it
+/// again, and it succeeds once the other transaction is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_change_aborted_as_a_deadlock_victim_is_run_again() {
+    let Some((db, pool)) = postgres().await else {
+        return;
+    };
+    let mut api = service("api");
+    api.artifacts
+        .push(artifact(ArtifactScope::Service, "a.txt", "old\n"));
+    db.store
+        .register_service(api, &actor())
+        .await
+        .expect("register api");
+    // `web` names the content `api`'s upgrade will name, so that it is a committed row.
+    let mut web = service("web");
+    web.artifacts
+        .push(artifact(ArtifactScope::Service, "a.txt", "new\n"));
+    db.store
+        .register_service(web, &actor())
+        .await
+        .expect("register web");
+    let (old, new) = (sha(b"old\n"), sha(b"new\n"));
+
+    let mut other = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM artifact_contents WHERE sha256 = $1 FOR KEY SHARE")
+        .bind(&old)
+        .execute(&mut *other)
+        .await
+        .expect("lock the content the upgrade lets go of");
+
+    let store = db.store.clone();
+    let upgrade = tokio::spawn(async move {
+        store
+            .upgrade_artifacts(
+                ArtifactUpgrade {
+                    service: Some("api".into()),
+                    writes: vec![artifact(ArtifactScope::Service, "a.txt", "new\n")],
+                    removes: vec![],
+                    detail: json!({}),
+                },
+                &actor(),
+            )
+            .await
+    });
+    // The upgrade has named `new` (FOR KEY SHARE) and waits to delete `old` (FOR UPDATE).
+    until_a_transaction_waits(&pool).await;
+    // Closes the cycle; PostgreSQL's deadlock check (after deadlock_timeout) aborts the upgrade's
+    // transaction, which waited first, and this lock is then granted.
+    sqlx::query("SELECT 1 FROM artifact_contents WHERE sha256 = $1 FOR UPDATE")
+        .bind(&new)
+        .execute(&mut *other)
+        .await
+        .expect("the other transaction is not the victim");
+    other.rollback().await.expect("rollback");
+
+    upgrade
+        .await
+        .expect("task")
+        .expect("the upgrade, run again, succeeds");
+    assert_eq!(
+        content_of(&db.store, "api", ArtifactScope::Service, "a.txt").await,
+        "new\n"
+    );
+    let contents = assert_contents_are_exactly_the_named(&db).await;
+    assert!(
+        !contents.contains_key(&old),
+        "the unnamed content is deleted"
+    );
+    assert!(contents.contains_key(&new));
+}
