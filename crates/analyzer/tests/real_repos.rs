@@ -33,7 +33,7 @@ const FIELDS: [&str; 8] = [
 const FLOOR: [(&str, usize); 8] = [
     ("language", 16),
     ("framework", 16),
-    ("version", 10),
+    ("version", 11),
     ("install", 12),
     ("build", 15),
     ("start", 16),

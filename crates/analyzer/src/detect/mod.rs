@@ -417,6 +417,60 @@ pub(crate) fn managed_versions(
     Ok(out)
 }
 
+/// The runtime version in the tag of the app's Dockerfile base image (`FROM node:16-alpine` →
+/// `16`, `FROM docker.io/library/python:3.12-slim AS app` → `3.12`): the last `FROM` naming one
+/// of `images`, which is the stage that runs the app. Tags that are not a version (`lts`,
+/// `${NODE_VERSION}`, none) give nothing. The local target does not build the image, so callers
+/// rank this after every version file and manifest field: it is what the team's image runs on.
+pub(crate) fn dockerfile_version(
+    ctx: &Ctx,
+    images: &[&str],
+) -> Result<Option<(String, crate::plan::Cite)>, AnalyzeError> {
+    let Some(name) = ctx.first_file(&["Dockerfile", "Containerfile", "dockerfile"]) else {
+        return Ok(None);
+    };
+    let Some(text) = ctx.text(name)? else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let Some(image) = words.find(|w| !w.starts_with("--")) else {
+            continue;
+        };
+        let image = image.split_once('@').map_or(image, |(i, _)| i);
+        // `registry:5000/library/node:16` — the tag follows the last path segment's colon.
+        let (path, tag) = match image.rsplit_once('/') {
+            Some((_, last)) => (last, last.split_once(':').map(|(_, t)| t)),
+            None => (image, image.split_once(':').map(|(_, t)| t)),
+        };
+        let repo = path.split_once(':').map_or(path, |(r, _)| r);
+        if !images.iter().any(|n| repo.eq_ignore_ascii_case(n)) {
+            continue;
+        }
+        let version: String = tag
+            .unwrap_or("")
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let version = version.trim_end_matches('.');
+        found = (version.starts_with(|c: char| c.is_ascii_digit())).then(|| {
+            (
+                version.to_owned(),
+                crate::plan::Cite::file(
+                    ctx.path(name),
+                    u32::try_from(i + 1).ok(),
+                    format!("the tag of the {repo} base image in {name} (not built by the local target)"),
+                ),
+            )
+        });
+    }
+    Ok(found)
+}
+
 /// Records the first version found as the plan's and the others as alternatives, each with the
 /// file it came from. `found` is in precedence order.
 pub(crate) fn choose_version(plan: &mut BuildPlan, found: Vec<(String, crate::plan::Cite)>) {
@@ -545,6 +599,51 @@ mod version_tests {
         p.alternatives
             .iter()
             .find(|a| a.field == "version" && a.value == value)
+    }
+
+    #[test]
+    fn dockerfile_base_image_tag_is_the_last_version_source() {
+        let pkg = (
+            "package.json",
+            "{\"scripts\":{\"start\":\"node index.js\"}}",
+        );
+        // The runtime stage (the last FROM naming the image) wins over the build stage.
+        let docker = "FROM --platform=$BUILDPLATFORM node:18-alpine AS build\nRUN npm ci\nFROM docker.io/library/node:16.20.2-bullseye-slim@sha256:abc AS app\nCMD [\"node\", \"index.js\"]\n";
+        let p = plan(&[pkg, ("Dockerfile", docker)]);
+        assert_eq!(p.version.as_deref(), Some("16.20.2"));
+        let e = p.evidence_for("version").expect("version evidence");
+        assert_eq!((e.source.as_deref(), e.line), (Some("Dockerfile"), Some(3)));
+        // Ranks after every version file and manifest field.
+        let p = plan(&[pkg, ("Dockerfile", docker), (".nvmrc", "20\n")]);
+        assert_eq!(p.version.as_deref(), Some("20"));
+        assert!(alt(&p, "16.20.2").is_some());
+        // Tags that are not a version, and other images, give nothing.
+        for docker in [
+            "FROM node:lts-alpine\n",
+            "FROM node:${NODE_VERSION}\n",
+            "FROM node\n",
+            "FROM python:3.12-slim\n",
+            "FROM registry.example.com:5000/team/node-base:20\n",
+        ] {
+            assert_eq!(
+                plan(&[pkg, ("Dockerfile", docker)]).version,
+                None,
+                "{docker}"
+            );
+        }
+        // A registry with a port before the image path.
+        let p = plan(&[
+            pkg,
+            ("Dockerfile", "FROM registry.example.com:5000/node:22.1\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("22.1"));
+        // Python reads its own image (PHP and Ruby likewise).
+        let p = plan(&[
+            ("requirements.txt", "flask\n"),
+            ("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            ("Dockerfile", "FROM python:3.11-slim-bookworm\n"),
+        ]);
+        assert_eq!(p.version.as_deref(), Some("3.11"));
     }
 
     #[test]

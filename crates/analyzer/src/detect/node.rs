@@ -3,8 +3,9 @@
 use serde_json::Value;
 
 use super::{
-    json_key_line, json_str, line_of, managed_versions, sh_quote, version_file_value, Ctx,
-    Detection, Detector, Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST, STRENGTH_START,
+    dockerfile_version, json_key_line, json_str, line_of, managed_versions, sh_quote,
+    version_file_value, Ctx, Detection, Detector, Outcome, STRENGTH_FRAMEWORK, STRENGTH_MANIFEST,
+    STRENGTH_START,
 };
 use crate::error::AnalyzeError;
 use crate::plan::{BuildPlan, Cite, Field, ResourcesHint};
@@ -274,6 +275,7 @@ fn version(ctx: &Ctx, pkg: &Value, text: &str, plan: &mut BuildPlan) -> Result<(
             ),
         ));
     }
+    found.extend(dockerfile_version(ctx, &["node"])?);
     let mut it = found.into_iter();
     if let Some((v, cite)) = it.next() {
         let winner = cite.source.clone().unwrap_or_default();

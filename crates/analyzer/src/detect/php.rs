@@ -66,6 +66,7 @@ impl Detector for Php {
         if let Some((v, line)) = require("php") {
             versions.push((v, Cite::file(&src, line, "require.php")));
         }
+        versions.extend(super::dockerfile_version(ctx, &["php"])?);
         choose_version(&mut plan, versions);
         if let (Some((_, line)), true) = (require("laravel/framework"), ctx.is_file("artisan")) {
             plan.set(

@@ -429,6 +429,7 @@ fn version(ctx: &Ctx, m: &Manifests, plan: &mut BuildPlan) -> Result<(), Analyze
             ));
         }
     }
+    found.extend(super::dockerfile_version(ctx, &["python"])?);
     let mut it = found.into_iter();
     if let Some((v, cite)) = it.next() {
         let winner = cite.source.clone().unwrap_or_default();

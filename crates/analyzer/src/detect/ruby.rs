@@ -88,6 +88,7 @@ impl Detector for Ruby {
                 }
             }
         }
+        versions.extend(super::dockerfile_version(ctx, &["ruby"])?);
         choose_version(&mut plan, versions);
         // Bundler refuses to run on another Ruby than an exact `ruby` in the Gemfile.
         if let (Some((pin, cite)), Some(v)) = (bundler_pin, plan.version.clone()) {
