@@ -2,15 +2,15 @@
 //! `env`, `logs`, `rollback`, `destroy`, `deployment logs`, one-off `--repo-url` apps, and
 //! `analyze`. The apps are Python standard-library servers in local git repositories.
 
+mod common;
+
+use common::{cli, ok, Server};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 
 const APP: &str = r#"import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -23,116 +23,6 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 
 const BROKEN_APP: &str =
     "import sys\nprint(\"boom: no configuration\", file=sys.stderr)\nsys.exit(3)\n";
-
-struct Server {
-    child: Child,
-    url: String,
-    _stderr: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .env("SLIPWAY_AUTH", "off")
-            .args(["up", "--listen", "127.0.0.1:0", "--allow-local-repos"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("SLIPWAY_DATA_DIR")
-            .env_remove("SLIPWAY_DATABASE_URL")
-            .env_remove("SLIPWAY_CONFIG")
-            .env("SLIPWAY_LOG", "warn")
-            // Each test's server gets its own proxy port.
-            .env("SLIPWAY_PROXY_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        let url = loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        break Some(rest.split_whitespace().next().unwrap().to_string());
-                    }
-                    seen.push(line);
-                }
-                Err(_) => break None,
-            }
-        };
-        match url {
-            Some(url) => Server {
-                child,
-                url,
-                _stderr: rx,
-            },
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("slipway up did not start: {}", seen.join("\n"));
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM first: `up` stops the apps it runs (their process groups) before it exits.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs the CLI against `url`.
-fn cli(url: &str, args: &[&str]) -> Out {
-    let out = Command::new(BIN)
-        .env("SLIPWAY_AUTH", "off")
-        .args(args)
-        .env("SLIPWAY_URL", url)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn ok(url: &str, args: &[&str]) -> Out {
-    let out = cli(url, args);
-    assert_eq!(out.code, 0, "slipway {args:?} failed:\n{}", out.all());
-    out
-}
 
 fn git(repo: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -222,7 +112,7 @@ fn answers(app_url: &str, body: &str) {
 #[test]
 fn deploy_follow_env_logs_rollback_and_destroy() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start(&dir.path().join("data"), &["--allow-local-repos"]);
     let url = server.url.as_str();
     let repo = dir.path().join("hello");
     app_repo(&repo, APP);
@@ -347,7 +237,7 @@ fn deploy_follow_env_logs_rollback_and_destroy() {
 #[test]
 fn a_broken_app_is_rolled_back_and_deploy_follow_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start(&dir.path().join("data"), &["--allow-local-repos"]);
     let url = server.url.as_str();
     let repo = dir.path().join("flaky");
     app_repo(&repo, APP);
@@ -404,7 +294,7 @@ fn a_broken_app_is_rolled_back_and_deploy_follow_fails() {
 #[test]
 fn a_one_off_app_from_a_repository_url() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start(&dir.path().join("data"), &["--allow-local-repos"]);
     let url = server.url.as_str();
     let repo = dir.path().join("one-off");
     app_repo(&repo, APP);

@@ -3,12 +3,12 @@
 //! upgrade (one commit per service; a file edited in the platform repository's work tree is left
 //! as it is and the exit code is 10).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
+use common::{cli, Server};
+use std::path::Path;
+use std::process::Command;
+
 const JENKINSFILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../golden-paths/templates/jenkins/Jenkinsfile.j2"
@@ -18,59 +18,13 @@ const TERRAFORM: &str = concat!(
     "/../golden-paths/templates/terraform/env/main.tf.j2"
 );
 
-fn up(data: &Path, templates: Option<&Path>) -> (Child, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "up",
-        "--auth",
-        "off",
-        "--listen",
-        "127.0.0.1:0",
-        "--proxy-listen",
-        "127.0.0.1:0",
-    ])
-    .arg("--data-dir")
-    .arg(data);
+/// `slipway up` on `data`, with the platform team's `templates` if any.
+fn up(data: &Path, templates: Option<&Path>) -> Server {
+    let mut builder = Server::builder().data_dir(data);
     if let Some(dir) = templates {
-        cmd.arg("--templates-dir").arg(dir);
+        builder = builder.args([Path::new("--templates-dir"), dir]);
     }
-    let mut child = cmd
-        .env("SLIPWAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let url = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("slipway up did not start");
-        };
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline);
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-fn slipway(url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("SLIPWAY_URL", url)
-        .env_remove("SLIPWAY_TOKEN")
-        .output()
-        .unwrap()
+    builder.start()
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -92,9 +46,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
 fn dry_run_then_upgrade_with_a_conflict() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (child, url) = up(&data, None);
+    let server = up(&data, None);
+    let url = server.url.clone();
     for name in ["pay", "ledger"] {
-        let out = slipway(
+        let out = cli(
             &url,
             &[
                 "service",
@@ -106,16 +61,12 @@ fn dry_run_then_upgrade_with_a_conflict() {
                 &format!("https://git.example.com/{name}"),
             ],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
     }
-    let out = slipway(&url, &["templates", "upgrade", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("service pay: current"));
-    stop(child);
+    let out = cli(&url, &["templates", "upgrade", "--dry-run"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("service pay: current"));
+    drop(server);
 
     // The platform team's overrides, taken at the next start.
     let overrides = tmp.path().join("templates");
@@ -133,13 +84,14 @@ fn dry_run_then_upgrade_with_a_conflict() {
         format!("# platform: reviewed\n{terraform}"),
     )
     .unwrap();
-    let (child, url) = up(&data, Some(&overrides));
+    let server = up(&data, Some(&overrides));
+    let url = server.url.clone();
     let repo = data.join("platform-repo");
     let commits = git(&repo, &["rev-list", "--count", "HEAD"]);
 
-    let out = slipway(&url, &["templates", "upgrade", "--dry-run"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let out = cli(&url, &["templates", "upgrade", "--dry-run"]);
+    let stdout = &out.stdout;
+    assert_eq!(out.code, 0, "{stdout}");
     assert!(stdout.contains("service pay: outdated"), "{stdout}");
     assert!(
         stdout.contains("+++ b/platform/app/templates/jenkins/generated/pay.Jenkinsfile"),
@@ -159,10 +111,10 @@ fn dry_run_then_upgrade_with_a_conflict() {
     );
     std::fs::write(&ledger_tf, &edited).unwrap();
 
-    let out = slipway(&url, &["templates", "upgrade"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(10), "{stdout}{stderr}");
+    let out = cli(&url, &["templates", "upgrade"]);
+    let stdout = &out.stdout;
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 10, "{stdout}{stderr}");
     assert!(
         stdout.contains("conflict platform/terraform/envs/dev/ledger/main.tf"),
         "{stdout}"
@@ -176,13 +128,13 @@ fn dry_run_then_upgrade_with_a_conflict() {
     assert!(pay_tf.starts_with("# platform: reviewed\n"));
 
     // Again: nothing to upgrade, the conflict remains; JSON for scripts.
-    let out = slipway(&url, &["templates", "upgrade", "-o", "json"]);
-    assert_eq!(out.status.code(), Some(10));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = cli(&url, &["templates", "upgrade", "-o", "json"]);
+    assert_eq!(out.code, 10);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["upgraded"], 0, "{report:#}");
     assert_eq!(report["conflicts"], 1);
     // A name that is not a DNS label is refused before anything is sent.
-    let out = slipway(&url, &["templates", "upgrade", "--service", "Bad_Name"]);
-    assert_eq!(out.status.code(), Some(6));
-    stop(child);
+    let out = cli(&url, &["templates", "upgrade", "--service", "Bad_Name"]);
+    assert_eq!(out.code, 6);
+    drop(server);
 }
