@@ -1,29 +1,10 @@
 //! `slipway up --auth required` on the real binary: the first-start admin token, the CLI finding it,
 //! users, members and tokens through the CLI, and refusals with exit code 9.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
-
-fn cli(url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("SLIPWAY_URL", url)
-        .env_remove("SLIPWAY_TOKEN")
-        .env_remove("SLIPWAY_DATA_DIR");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::{cli, cli_with, Server, BIN};
+use std::process::Command;
 
 #[test]
 fn a_bad_auth_value_is_a_usage_error() {
@@ -48,44 +29,13 @@ fn a_bad_auth_value_is_a_usage_error() {
 fn required_auth_with_the_first_start_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--auth",
-            "required",
-            "--listen",
-            "127.0.0.1:0",
-            "--proxy-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("SLIPWAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut url, mut printed) = (None, None);
-    while url.is_none() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("slipway up did not start");
-        if let Some(t) = line.split("admin token: ").nth(1) {
-            printed = Some(t.trim().to_string());
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            url = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-    }
-    let url = url.unwrap();
+    let server = Server::builder().data_dir(&data).auth(true).start();
+    let url = server.url.clone();
+    let printed = server
+        .log()
+        .lines()
+        .find_map(|l| l.split("admin token: ").nth(1))
+        .map(|t| t.trim().to_string());
     let token_file = data.join("admin-token");
     let saved = std::fs::read_to_string(&token_file)
         .unwrap()
@@ -103,18 +53,18 @@ fn required_auth_with_the_first_start_admin_token() {
     }
 
     // Without a credential: exit 9.
-    let (code, _, err) = cli(&url, &[], &["service", "list"]);
-    assert_eq!(code, 9, "{err}");
-    assert!(err.contains("401"), "{err}");
+    let out = cli(&url, &["service", "list"]);
+    assert_eq!(out.code, 9, "{}", out.stderr);
+    assert!(out.stderr.contains("401"), "{}", out.stderr);
     // The CLI finds the admin token in the data directory.
     let admin = [("SLIPWAY_DATA_DIR", data.to_str().unwrap())];
-    let (code, out, err) = cli(&url, &admin, &["whoami"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("admin (admin)"), "{out}");
-    let (code, _, err) = cli(&url, &admin, &["user", "create", "alice"]);
-    assert_eq!(code, 0, "{err}");
+    let out = cli_with(&url, &admin, &["whoami"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("admin (admin)"), "{}", out.stdout);
+    let out = cli_with(&url, &admin, &["user", "create", "alice"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     for team in ["payments", "search"] {
-        let (code, _, err) = cli(
+        let out = cli_with(
             &url,
             &admin,
             &[
@@ -127,9 +77,9 @@ fn required_auth_with_the_first_start_admin_token() {
                 "https://git.example.com/x",
             ],
         );
-        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.code, 0, "{}", out.stderr);
     }
-    let (code, _, err) = cli(
+    let out = cli_with(
         &url,
         &admin,
         &[
@@ -141,18 +91,23 @@ fn required_auth_with_the_first_start_admin_token() {
             "team-member",
         ],
     );
-    assert_eq!(code, 0, "{err}");
-    let (code, token, err) = cli(
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = cli_with(
         &url,
         &admin,
         &["token", "create", "--user", "alice", "--name", "laptop"],
     );
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let token = out.stdout;
     let alice = [("SLIPWAY_TOKEN", token.trim())];
-    let (code, out, _) = cli(&url, &alice, &["whoami"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("alice payments:team-member"), "{out}");
-    let (code, _, err) = cli(
+    let out = cli_with(&url, &alice, &["whoami"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("alice payments:team-member"),
+        "{}",
+        out.stdout
+    );
+    let out = cli_with(
         &url,
         &alice,
         &[
@@ -165,16 +120,18 @@ fn required_auth_with_the_first_start_admin_token() {
             "https://git.example.com/p",
         ],
     );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = cli(&url, &alice, &["service", "delete", "search-svc"]);
-    assert_eq!(code, 9, "{err}");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = cli_with(&url, &alice, &["service", "delete", "search-svc"]);
+    assert_eq!(out.code, 9, "{}", out.stderr);
     assert!(
-        err.contains("team-maintainer role in team \"search\""),
-        "{err}"
+        out.stderr
+            .contains("team-maintainer role in team \"search\""),
+        "{}",
+        out.stderr
     );
-    let (code, out, err) = cli(&url, &admin, &["-o", "json", "token", "list"]);
-    assert_eq!(code, 0, "{err}");
-    let tokens: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let out = cli_with(&url, &admin, &["-o", "json", "token", "list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tokens: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let laptop = tokens
         .as_array()
         .unwrap()
@@ -184,15 +141,12 @@ fn required_auth_with_the_first_start_admin_token() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(!out.contains(token.trim()), "tokens are never listed");
-    let (code, _, err) = cli(&url, &admin, &["token", "revoke", &laptop]);
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = cli(&url, &alice, &["whoami"]);
-    assert_eq!(code, 9, "{err}");
-
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = Path::new(&url);
+    assert!(
+        !out.stdout.contains(token.trim()),
+        "tokens are never listed"
+    );
+    let out = cli_with(&url, &admin, &["token", "revoke", &laptop]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = cli_with(&url, &alice, &["whoami"]);
+    assert_eq!(out.code, 9, "{}", out.stderr);
 }

@@ -2,11 +2,10 @@
 //! a valid token: no response is a 5xx, and every response matches the spec. Skipped with a message
 //! when schemathesis is not installed, unless CI is set (`.ci/run` installs it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
+use common::Server;
+use std::process::Command;
 
 #[test]
 fn the_live_api_matches_its_spec_and_never_answers_5xx() {
@@ -24,48 +23,12 @@ fn the_live_api_matches_its_spec_and_never_answers_5xx() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--auth",
-            "required",
-            "--rate-limit",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-            "--proxy-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("SLIPWAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let url = loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    break rest.split_whitespace().next().unwrap().to_string();
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("slipway up did not start");
-            }
-        }
-    };
-    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let server = Server::builder()
+        .data_dir(&data)
+        .auth(true)
+        .args(["--rate-limit", "0"])
+        .start();
+    let url = server.url.clone();
     let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
     let token = token.trim();
     // Something for the operations that read a service to find.
@@ -84,10 +47,7 @@ fn the_live_api_matches_its_spec_and_never_answers_5xx() {
         .args(["--max-examples", "10", "--seed", "1", "--no-color"])
         .output()
         .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    drop(server);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

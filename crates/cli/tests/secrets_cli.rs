@@ -1,13 +1,14 @@
 //! `slipway secrets rotate-key` on the real binary: secrets survive the rotation and the app gets
 //! them after a restart; an interrupted rotation blocks the start until it is finished.
 
+mod common;
+
+use common::{free_port, Server, BIN};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 const SECRET: &str = "rotated-but-same-7731";
 
 const APP: &str = r#"import os
@@ -21,52 +22,14 @@ class H(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
-fn start(data: &Path, proxy: u16) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--auth",
-            "off",
-            "--allow-local-repos",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--proxy-listen")
-        .arg(format!("127.0.0.1:{proxy}"))
-        .arg("--data-dir")
-        .arg(data)
-        .env("SLIPWAY_LOG", "warn")
-        .env_remove("SLIPWAY_SECRETS_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("slipway up did not start");
-        };
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, rest.split_whitespace().next().unwrap().to_string());
-        }
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+/// `slipway up` on `data` with its proxy on `proxy`, the key taken from the data directory (the
+/// harness passes none of the test's own `SLIPWAY_*` variables, `SLIPWAY_SECRETS_KEY` included).
+fn start(data: &Path, proxy: u16) -> Server {
+    Server::builder()
+        .data_dir(data)
+        .proxy_port(proxy)
+        .args(["--allow-local-repos"])
+        .start()
 }
 
 async fn app_answer(proxy: u16) -> String {
@@ -116,14 +79,11 @@ async fn rotating_the_key_keeps_every_secret() {
             .unwrap()
             .success());
     }
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let proxy = free_port();
     let http = reqwest::Client::new();
 
-    let (child, api) = start(&data, proxy);
+    let server = start(&data, proxy);
+    let api = &server.url;
     let r = http
         .post(format!("{api}/platform/services"))
         .json(&json!({ "service_name": "vault", "team_name": "core", "repo_url": repo.display().to_string() }))
@@ -151,7 +111,7 @@ async fn rotating_the_key_keeps_every_secret() {
         .unwrap();
     assert!(d["id"].is_string(), "{d}");
     assert_eq!(app_answer(proxy).await, SECRET);
-    stop(child);
+    drop(server);
 
     let key_file = data.join("secrets.key");
     let before = std::fs::read_to_string(&key_file).unwrap();
@@ -172,29 +132,15 @@ async fn rotating_the_key_keeps_every_secret() {
     assert!(!data.join("secrets.key.new").exists());
 
     // The app is started again at the next start, with the secret opened by the new key.
-    let (child, _) = start(&data, proxy);
+    let server = start(&data, proxy);
     assert_eq!(app_answer(proxy).await, SECRET);
-    stop(child);
+    drop(server);
 
     // An interrupted rotation blocks the start with instructions.
     std::fs::write(data.join("secrets.key.new"), after).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "up",
-            "--auth",
-            "off",
-            "--listen",
-            "127.0.0.1:0",
-            "--proxy-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env_remove("SLIPWAY_SECRETS_KEY")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rotate-key"));
+    let refused = Server::builder().data_dir(&data).try_start().unwrap_err();
+    assert_eq!(refused.code, Some(1));
+    assert!(refused.log.contains("rotate-key"));
     // Running the rotation again finishes it.
     let out = Command::new(BIN)
         .args(["secrets", "rotate-key", "--data-dir"])
@@ -210,15 +156,13 @@ async fn rotating_the_key_keeps_every_secret() {
     assert!(!data.join("secrets.key.new").exists());
 }
 
-mod common;
-
 /// `slipway secrets set|list|unset`: the value comes from a file or standard input (never the
 /// command line), reads show a mask, repository credentials are labelled as such, bad names change
 /// nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_set_listed_and_unset_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = common::Server::start(&tmp.path().join("data"), &[]);
+    let server = Server::start(&tmp.path().join("data"), &[]);
     let r = reqwest::Client::new()
         .post(format!("{}/platform/services", server.url))
         .json(&json!({ "service_name": "vault", "team_name": "core",
