@@ -2,13 +2,13 @@
 //! and while a deployment builds, start it again, and check that nothing is stuck, nothing runs
 //! twice and the app answers again.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
+use common::{free_port, Server};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 const APP: &str = r#"import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -24,91 +24,13 @@ class H(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
-struct Slipway {
-    child: Child,
-    api: String,
-    killed: bool,
-}
-
-impl Slipway {
-    fn start(data: &Path, proxy_port: u16) -> Slipway {
-        let mut child = Command::new(BIN)
-            .env("SLIPWAY_AUTH", "off")
-            .args(["up", "--listen", "127.0.0.1:0", "--allow-local-repos"])
-            .arg("--proxy-listen")
-            .arg(format!("127.0.0.1:{proxy_port}"))
-            .arg("--data-dir")
-            .arg(data)
-            .env_remove("SLIPWAY_DATABASE_URL")
-            .env_remove("SLIPWAY_CONFIG")
-            .env("SLIPWAY_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        let api = rest.split_whitespace().next().unwrap().to_string();
-                        // Keep draining stderr so the child never blocks on a full pipe.
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return Slipway {
-                            child,
-                            api,
-                            killed: false,
-                        };
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("slipway up did not start: {}", seen.join("\n"));
-                }
-            }
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-        self.killed = true;
-    }
-}
-
-impl Drop for Slipway {
-    fn drop(&mut self) {
-        if self.killed {
-            return;
-        }
-        // Graceful stop: the engine stops the apps it runs.
-        sigterm(self.child.id());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sigterm(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+/// `slipway up` on `data` with its proxy on `proxy_port`, which stays the same across restarts.
+fn start(data: &Path, proxy_port: u16) -> Server {
+    Server::builder()
+        .data_dir(data)
+        .proxy_port(proxy_port)
+        .args(["--allow-local-repos"])
+        .start()
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -141,14 +63,6 @@ fn repo(dir: &Path, files: &[(&str, &str)]) {
             "app",
         ],
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
@@ -245,29 +159,29 @@ async fn kill_9_at_any_point_leaves_nothing_stuck_and_nothing_running_twice() {
     let http = reqwest::Client::new();
 
     // 1. An app serves; Slipway dies; the app it left is stopped and started again, once.
-    let s = Slipway::start(&data, proxy_port);
+    let s = start(&data, proxy_port);
     post(
         &http,
-        format!("{}/platform/services", s.api),
+        format!("{}/platform/services", s.url),
         json!({ "service_name": "crashy", "team_name": "core", "repo_url": app_dir.display().to_string() }),
     )
     .await;
     let d = post(
         &http,
-        format!("{}/api/v1/deployments", s.api),
+        format!("{}/api/v1/deployments", s.url),
         json!({ "service": "crashy" }),
     )
     .await;
     let id = d["id"].as_str().unwrap().to_string();
-    wait_for(&http, &s.api, &id, &["EXPOSED"]).await;
+    wait_for(&http, &s.url, &id, &["EXPOSED"]).await;
     let before = app_pid(&http, proxy_port, "crashy.dev.localhost").await;
-    s.kill9();
+    s.kill();
     assert!(
         Path::new(&format!("/proc/{before}")).exists(),
         "the app outlives a killed Slipway (until the next start)"
     );
 
-    let s = Slipway::start(&data, proxy_port);
+    let s = start(&data, proxy_port);
     let after = app_pid(&http, proxy_port, "crashy.dev.localhost").await;
     assert_ne!(after, before, "the app was restarted by the new Slipway");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -275,7 +189,7 @@ async fn kill_9_at_any_point_leaves_nothing_stuck_and_nothing_running_twice() {
         assert!(Instant::now() < deadline, "the old app process still runs");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let d = deployment(&http, &s.api, &id).await;
+    let d = deployment(&http, &s.url, &id).await;
     assert_eq!(d["status"], "EXPOSED", "{d}");
     let checkout = data.join("apps/crashy/dev/releases");
     assert_eq!(
@@ -292,30 +206,30 @@ async fn kill_9_at_any_point_leaves_nothing_stuck_and_nothing_running_twice() {
     // 2. Slipway dies in the middle of a build; the deployment resumes and finishes.
     post(
         &http,
-        format!("{}/platform/services", s.api),
+        format!("{}/platform/services", s.url),
         json!({ "service_name": "slowbuild", "team_name": "core", "repo_url": slow_dir.display().to_string() }),
     )
     .await;
     let d = post(
         &http,
-        format!("{}/api/v1/deployments", s.api),
+        format!("{}/api/v1/deployments", s.url),
         json!({ "service": "slowbuild" }),
     )
     .await;
     let slow = d["id"].as_str().unwrap().to_string();
-    wait_for(&http, &s.api, &slow, &["BUILDING"]).await;
-    s.kill9();
-    let s = Slipway::start(&data, proxy_port);
+    wait_for(&http, &s.url, &slow, &["BUILDING"]).await;
+    s.kill();
+    let s = start(&data, proxy_port);
     let d = wait_for(
         &http,
-        &s.api,
+        &s.url,
         &slow,
         &["EXPOSED", "FAILED", "ROLLED_BACK", "CANCELLED"],
     )
     .await;
     assert_eq!(d["status"], "EXPOSED", "{d}");
     let log = http
-        .get(format!("{}/api/v1/deployments/{slow}/logs", s.api))
+        .get(format!("{}/api/v1/deployments/{slow}/logs", s.url))
         .send()
         .await
         .unwrap()

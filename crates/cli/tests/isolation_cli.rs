@@ -2,14 +2,13 @@
 //! users can pass through, each service's app runs as its own uid; where a directory above the data
 //! directory is closed to other users, Slipway says which and runs them as itself.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{free_port, Server};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 
 const APP: &str = r#"import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -22,54 +21,19 @@ class H(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
-/// Starts `slipway up` (auth off, isolation left at its default) and returns it with its API URL,
-/// its proxy port and what it logged while starting.
-fn start(data: &Path) -> (Child, String, u16, Vec<String>) {
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("SLIPWAY_AUTH", "off")
+/// Starts `slipway up` (auth off, isolation left at its default) and returns it with its proxy port
+/// and what it logged before it listened.
+fn start(data: &Path) -> (Server, u16, String) {
+    let proxy = free_port();
+    let server = Server::builder()
+        .data_dir(data)
+        .proxy_port(proxy)
+        .args(["--allow-local-repos"])
         .env("SLIPWAY_LOG", "info")
-        .env_remove("SLIPWAY_ISOLATE_WORKLOADS")
-        .args(["up", "--allow-local-repos", "--listen", "127.0.0.1:0"])
-        .arg("--proxy-listen")
-        .arg(format!("127.0.0.1:{proxy}"))
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let url = rest.split_whitespace().next().unwrap().to_string();
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, url, proxy, seen);
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("slipway up did not start:\n{}", seen.join("\n"));
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+        .start();
+    let log = server.log();
+    let before_listening = log.split("listening on ").next().unwrap_or_default();
+    (server, proxy, before_listening.to_string())
 }
 
 fn repo(dir: &Path) {
@@ -148,14 +112,14 @@ async fn workloads_run_as_their_own_uid_by_default_where_they_can() {
     let open = tmp.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let (child, api, proxy, log) = start(&open.join("data"));
+    let (server, proxy, log) = start(&open.join("data"));
     assert!(
-        log.iter()
+        log.lines()
             .any(|l| l.contains("workloads run as their own uid per service")),
-        "{log:?}"
+        "{log}"
     );
-    let uid = uid_of_app(&api, proxy, &tmp.path().join("src")).await;
-    stop(child);
+    let uid = uid_of_app(&server.url, proxy, &tmp.path().join("src")).await;
+    drop(server);
     assert_ne!(uid, "0", "the app runs as root");
     assert!(uid.parse::<u32>().unwrap() >= 200_000, "{uid}");
 
@@ -163,17 +127,17 @@ async fn workloads_run_as_their_own_uid_by_default_where_they_can() {
     let closed = tmp.path().join("closed");
     std::fs::create_dir(&closed).unwrap();
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let (child, api, proxy, log) = start(&closed.join("data"));
+    let (server, proxy, log) = start(&closed.join("data"));
     let warning = log
-        .iter()
+        .lines()
         .find(|l| l.contains("workloads run as Slipway's own user"))
-        .unwrap_or_else(|| panic!("no warning: {log:?}"));
+        .unwrap_or_else(|| panic!("no warning: {log}"));
     assert!(
         warning.contains(&closed.display().to_string()) && warning.contains("chmod o+x"),
         "{warning}"
     );
-    let uid = uid_of_app(&api, proxy, &tmp.path().join("src")).await;
-    stop(child);
+    let uid = uid_of_app(&server.url, proxy, &tmp.path().join("src")).await;
+    drop(server);
     assert_eq!(uid, "0");
 }
 

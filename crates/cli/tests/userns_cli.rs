@@ -4,14 +4,14 @@
 //! Skips with a message where bubblewrap or unprivileged user namespaces are missing, except under
 //! `CI=true`, whose `.ci/run` installs bubblewrap.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{free_port, Server, BIN};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 const NOBODY: u32 = 65534;
 
 /// Tries to read Slipway's database and key, to list the data directory and to reach Slipway's
@@ -51,18 +51,22 @@ fn as_root() -> bool {
     unsafe { libc_geteuid() == 0 }
 }
 
+/// The arguments of `setpriv` that run a program as `nobody`.
+fn setpriv_nobody() -> [String; 5] {
+    [
+        "--reuid".into(),
+        NOBODY.to_string(),
+        "--regid".into(),
+        NOBODY.to_string(),
+        "--clear-groups".into(),
+    ]
+}
+
 /// The command line that runs `program` as the unprivileged user.
 fn unprivileged(program: &Path) -> Command {
     if as_root() {
         let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid",
-            &NOBODY.to_string(),
-            "--regid",
-            &NOBODY.to_string(),
-            "--clear-groups",
-        ])
-        .arg(program);
+        c.args(setpriv_nobody()).arg(program);
         c
     } else {
         Command::new(program)
@@ -161,39 +165,33 @@ async fn unprivileged_slipway_runs_workloads_in_a_user_namespace_that_hides_its_
     chown_tree(&home);
     chown_tree(&data);
 
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = unprivileged(&bin)
+    let proxy = free_port();
+    // The unprivileged user's copy of the binary, with only PATH and HOME of this environment.
+    let mut slipway = Server::builder()
+        .binary(&bin)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)
-        .env("SLIPWAY_AUTH", "off")
         .env("SLIPWAY_LOG", "info")
-        .args(["up", "--allow-local-repos", "--listen", "127.0.0.1:0"])
-        .arg("--proxy-listen")
-        .arg(format!("127.0.0.1:{proxy}"))
-        .arg("--data-dir")
-        .arg(&data)
-        .current_dir(&home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (api, log) = wait_listening(&mut child);
-    let result = deploy_and_ask(&api, proxy, &src).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let r = result.unwrap_or_else(|e| panic!("{e}\nslipway's log:\n{}", log.join("\n")));
+        .args(["--allow-local-repos"])
+        .proxy_port(proxy)
+        .data_dir(&data)
+        .current_dir(&home);
+    if as_root() {
+        slipway = slipway.wrap("setpriv", setpriv_nobody());
+    }
+    let server = slipway.start();
+    let result = deploy_and_ask(&server.url, proxy, &src).await;
+    let log = server.log();
+    drop(server);
+    let r = result.unwrap_or_else(|e| panic!("{e}\nslipway's log:\n{log}"));
     eprintln!("the app saw: {r}");
+    let startup = log.split("listening on ").next().unwrap_or_default();
     assert!(
-        log.iter()
+        startup
+            .lines()
             .any(|l| l.contains("workloads run in a user namespace each")),
-        "{log:?}"
+        "{startup}"
     );
     // The app serves through the proxy, as Slipway's user, and sees none of Slipway's data.
     if as_root() {
@@ -224,31 +222,6 @@ async fn unprivileged_slipway_runs_workloads_in_a_user_namespace_that_hides_its_
         "processes left: {}",
         String::from_utf8_lossy(&left.stdout)
     );
-}
-
-/// Waits for `slipway up` to listen: its API URL and what it logged until then.
-fn wait_listening(child: &mut Child) -> (String, Vec<String>) {
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let url = rest.split_whitespace().next().unwrap().to_string();
-            seen.push(line);
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (url, seen);
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("slipway up did not start:\n{}", seen.join("\n"));
 }
 
 async fn deploy_and_ask(api: &str, proxy: u16, repo: &Path) -> Result<serde_json::Value, String> {
