@@ -29,13 +29,45 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
         .write(true)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(DataDirLock(file)),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
+    match try_lock_for_this_process(&file) {
+        Ok(true) => Ok(DataDirLock(file)),
+        Ok(false) => bail!(
             "another Slipway process is using the data directory {}; stop it first or choose another --data-dir",
             dir.display()
         ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// Takes a POSIX record lock (`fcntl(F_SETLK)`) on the whole file: `Ok(false)` when another
+/// process holds it. Not `flock`: a `flock` lock belongs to the open file, which every child
+/// shares between `fork` and `exec` — so a `kill -9` while Slipway was starting a build left the
+/// lock held by that child for a moment, and a restart right then was refused. A record lock
+/// belongs to this process alone and ends with it.
+#[cfg(unix)]
+fn try_lock_for_this_process(file: &File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is plain data for which all zeroes is valid (l_start = l_len = 0: the whole
+    // file); fcntl only reads it, and the descriptor is open for the call.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EAGAIN) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock_for_this_process(file: &File) -> std::io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
@@ -509,4 +541,67 @@ fn chrono_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::lock_data_dir;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    use std::time::Duration;
+
+    /// Run in a process of its own by the test below: takes the lock of `SLIPWAY_TEST_LOCK_DIR`.
+    #[test]
+    #[ignore = "a helper process of a_child_between_fork_and_exec_does_not_hold_the_lock"]
+    fn take_the_lock_in_another_process() {
+        let dir = std::env::var("SLIPWAY_TEST_LOCK_DIR").expect("SLIPWAY_TEST_LOCK_DIR");
+        lock_data_dir(std::path::Path::new(&dir)).expect("the data directory is free");
+    }
+
+    fn lock_from_another_process(dir: &std::path::Path) -> bool {
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "up::tests::take_the_lock_in_another_process",
+                "--ignored",
+                "--quiet",
+            ])
+            .env("SLIPWAY_TEST_LOCK_DIR", dir)
+            .output()
+            .expect("the test binary runs")
+            .status
+            .success()
+    }
+
+    /// A child Slipway forked (to start a build or an app) holds none of its lock while it has
+    /// not exec'd yet: once the lock's holder lets go — as a killed Slipway does — another process
+    /// gets it at once. (With `flock` the child shared the lock until its `exec`.)
+    #[test]
+    fn a_child_between_fork_and_exec_does_not_hold_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = lock_data_dir(dir.path()).expect("lock");
+        assert!(
+            !lock_from_another_process(dir.path()),
+            "a second process is refused while the lock is held"
+        );
+        let child = std::thread::spawn(|| {
+            let mut cmd = Command::new("true");
+            // SAFETY: only sleeps (nanosleep) between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    std::thread::sleep(Duration::from_secs(3));
+                    Ok(())
+                });
+            }
+            cmd.status().expect("true runs")
+        });
+        // The child is now between fork and exec, for three seconds.
+        std::thread::sleep(Duration::from_millis(500));
+        drop(lock);
+        assert!(
+            lock_from_another_process(dir.path()),
+            "the lock is free although a forked child has not exec'd yet"
+        );
+        assert!(child.join().expect("thread").success());
+    }
 }
