@@ -550,22 +550,13 @@ mod tests {
     use std::process::Command;
     use std::time::Duration;
 
-    /// Run in a process of its own by the test below: takes the lock of `SLIPWAY_TEST_LOCK_DIR`.
-    #[test]
-    #[ignore = "a helper process of a_child_between_fork_and_exec_does_not_hold_the_lock"]
-    fn take_the_lock_in_another_process() {
-        let dir = std::env::var("SLIPWAY_TEST_LOCK_DIR").expect("SLIPWAY_TEST_LOCK_DIR");
-        lock_data_dir(std::path::Path::new(&dir)).expect("the data directory is free");
-    }
+    const TEST: &str = "up::tests::a_child_between_fork_and_exec_does_not_hold_the_lock";
 
+    /// Whether another process takes the lock of `dir`: this test binary run again on the test
+    /// below, which then only takes the lock (`SLIPWAY_TEST_LOCK_DIR`) and reports.
     fn lock_from_another_process(dir: &std::path::Path) -> bool {
         Command::new(std::env::current_exe().expect("the test binary"))
-            .args([
-                "--exact",
-                "up::tests::take_the_lock_in_another_process",
-                "--ignored",
-                "--quiet",
-            ])
+            .args(["--exact", TEST, "--quiet"])
             .env("SLIPWAY_TEST_LOCK_DIR", dir)
             .output()
             .expect("the test binary runs")
@@ -578,6 +569,11 @@ mod tests {
     /// gets it at once. (With `flock` the child shared the lock until its `exec`.)
     #[test]
     fn a_child_between_fork_and_exec_does_not_hold_the_lock() {
+        if let Ok(dir) = std::env::var("SLIPWAY_TEST_LOCK_DIR") {
+            // Run by `lock_from_another_process`: only take the lock.
+            lock_data_dir(std::path::Path::new(&dir)).expect("the data directory is free");
+            return;
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let lock = lock_data_dir(dir.path()).expect("lock");
         assert!(
