@@ -340,7 +340,7 @@ mod tests {
         let rendered = render_registration(&spec()).unwrap();
         for a in &rendered.artifacts {
             assert_eq!(a.service.as_deref(), Some("payments"), "{}", a.path);
-            assert_eq!(a.generator, "slipway-golden-paths/default@7");
+            assert_eq!(a.generator, "slipway-golden-paths/default@8");
             assert_eq!(a.sha256, sha256_hex(&a.content));
         }
         for a in &rendered.platform_files {

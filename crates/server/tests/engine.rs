@@ -449,6 +449,17 @@ async fn redeploys_under_load_lose_no_request_and_broken_releases_roll_back() {
     );
     let log = text(&s, &format!("/api/v1/deployments/{broken}/logs")).await;
     assert!(log.contains("crashing on purpose"), "{log}");
+    // Its instances' restarts are counted for the generated CrashLooping alert.
+    let metrics = text(&s, "/metrics").await;
+    let restarts: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("slipway_instance_restarts_total{service=\"api\",environment=\"dev\"} ")
+        })
+        .unwrap_or_else(|| panic!("no restart counter for api/dev:\n{metrics}"))
+        .parse()
+        .expect("a count");
+    assert!(restarts >= 1, "{metrics}");
     let (status, body) = through_proxy(&s, "api.dev.localhost", "/").await;
     assert_eq!((status, body.as_str()), (200, "hello three from v1\n"));
     let (_, seed) = s.get(&format!("/platform/deployments/{broken}")).await;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// When it changes on purpose: review the snapshots, bump the template's `version` (or
 /// `MODULES_VERSION`), update this.
 const SAMPLE_BUNDLE_SHA256: &str =
-    "56a92c1fe260bc53548a2417ab678a2415d2561bc6acec0b087d40dc99874002";
+    "bcec9a90ce542d15b7182b80f16a1f78ff0a95a1ae6e0a2eec5756d776057700";
 
 fn snapshot_name(path: &str) -> String {
     path.chars()

@@ -103,7 +103,7 @@ fn every_object_carries_the_standard_metadata() {
         assert_eq!(annotations["slipway.dev/repo-url"], SAMPLE.repo_url);
         assert_eq!(
             annotations["slipway.dev/generator"],
-            "slipway-golden-paths/default@7"
+            "slipway-golden-paths/default@8"
         );
     }
 }

@@ -396,6 +396,21 @@ pub fn alert_tests(
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let crash = series("kube_pod_container_status_restarts_total", &crash_labels);
+    // The local target: Slipway's counter, from Slipway's own scrape job.
+    let local_labels = |service: &str| -> Labels {
+        [
+            ("service", service),
+            ("environment", SAMPLE.environment),
+            ("job", "slipway"),
+            ("instance", "127.0.0.1:7700"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let local_crash_labels = local_labels(SAMPLE.name);
+    let local_crash = series("slipway_instance_restarts_total", &local_crash_labels);
+    let other_crash = series("slipway_instance_restarts_total", &local_labels("orders"));
     let mut cases = Vec::new();
     if has("HighErrorRate") {
         cases.push(case(
@@ -454,6 +469,23 @@ pub fn alert_tests(
                 check("CrashLooping", 3, ""),
                 check("CrashLooping", 25, &firing("CrashLooping", &crash_labels)),
             ],
+        ));
+        cases.push(case(
+            "a local instance restarted a minute: CrashLooping fires",
+            input(&local_crash, "0+1x30"),
+            vec![
+                check("CrashLooping", 3, ""),
+                check(
+                    "CrashLooping",
+                    25,
+                    &firing("CrashLooping", &local_crash_labels),
+                ),
+            ],
+        ));
+        cases.push(case(
+            "another service's local instances restart: no CrashLooping",
+            input(&other_crash, "0+1x30"),
+            vec![check("CrashLooping", 25, "")],
         ));
     }
     format!(

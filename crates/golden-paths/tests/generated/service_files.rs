@@ -587,9 +587,9 @@ fn service_series(template: &str) -> Vec<(&'static str, &'static str)> {
 
 /// Every query of every template's alerts and dashboards reads only series that exist for that
 /// template's service, with labels they carry: the series its service exports, what Prometheus
-/// records about scraping it (`up`, `scrape_duration_seconds`), kube-state-metrics' restart
-/// counter of its container (`CrashLooping` only) and Slipway's own metrics (`platform.json`
-/// only, Slipway's scrape job). A template whose server exports no request metrics
+/// records about scraping it (`up`, `scrape_duration_seconds`), the restart counters of its
+/// container (kube-state-metrics) and of its local instances (Slipway's), in `CrashLooping` only,
+/// and Slipway's own metrics (`platform.json` only, Slipway's scrape job). A template whose server exports no request metrics
 /// (`static-site`) so gets no request alert and no request panel, and what it gets is evaluated
 /// by `promtool` on the series it has.
 #[test]
@@ -664,7 +664,8 @@ fn every_series_an_alert_or_panel_reads_exists_for_the_template_s_service() {
             for metric in &read_metrics {
                 let known = exposed.contains_key(metric)
                     || (place == "alert CrashLooping"
-                        && metric == "kube_pod_container_status_restarts_total")
+                        && (metric == "kube_pod_container_status_restarts_total"
+                            || metric == "slipway_instance_restarts_total"))
                     || (place.starts_with("platform.json") && metric.starts_with("slipway_"));
                 assert!(
                     known,

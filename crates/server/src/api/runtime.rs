@@ -256,13 +256,15 @@ pub async fn service_metrics(
     }))
 }
 
-/// Prometheus text exposition: the proxy's per-route request counters and latency histograms.
+/// Prometheus text exposition: the proxy's per-route request counters and latency histograms, the
+/// engine's deployment and build figures, and the local target's instance restarts.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     if let Some(engine) = &state.engine {
         engine.proxy.render_prometheus(&mut out);
         engine.metrics.render_prometheus(&mut out);
+        engine.local.render_prometheus(&mut out);
     }
     let mut res = Response::new(Body::from(out));
     res.headers_mut().insert(
