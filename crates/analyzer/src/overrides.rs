@@ -222,9 +222,12 @@ pub(crate) fn apply_procfile(plan: &mut BuildPlan, ctx: &Ctx) -> Result<(), Anal
     Ok(())
 }
 
+/// The names a container build file goes by, in the order they are looked for.
+pub(crate) const DOCKERFILES: [&str; 3] = ["Dockerfile", "Containerfile", "dockerfile"];
+
 /// Dockerfile: recorded, never used; the local target cannot build images.
 pub(crate) fn record_dockerfile(plan: &mut BuildPlan, ctx: &Ctx) {
-    let Some(name) = ctx.first_file(&["Dockerfile", "Containerfile", "dockerfile"]) else {
+    let Some(name) = ctx.first_file(&DOCKERFILES) else {
         return;
     };
     let src = ctx.path(name);

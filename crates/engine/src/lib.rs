@@ -157,11 +157,13 @@ impl Engine {
         if let Some(tune) = config.tune_local {
             tune(&mut local_config);
         }
+        let engine_metrics = Arc::new(metrics::EngineMetrics::default());
         let local = LocalTarget::new(
             local_config,
             config.secrets_key.clone(),
             store.clone(),
             proxy.clone(),
+            engine_metrics.clone(),
         );
         let logs = Arc::new(LogHub::default());
         let stop = CancellationToken::new();
@@ -190,7 +192,6 @@ impl Engine {
             allow_private_hosts: config.allow_private_repo_hosts,
             ..source::FetchLimits::default()
         };
-        let engine_metrics = Arc::new(metrics::EngineMetrics::default());
         let orchestrator = Arc::new(Orchestrator {
             metrics: engine_metrics.clone(),
             store: store.clone(),

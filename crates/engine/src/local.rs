@@ -398,9 +398,8 @@ pub struct LocalTarget {
     shutting_down: std::sync::atomic::AtomicBool,
     /// Where instances' control groups go; `Err`: why limits are not enforced.
     pub cgroups: Result<Cgroups, String>,
-    /// (service, environment) → instances that exited (or were killed) and were restarted by their
-    /// supervisor, since this process started: `slipway_instance_restarts_total`.
-    restarts: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// The engine's counters (instance restarts, for `slipway_instance_restarts_total`).
+    metrics: Arc<crate::metrics::EngineMetrics>,
 }
 
 /// Environment every app and build gets (the rest of Slipway's environment is not passed on).
@@ -434,37 +433,12 @@ fn base_env(home: &Path) -> Vec<(String, String)> {
 }
 
 impl LocalTarget {
-    fn count_restart(&self, service: &str, environment: &str) {
-        let mut restarts = self.restarts.lock().unwrap_or_else(|e| e.into_inner());
-        *restarts
-            .entry((service.to_string(), environment.to_string()))
-            .or_default() += 1;
-    }
-
-    /// Appends `slipway_instance_restarts_total` (Prometheus text exposition): instances of each
-    /// service and environment that exited and were restarted by their supervisor — what the
-    /// generated `CrashLooping` alert reads on the local target.
-    pub fn render_prometheus(&self, out: &mut String) {
-        use std::fmt::Write;
-        let restarts = self.restarts.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(
-            out,
-            "# HELP slipway_instance_restarts_total Instances that exited and were restarted by their supervisor."
-        );
-        let _ = writeln!(out, "# TYPE slipway_instance_restarts_total counter");
-        for ((service, environment), n) in restarts.iter() {
-            let _ = writeln!(
-                out,
-                "slipway_instance_restarts_total{{service=\"{service}\",environment=\"{environment}\"}} {n}"
-            );
-        }
-    }
-
     pub fn new(
         config: LocalConfig,
         secrets: Option<crate::secrets::SecretKey>,
         store: Arc<dyn Store>,
         proxy: Proxy,
+        metrics: Arc<crate::metrics::EngineMetrics>,
     ) -> Arc<Self> {
         let cgroups = if config.resource_limits && !config.use_cgroups {
             Err("control groups are not used (use_cgroups = false)".to_string())
@@ -491,7 +465,7 @@ impl LocalTarget {
             proxy,
             apps: Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
-            restarts: Mutex::default(),
+            metrics,
             cgroups,
         })
     }
@@ -1558,7 +1532,7 @@ async fn supervise(
                             *l = Some(what.clone());
                         }
                         inst.exits.fetch_add(1, Ordering::AcqRel);
-                        target.count_restart(&spec.service, &spec.environment);
+                        target.metrics.instance_restarted(&spec.service, &spec.environment);
                         app.log.line(&prefix, LogStream::System, &format!("instance {what}; restarting in {} ms", backoff.as_millis()));
                         if let Some(l) = inst.deploy_log.lock().ok().and_then(|l| l.clone()) {
                             l.system(format!("instance {} {what}", inst.slot));

@@ -1,5 +1,6 @@
 //! The engine's own Prometheus metrics: deployments that ended, by status, and build durations
-//! (what the generated `platform.json` Grafana dashboard charts). Counted by this process since it
+//! (what the generated `platform.json` Grafana dashboard charts), and the local target's instance
+//! restarts (what the generated `CrashLooping` alert reads). Counted by this process since it
 //! started, as Prometheus counters are.
 
 use std::collections::BTreeMap;
@@ -24,6 +25,8 @@ struct Inner {
     build_buckets: [u64; BUILD_BUCKETS.len() + 1],
     build_sum: f64,
     build_count: u64,
+    /// (service, environment) → instances that exited and were restarted by their supervisor.
+    restarts: BTreeMap<(String, String), u64>,
 }
 
 impl EngineMetrics {
@@ -31,6 +34,13 @@ impl EngineMetrics {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.deployments
             .entry((service.to_string(), environment.to_string(), status))
+            .or_default() += 1;
+    }
+
+    pub fn instance_restarted(&self, service: &str, environment: &str) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.restarts
+            .entry((service.to_string(), environment.to_string()))
             .or_default() += 1;
     }
 
@@ -82,6 +92,17 @@ impl EngineMetrics {
             "slipway_build_duration_seconds_count {}",
             m.build_count
         );
+        let _ = writeln!(
+            out,
+            "# HELP slipway_instance_restarts_total Instances that exited and were restarted by their supervisor."
+        );
+        let _ = writeln!(out, "# TYPE slipway_instance_restarts_total counter");
+        for ((service, environment), n) in &m.restarts {
+            let _ = writeln!(
+                out,
+                "slipway_instance_restarts_total{{service=\"{service}\",environment=\"{environment}\"}} {n}"
+            );
+        }
     }
 }
 

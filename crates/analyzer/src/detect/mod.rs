@@ -426,7 +426,7 @@ pub(crate) fn dockerfile_version(
     ctx: &Ctx,
     images: &[&str],
 ) -> Result<Option<(String, crate::plan::Cite)>, AnalyzeError> {
-    let Some(name) = ctx.first_file(&["Dockerfile", "Containerfile", "dockerfile"]) else {
+    let Some(name) = ctx.first_file(&crate::overrides::DOCKERFILES) else {
         return Ok(None);
     };
     let Some(text) = ctx.text(name)? else {

@@ -264,7 +264,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(engine) = &state.engine {
         engine.proxy.render_prometheus(&mut out);
         engine.metrics.render_prometheus(&mut out);
-        engine.local.render_prometheus(&mut out);
     }
     let mut res = Response::new(Body::from(out));
     res.headers_mut().insert(
