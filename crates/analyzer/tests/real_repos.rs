@@ -265,3 +265,14 @@ fn real_repositories_meet_the_accuracy_floor() {
         "accuracy dropped below the floor: {drops:?}\n{table}"
     );
 }
+
+/// fastapi/full-stack-fastapi-template at its root: `backend/` is the one app; `backend/app/` is
+/// its Python package (`app.main:app`), not a second app, so the root plans `backend`.
+#[test]
+fn full_stack_fastapi_template_root_is_one_app() {
+    let dir = real_dir().join("fastapi__full-stack-fastapi-template");
+    let plan = analyze_dir(&dir, &AnalyzeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let apps: Vec<&str> = plan.apps.iter().map(|a| a.dir.as_str()).collect();
+    assert_eq!(apps, ["backend"]);
+    assert_eq!(plan.app_dir, "backend");
+}
