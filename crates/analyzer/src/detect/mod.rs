@@ -494,9 +494,62 @@ pub(crate) fn join_rel(dir: &str, name: &str) -> String {
     join(dir, name)
 }
 
+/// A workspace member pattern (`packages/*`, `apps/**`, `backend`) against a directory relative
+/// to the workspace root: `*` and `?` match within one path segment, a `**` segment any number of
+/// segments; `./` and a trailing `/` are ignored.
+pub(crate) fn glob_dir_match(pattern: &str, dir: &str) -> bool {
+    fn segment(p: &[u8], s: &[u8]) -> bool {
+        match (p.split_first(), s.split_first()) {
+            (None, _) => s.is_empty(),
+            (Some((b'*', rest)), _) => {
+                segment(rest, s) || s.split_first().is_some_and(|(_, t)| segment(p, t))
+            }
+            (Some((b'?', rest)), Some((_, t))) => segment(rest, t),
+            (Some((c, rest)), Some((d, t))) => c == d && segment(rest, t),
+            (Some(_), None) => false,
+        }
+    }
+    fn path(ps: &[&str], ds: &[&str]) -> bool {
+        match (ps.split_first(), ds.split_first()) {
+            (None, _) => ds.is_empty(),
+            (Some((&"**", rest)), _) => {
+                path(rest, ds) || ds.split_first().is_some_and(|(_, t)| path(ps, t))
+            }
+            (Some((p, rest)), Some((d, t))) => segment(p.as_bytes(), d.as_bytes()) && path(rest, t),
+            (Some(_), None) => false,
+        }
+    }
+    fn parts(s: &str) -> Vec<&str> {
+        s.split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect()
+    }
+    path(&parts(pattern), &parts(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workspace_patterns() {
+        for (pattern, dir, want) in [
+            ("apps/*", "apps/web", true),
+            ("./apps/*/", "apps/web", true),
+            ("apps/*", "apps/web/x", false),
+            ("apps/*", "apps", false),
+            ("backend", "backend", true),
+            ("libs/old", "libs/older", false),
+            ("packages/**", "packages/a/b", true),
+            ("packages/**", "packages/a", true),
+            ("**/test/**", "apps/test/x", true),
+            ("services/*-api", "services/billing-api", true),
+            ("services/*-api", "services/billing", false),
+            ("apps/we?", "apps/web", true),
+        ] {
+            assert_eq!(glob_dir_match(pattern, dir), want, "{pattern} {dir}");
+        }
+    }
 
     #[test]
     fn json_key_lines() {

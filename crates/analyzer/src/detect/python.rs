@@ -662,7 +662,7 @@ fn uv_workspace(ctx: &Ctx, m: &Manifests) -> Option<UvWorkspace> {
                 .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_owned())
                 .collect()
         };
-        let matches = |pats: &[String]| pats.iter().any(|p| glob_dir_match(p, rel));
+        let matches = |pats: &[String]| pats.iter().any(|p| super::glob_dir_match(p, rel));
         return (matches(&patterns("members")) && !matches(&patterns("exclude"))).then_some(
             UvWorkspace {
                 lock,
@@ -672,19 +672,6 @@ fn uv_workspace(ctx: &Ctx, m: &Manifests) -> Option<UvWorkspace> {
         );
     }
     None
-}
-
-/// A workspace member pattern (`packages/*`, `backend`) against a relative directory: `*`
-/// matches within one path segment.
-fn glob_dir_match(pattern: &str, dir: &str) -> bool {
-    let (ps, ds): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), dir.split('/').collect());
-    ps.len() == ds.len()
-        && ps.iter().zip(&ds).all(|(p, d)| match p.split_once('*') {
-            None => p == d,
-            Some((pre, post)) => {
-                d.len() >= pre.len() + post.len() && d.starts_with(pre) && d.ends_with(post)
-            }
-        })
 }
 
 fn poetry_install() -> String {
