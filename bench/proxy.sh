@@ -4,6 +4,9 @@
 #   direct   — wrk → backend
 #   nginx    — wrk → nginx (proxy_pass, upstream keepalive, worker_processes auto) → backend
 #   slipway  — wrk → slipway-proxy (crates/proxy/examples/proxy.rs, route bench.dev.localhost) → backend
+# Both proxies run with their defaults, which close a client connection after 1000 requests
+# (nginx's keepalive_requests, Slipway's client_max_requests; SLIPWAY_PROXY_MAX_REQUESTS=0 lifts
+# Slipway's).
 # and prints throughput, p50/p99 latency and the ratios the issue asks for:
 #   slipway/nginx throughput (target >= 1) and slipway's added p99 vs nginx's (target <=);
 # and each proxy's CPU time per request (user + system, from /proc, all its processes), which

@@ -4,7 +4,8 @@
 //! `cargo run --release -p slipway-proxy --example proxy -- 127.0.0.1:7780 127.0.0.1:8081 [more backends…]`
 //!
 //! `SLIPWAY_PROXY_THREADS` sets `ProxyConfig::worker_threads` (default: one per CPU; 0 serves on
-//! the example's own single-threaded runtime).
+//! the example's own single-threaded runtime); `SLIPWAY_PROXY_MAX_REQUESTS` sets
+//! `ProxyConfig::client_max_requests` (0: no limit).
 
 use std::net::SocketAddr;
 
@@ -30,6 +31,10 @@ fn main() -> std::io::Result<()> {
         .and_then(|t| t.parse().ok())
     {
         config.worker_threads = threads;
+    }
+    if let Ok(max) = std::env::var("SLIPWAY_PROXY_MAX_REQUESTS") {
+        // "0" or "none": keep client connections open for any number of requests.
+        config.client_max_requests = max.parse().ok().filter(|&m: &u64| m > 0);
     }
     // The proxy runs its own worker threads; this runtime only waits for Ctrl-C (or serves
     // requests itself when SLIPWAY_PROXY_THREADS=0).

@@ -56,6 +56,13 @@ pub struct ProxyConfig {
     /// request in progress, if any) — between one and two periods, as it is checked once per
     /// period. This also ends clients that never finish sending a request's headers.
     pub client_idle_timeout: Duration,
+    /// A client connection is closed after this many requests: the answer to the last one carries
+    /// `Connection: close` and the client opens a new connection for its next request, which the
+    /// accept loop hands to the least busy worker thread again. Keep-alive connections otherwise
+    /// stay on the thread they were first given, however the load moves; this lets the
+    /// placement follow it (nginx's `keepalive_requests`, also 1000 by default). `None` keeps a
+    /// connection open for as many requests as the client sends.
+    pub client_max_requests: Option<u64>,
     /// Threads the proxy serves on, each with its own single-threaded runtime and its own
     /// connections to the backends, so a request never hops between cores (the design of
     /// nginx's workers). 0 serves on the runtime that calls [`Proxy::serve`] instead.
@@ -72,6 +79,7 @@ impl Default for ProxyConfig {
             pool_idle_timeout: Duration::from_secs(4),
             pool_max_idle_per_backend: 256,
             client_idle_timeout: Duration::from_secs(60),
+            client_max_requests: Some(1000),
             worker_threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }

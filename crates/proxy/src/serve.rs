@@ -325,8 +325,24 @@ fn service(
     Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
 > {
     hyper::service::service_fn(move |req: Request<Incoming>| {
-        state.requests.fetch_add(1, Ordering::Relaxed);
+        let begun = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = state
+            .inner
+            .config
+            .client_max_requests
+            .is_some_and(|max| begun >= max);
         let state = Arc::clone(&state);
-        async move { Ok(forward::handle(&state.inner, &state.client, req).await) }
+        async move {
+            let mut response = forward::handle(&state.inner, &state.client, req).await;
+            // hyper closes the connection after an answer that says so. Not on a 101: the
+            // connection goes on as the tunnel.
+            if last && response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(response)
+        }
     })
 }

@@ -71,6 +71,54 @@ async fn closes_idle_client_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closes_client_connections_after_max_requests() {
+    within(LIMIT, async {
+        let config = ProxyConfig {
+            client_max_requests: Some(3),
+            worker_threads: 2,
+            ..ProxyConfig::default()
+        };
+        let proxy = TestProxy::start(config).await;
+        let backend = TestBackend::start("a").await;
+        proxy.proxy.set_backends("api", "dev", vec![backend.addr]);
+        for _ in 0..2 {
+            let mut conn = Conn::open(proxy.addr).await;
+            for n in 1..=3 {
+                let answer = conn.get("api.dev.localhost", "/").await.unwrap();
+                assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "a"));
+                // Only the last answer says the connection ends.
+                let close = answer.headers.get("connection").map(|v| v.as_bytes());
+                assert_eq!(close, (n == 3).then_some(&b"close"[..]), "request {n}");
+            }
+            assert!(eventually(LIMIT, || conn.is_closed()).await);
+            assert!(conn.get("api.dev.localhost", "/").await.is_err());
+        }
+        // The limit ends client connections only: backend connections are kept for reuse (one
+        // pool per worker thread).
+        assert!(backend.connections() <= 2, "{}", backend.connections());
+
+        // Without a limit a connection serves any number of requests.
+        let unlimited = TestProxy::start(ProxyConfig {
+            client_max_requests: None,
+            ..ProxyConfig::default()
+        })
+        .await;
+        unlimited
+            .proxy
+            .set_backends("api", "dev", vec![backend.addr]);
+        let mut conn = Conn::open(unlimited.addr).await;
+        for _ in 0..20 {
+            let answer = conn.get("api.dev.localhost", "/").await.unwrap();
+            assert!(answer.headers.get("connection").is_none());
+        }
+        assert!(!conn.is_closed());
+        unlimited.shutdown().await;
+        proxy.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_requests_in_flight() {
     within(LIMIT, async {
         for worker_threads in [0, 2] {

@@ -278,7 +278,22 @@ async fn strips_hop_by_hop_headers_and_adds_forwarded_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_http11_upgrades_through() {
     within(LIMIT, async {
-        let proxy = TestProxy::start(ProxyConfig::default()).await;
+        // Also as the connection's last request under `client_max_requests`: a 101 does not get
+        // `Connection: close`, the tunnel goes on.
+        for client_max_requests in [Some(1000), Some(1)] {
+            upgrade_through(ProxyConfig {
+                client_max_requests,
+                ..ProxyConfig::default()
+            })
+            .await;
+        }
+    })
+    .await;
+}
+
+async fn upgrade_through(config: ProxyConfig) {
+    {
+        let proxy = TestProxy::start(config).await;
         let backend = TestBackend::start("ws").await;
         proxy.proxy.set_backends("api", "dev", vec![backend.addr]);
         let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
@@ -309,8 +324,7 @@ async fn passes_http11_upgrades_through() {
         drop(stream);
         assert!(proxy.proxy.drain(&[backend.addr], LIMIT).await);
         proxy.shutdown().await;
-    })
-    .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
