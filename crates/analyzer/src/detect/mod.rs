@@ -494,6 +494,14 @@ pub(crate) fn join_rel(dir: &str, name: &str) -> String {
     join(dir, name)
 }
 
+/// The directories above the repository-relative `dir`, nearest first, ending with the root ("").
+pub(crate) fn ancestors(dir: &str) -> impl Iterator<Item = &str> {
+    dir.match_indices('/')
+        .map(move |(i, _)| &dir[..i])
+        .rev()
+        .chain(std::iter::once(""))
+}
+
 /// A workspace member pattern (`packages/*`, `apps/**`, `backend`) against a directory relative
 /// to the workspace root: `*` and `?` match within one path segment, a `**` segment any number of
 /// segments; `./` and a trailing `/` are ignored.

@@ -478,13 +478,7 @@ fn workspace(ctx: &Ctx) -> Option<Workspace> {
     if ctx.dir.is_empty() || LOCKFILES.iter().any(|(f, _)| ctx.is_file(f)) {
         return None;
     }
-    let ancestors = ctx
-        .dir
-        .match_indices('/')
-        .map(|(i, _)| &ctx.dir[..i])
-        .rev()
-        .chain(std::iter::once(""));
-    for root in ancestors {
+    for root in super::ancestors(&ctx.dir) {
         let read = |f: &str| ctx.fs.read_text(&join(root, f)).ok().flatten();
         let pkg = read("package.json").and_then(|t| {
             serde_json::from_str::<Value>(&t)

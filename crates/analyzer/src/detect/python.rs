@@ -633,13 +633,7 @@ fn uv_workspace(ctx: &Ctx, m: &Manifests) -> Option<UvWorkspace> {
     if ctx.dir.is_empty() {
         return None;
     }
-    let ancestors = ctx
-        .dir
-        .match_indices('/')
-        .map(|(i, _)| &ctx.dir[..i])
-        .rev()
-        .chain(std::iter::once(""));
-    for root in ancestors {
+    for root in super::ancestors(&ctx.dir) {
         let lock = super::join_rel(root, "uv.lock");
         if !ctx.fs.is_file(&lock) {
             continue;
