@@ -215,7 +215,8 @@ pub(crate) fn analyze_app(
 }
 
 /// Procfile and score.yaml commands assume the dependencies' executables are on PATH (as on a
-/// buildpack platform); here they live in `.venv/bin` or `node_modules/.bin` of the app directory.
+/// buildpack platform); here they live in `.venv/bin` or `node_modules/.bin` of the app directory
+/// (and of the workspace root for a JavaScript workspace member).
 fn tool_path_for_explicit_start(plan: &mut BuildPlan) {
     let Some(ev) = plan.evidence_for("start").cloned() else {
         return;
@@ -230,11 +231,12 @@ fn tool_path_for_explicit_start(plan: &mut BuildPlan) {
                 || i.contains("pipenv")
                 || i.contains("pdm") =>
         {
-            ".venv/bin"
+            ".venv/bin".to_owned()
         }
-        (Some("node"), Some(_)) => "node_modules/.bin",
+        (Some("node"), Some(i)) => node_bins(i),
         _ => return,
     };
+    let bin = bin.as_str();
     if let (true, Some(start)) = (explicit, plan.start.clone()) {
         if !start.contains(bin) {
             plan.start = Some(format!("export PATH=\"$PWD/{bin}:$PATH\"; {start}"));
@@ -251,6 +253,21 @@ fn tool_path_for_explicit_start(plan: &mut BuildPlan) {
                 },
             );
         }
+    }
+}
+
+/// Where a Node install puts the tools, relative to the app directory: its `node_modules/.bin`,
+/// and for a workspace member, which installs at the workspace root (`cd ../.. && …`), also the
+/// root's, where npm, yarn and pnpm hoist the members' tools.
+fn node_bins(install: &str) -> String {
+    let up = install
+        .strip_prefix("cd ")
+        .and_then(|rest| rest.split_once(" && "))
+        .map(|(up, _)| up)
+        .filter(|up| up.split('/').all(|segment| segment == ".."));
+    match up {
+        Some(up) => format!("node_modules/.bin:$PWD/{up}/node_modules/.bin"),
+        None => "node_modules/.bin".to_owned(),
     }
 }
 
@@ -519,6 +536,47 @@ mod tests {
             "GUNICORN_CMD_ARGS='-b :80' gunicorn app:app"
         ));
         assert!(!gunicorn_default_bind("uvicorn app:app"));
+    }
+
+    #[test]
+    fn procfile_of_a_workspace_member_has_the_root_tools_on_path() {
+        let fs = MemFs::from_files([
+            (
+                "package.json",
+                r#"{"private":true,"workspaces":["apps/*"]}"#,
+            ),
+            ("yarn.lock", "# yarn lockfile v1\n"),
+            (
+                "apps/api/package.json",
+                r#"{"name":"api","dependencies":{"express":"4"}}"#,
+            ),
+            ("apps/api/Procfile", "web: nodemon server.js\n"),
+        ]);
+        let member = analyze(
+            &fs,
+            &AnalyzeOptions {
+                app_dir: Some("apps/api".into()),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            member.install.as_deref(),
+            Some("cd ../.. && yarn install --frozen-lockfile")
+        );
+        assert_eq!(
+            member.start.as_deref(),
+            Some("export PATH=\"$PWD/node_modules/.bin:$PWD/../../node_modules/.bin:$PATH\"; nodemon server.js")
+        );
+        // An app installing in its own directory only gets its own.
+        let alone = plan(&[
+            ("package.json", r#"{"dependencies":{"express":"4"}}"#),
+            ("Procfile", "web: nodemon server.js\n"),
+        ]);
+        assert_eq!(
+            alone.start.as_deref(),
+            Some("export PATH=\"$PWD/node_modules/.bin:$PATH\"; nodemon server.js")
+        );
+        assert_eq!(node_bins("cd $(evil) && npm ci"), "node_modules/.bin");
     }
 
     #[test]
