@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::detect::node;
 use crate::fs::{join, EntryKind, RepoFs};
 use crate::plan::AppCandidate;
 
@@ -155,36 +156,18 @@ fn python_package(fs: &dyn RepoFs, dir: &str, name: &str, found: &[&str]) -> boo
 /// uv `[tool.uv.workspace]`, go.work.
 fn declared(fs: &dyn RepoFs) -> Vec<(String, String)> {
     let mut patterns: Vec<(String, &str)> = Vec::new();
-    if let Some(pkg) = fs
+    let npm = fs
         .read_text("package.json")
         .ok()
         .flatten()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    {
-        let ws = pkg.get("workspaces");
-        let list = ws.and_then(|w| w.as_array()).or_else(|| {
-            ws.and_then(|w| w.get("packages"))
-                .and_then(|p| p.as_array())
-        });
-        for p in list.into_iter().flatten().filter_map(|p| p.as_str()) {
-            patterns.push((p.to_owned(), "package.json workspaces"));
-        }
+        .and_then(|pkg| node::package_json_workspaces(&pkg));
+    for p in npm.into_iter().flatten() {
+        patterns.push((p, "package.json workspaces"));
     }
-    if let Some(ws) = fs
-        .read_text("pnpm-workspace.yaml")
-        .ok()
-        .flatten()
-        .and_then(|t| serde_norway::from_str::<serde_json::Value>(&t).ok())
-    {
-        for p in ws
-            .get("packages")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str())
-        {
-            patterns.push((p.to_owned(), "pnpm-workspace.yaml packages"));
-        }
+    let pnpm = fs.read_text("pnpm-workspace.yaml").ok().flatten();
+    for p in pnpm.iter().flat_map(|t| node::pnpm_workspace_packages(t)) {
+        patterns.push((p, "pnpm-workspace.yaml packages"));
     }
     if let Some(cargo) = fs
         .read_text("Cargo.toml")

@@ -488,17 +488,9 @@ fn workspace(ctx: &Ctx) -> Option<Workspace> {
         });
         // pnpm reads only pnpm-workspace.yaml; npm, yarn and bun read package.json.
         let (declared_in, patterns) = if let Some(t) = read("pnpm-workspace.yaml") {
-            let doc = serde_norway::from_str::<Value>(&t).ok();
-            let list = doc.as_ref().and_then(|d| d.get("packages"));
-            ("pnpm-workspace.yaml", strings(list))
-        } else if let Some(ws) = pkg.as_ref().and_then(|(v, _)| v.get("workspaces")) {
-            // An array, or yarn classic's `{ "packages": [...] }`.
-            let list = if ws.is_array() {
-                Some(ws)
-            } else {
-                ws.get("packages")
-            };
-            ("package.json", strings(list))
+            ("pnpm-workspace.yaml", pnpm_workspace_packages(&t))
+        } else if let Some(patterns) = pkg.as_ref().and_then(|(v, _)| package_json_workspaces(v)) {
+            ("package.json", patterns)
         } else {
             continue;
         };
@@ -521,6 +513,24 @@ fn workspace(ctx: &Ctx) -> Option<Workspace> {
         });
     }
     None
+}
+
+/// The member patterns in a pnpm-workspace.yaml (`packages`); none when it does not parse.
+pub(crate) fn pnpm_workspace_packages(text: &str) -> Vec<String> {
+    let doc = serde_norway::from_str::<Value>(text).ok();
+    strings(doc.as_ref().and_then(|d| d.get("packages")))
+}
+
+/// The member patterns of package.json `workspaces` (npm, yarn, bun): an array, or yarn
+/// classic's `{ "packages": [...] }`; `None` when the package declares no workspace.
+pub(crate) fn package_json_workspaces(pkg: &Value) -> Option<Vec<String>> {
+    let ws = pkg.get("workspaces")?;
+    let list = if ws.is_array() {
+        Some(ws)
+    } else {
+        ws.get("packages")
+    };
+    Some(strings(list))
 }
 
 fn strings(list: Option<&Value>) -> Vec<String> {
