@@ -100,9 +100,9 @@ pub async fn analyze(
                 code: exit::ERROR,
                 message: format!("cannot write the plan as JSON: {e}"),
             })?;
-            println!("{text}");
+            outln!("{text}");
         }
-        Format::Table => print!("{}", slipway_analyzer::render_table(&plan)),
+        Format::Table => out!("{}", slipway_analyzer::render_table(&plan)),
     }
     Ok(())
 }

@@ -68,10 +68,10 @@ fn role(value: &str) -> Result<(), CliError> {
 
 fn print(format: Format, v: &Value, line: impl Fn(&Value) -> String) {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
         Format::Table => match v.as_array() {
-            Some(items) => items.iter().for_each(|i| println!("{}", line(i))),
-            None => println!("{}", line(v)),
+            Some(items) => items.iter().for_each(|i| outln!("{}", line(i))),
+            None => outln!("{}", line(v)),
         },
     }
 }
@@ -156,7 +156,7 @@ pub async fn team(client: &Client, cmd: TeamCmd) -> Result<(), CliError> {
                     &json!({ "role": r }),
                 )
                 .await?;
-            println!("{user} is {r} of {team}");
+            outln!("{user} is {r} of {team}");
         }
         TeamCmd::RemoveMember { team, user } => {
             crate::label("team", &team)?;
@@ -168,7 +168,7 @@ pub async fn team(client: &Client, cmd: TeamCmd) -> Result<(), CliError> {
                     enc(&user)
                 ))
                 .await?;
-            println!("{user} removed from {team}");
+            outln!("{user} removed from {team}");
         }
     }
     Ok(())
@@ -190,10 +190,10 @@ pub async fn token(client: &Client, format: Format, cmd: TokenCmd) -> Result<(),
             let v: Value = client.post("/api/v1/tokens", &body).await?;
             match format {
                 Format::Json => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                    outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
                 }
                 Format::Table => {
-                    println!("{}", v["token"].as_str().unwrap_or(""));
+                    outln!("{}", v["token"].as_str().unwrap_or(""));
                     eprintln!(
                         "token {} created; it is shown only now. Use it with SLIPWAY_TOKEN=… or Authorization: Bearer …",
                         v["id"].as_str().unwrap_or("")
@@ -236,7 +236,7 @@ pub async fn token(client: &Client, format: Format, cmd: TokenCmd) -> Result<(),
             let _: Value = client
                 .delete_json(&format!("/api/v1/tokens/{}", enc(&id)))
                 .await?;
-            println!("revoked {id}");
+            outln!("revoked {id}");
         }
     }
     Ok(())

@@ -1,5 +1,20 @@
 //! `slipway`: runs the platform (`up`) and talks to it over HTTP (everything else).
 
+/// `println!` for a command's results: a reader that went away ends the command quietly (see
+/// [`output::write_stdout`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a command's results, like [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod analyze;
 mod catalog;
 mod client;

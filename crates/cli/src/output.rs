@@ -11,6 +11,22 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
+/// Writes a command's result to standard output. When nobody reads it any more
+/// (`slipway service list | head -1`) the command ends at once with exit code 0, as Unix tools do,
+/// instead of panicking; any other write error ends it with an error.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(crate::client::exit::OK);
+        }
+        drop(out);
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(crate::client::exit::ERROR);
+    }
+}
+
 /// Writes `text` and a newline to standard output at once; `false` once nobody reads it any more
 /// (`slipway logs -f | head`), so a stream can stop instead of panicking.
 pub fn line(text: &str) -> bool {
@@ -27,7 +43,7 @@ pub fn text(text: &str) {
 }
 
 fn json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 /// Prints rows as aligned columns.
@@ -47,7 +63,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for r in rows {
@@ -58,7 +74,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 pub fn message(format: Format, v: &Value, text: &str) {
     match format {
         Format::Json => json(v),
-        Format::Table => println!("{text}"),
+        Format::Table => outln!("{text}"),
     }
 }
 
@@ -66,31 +82,31 @@ pub fn service_detail(format: Format, v: &Value) {
     if format == Format::Json {
         return json(v);
     }
-    println!("name:        {}", s(v, "name"));
-    println!("team:        {}", s(v, "team"));
-    println!("repo_url:    {}", s(v, "repo_url"));
-    println!("template:    {}", s(v, "template"));
+    outln!("name:        {}", s(v, "name"));
+    outln!("team:        {}", s(v, "team"));
+    outln!("repo_url:    {}", s(v, "repo_url"));
+    outln!("template:    {}", s(v, "template"));
     if !v["description"].is_null() {
-        println!("description: {}", s(v, "description"));
+        outln!("description: {}", s(v, "description"));
     }
-    println!("registered:  {}", s(v, "created_at"));
+    outln!("registered:  {}", s(v, "created_at"));
     match &v["latest_deployment"] {
         Value::Object(_) => {
             let d = &v["latest_deployment"];
-            println!(
+            outln!(
                 "deployment:  {} {} ({})",
                 s(d, "id"),
                 s(d, "status"),
                 s(d, "environment")
             );
         }
-        _ => println!("deployment:  never deployed"),
+        _ => outln!("deployment:  never deployed"),
     }
     if v["scaffold"].is_object() {
-        println!("scaffold:    {}", scaffold_line(&v["scaffold"]));
+        outln!("scaffold:    {}", scaffold_line(&v["scaffold"]));
     }
     if let Some(arts) = v["artifacts"].as_array() {
-        println!("artifacts:");
+        outln!("artifacts:");
         let rows: Vec<Vec<String>> = arts
             .iter()
             .map(|a| {
@@ -177,18 +193,18 @@ pub fn deployment_outcome(format: Format, v: &Value) {
     if format == Format::Json {
         return json(v);
     }
-    println!("deployment: {}", s(v, "id"));
-    println!("status:     {}", s(v, "status"));
+    outln!("deployment: {}", s(v, "id"));
+    outln!("status:     {}", s(v, "status"));
     if !v["url"].is_null() {
-        println!("url:        {}", s(v, "url"));
+        outln!("url:        {}", s(v, "url"));
     }
     if !v["release_id"].is_null() {
-        println!("release:    {}", s(v, "release_id"));
+        outln!("release:    {}", s(v, "release_id"));
     }
     if !v["commit_sha"].is_null() {
-        println!("commit:     {}", s(v, "commit_sha"));
+        outln!("commit:     {}", s(v, "commit_sha"));
     }
-    println!("reason:     {}", s(v, "reason"));
+    outln!("reason:     {}", s(v, "reason"));
 }
 
 /// A service's variables in one environment.
@@ -237,5 +253,5 @@ pub fn scaffold_push(format: Format, v: &Value) {
     if format == Format::Json {
         return json(v);
     }
-    println!("{}: {}", s(v, "service"), scaffold_line(v));
+    outln!("{}: {}", s(v, "service"), scaffold_line(v));
 }

@@ -87,9 +87,9 @@ pub async fn set(
         .put(&format!("{base}/{}", enc(name)), &json!({ "value": value }))
         .await?;
     if format == Format::Json {
-        println!("{info}");
+        outln!("{info}");
     } else {
-        println!(
+        outln!(
             "{name} version {} set for {service} in {environment}; it takes effect on the next deployment",
             info["version"]
         );
@@ -105,7 +105,7 @@ pub async fn list(
 ) -> Result<(), CliError> {
     let list: Value = client.get(&path(service, environment)?).await?;
     if format == Format::Json {
-        println!("{list}");
+        outln!("{list}");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = list

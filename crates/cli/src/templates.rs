@@ -77,21 +77,21 @@ pub async fn run(client: &Client, format: Format, cmd: TemplatesCmd) -> Result<(
             match format {
                 Format::Json => print_json(&t),
                 Format::Table => {
-                    println!("name:        {}", s(&t, "name"));
-                    println!("version:     {}", t["version"]);
-                    println!("generator:   {}", s(&t, "generator"));
-                    println!("language:    {}", s(&t, "language"));
-                    println!("port:        {}", t["port"]);
-                    println!("health:      {}", s(&t, "health_path"));
-                    println!("ready:       {}", s(&t, "ready_path"));
-                    println!("description: {}", s(&t, "description"));
-                    println!("platform repository files:");
+                    outln!("name:        {}", s(&t, "name"));
+                    outln!("version:     {}", t["version"]);
+                    outln!("generator:   {}", s(&t, "generator"));
+                    outln!("language:    {}", s(&t, "language"));
+                    outln!("port:        {}", t["port"]);
+                    outln!("health:      {}", s(&t, "health_path"));
+                    outln!("ready:       {}", s(&t, "ready_path"));
+                    outln!("description: {}", s(&t, "description"));
+                    outln!("platform repository files:");
                     for f in t["platform_files"].as_array().into_iter().flatten() {
-                        println!("  {}", f.as_str().unwrap_or_default());
+                        outln!("  {}", f.as_str().unwrap_or_default());
                     }
-                    println!("service repository files:");
+                    outln!("service repository files:");
                     for f in t["service_files"].as_array().into_iter().flatten() {
-                        println!("  {}", f.as_str().unwrap_or_default());
+                        outln!("  {}", f.as_str().unwrap_or_default());
                     }
                 }
             }
@@ -195,30 +195,30 @@ fn print_upgrade(v: &Value) {
         if let Some(commit) = r["commit"].as_str() {
             line.push_str(&format!(", commit {}", &commit[..commit.len().min(12)]));
         }
-        println!("{line}");
+        outln!("{line}");
         if let Some(e) = r["error"].as_str() {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
         for f in r["files"].as_array().into_iter().flatten() {
-            println!("  {:<8} {}/{}", s(f, "change"), s(f, "scope"), s(f, "path"));
+            outln!("  {:<8} {}/{}", s(f, "change"), s(f, "scope"), s(f, "path"));
             if dry_run {
-                print!("{}", s(f, "diff"));
+                out!("{}", s(f, "diff"));
             }
         }
         for c in r["conflicts"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "  conflict {}/{}: {}",
                 s(c, "scope"),
                 s(c, "path"),
                 s(c, "reason")
             );
             if dry_run {
-                print!("{}", s(c, "diff"));
+                out!("{}", s(c, "diff"));
             }
         }
     }
     let verb = if dry_run { "to upgrade" } else { "upgraded" };
-    println!(
+    outln!(
         "{} {verb}, {} conflict(s)",
         v["upgraded"].as_u64().unwrap_or(0),
         v["conflicts"].as_u64().unwrap_or(0)
@@ -253,5 +253,5 @@ fn s(v: &Value, key: &str) -> String {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

@@ -139,6 +139,58 @@ fn cli_commands_and_exit_codes() {
     assert_eq!(cli(&url, &["--output", "xml", "service", "list"]).code, 2);
 }
 
+/// Runs the CLI with its standard output going into a pipe nobody reads any more (the reading end
+/// is closed before it starts, as `| head -1` does once it has its line): every write fails with
+/// EPIPE. Returns the exit code and standard error.
+fn cli_into_closed_pipe(url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .env("SLIPWAY_AUTH", "off")
+        .env("SLIPWAY_URL", url)
+        .env_remove("SLIPWAY_TOKEN")
+        .env("SLIPWAY_DATA_DIR", "/nonexistent/slipway-test")
+        .env("RUST_BACKTRACE", "0")
+        .args(args)
+        .stdout(writer)
+        .output()
+        .expect("the CLI runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    server.ok(&[
+        "service",
+        "create",
+        "payments",
+        "--team",
+        "core",
+        "--repo-url",
+        "https://github.com/org/payments",
+    ]);
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../analyzer/tests/fixtures/python-fastapi-uv"
+    );
+    for args in [
+        &["service", "list"][..],
+        &["service", "list", "-o", "json"],
+        &["service", "show", "payments"],
+        &["templates", "list"],
+        &["analyze", fixture],
+    ] {
+        let (code, stderr) = cli_into_closed_pipe(&server.url, args);
+        assert_eq!(code, Some(0), "slipway {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "slipway {args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn unreachable_server_has_its_own_exit_code_and_message() {
     // A port that was bound and dropped, so nothing listens there.

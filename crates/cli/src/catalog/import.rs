@@ -575,7 +575,7 @@ fn report(format: Format, file: &Path, dry_run: bool, items: &[Item]) {
                 "entities": entities,
                 "summary": counts,
             });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         Format::Table => {
             let rows: Vec<[String; 3]> = items
