@@ -3,6 +3,9 @@
 /// `println!` for a command's results: a reader that went away ends the command quietly (see
 /// [`output::write_stdout`]).
 macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
     ($($arg:tt)*) => {
         $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
     };
@@ -642,7 +645,7 @@ async fn remote(client: &Client, format: Format, command: Command) -> Result<(),
             let v: Value = client
                 .get(&format!("/api/v1/deployments/{}", enc(&id)))
                 .await?;
-            output::deployment(format, &v);
+            output::deployment_detail(format, &v);
         }
         Command::Deployment(DeploymentCmd::List {
             service,

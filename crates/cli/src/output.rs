@@ -163,6 +163,52 @@ pub fn deployment(format: Format, v: &Value) {
     );
 }
 
+/// One deployment in full (`deployment show`): its fields, then every state change.
+pub fn deployment_detail(format: Format, v: &Value) {
+    if format == Format::Json {
+        return json(v);
+    }
+    outln!("deployment:  {}", s(v, "id"));
+    outln!("service:     {} ({})", s(v, "service"), s(v, "environment"));
+    outln!("ref:         {}", s(v, "ref"));
+    outln!("status:      {}", s(v, "status"));
+    for (label, key) in [
+        ("trigger:     ", "trigger"),
+        ("url:         ", "url"),
+        ("release:     ", "release_id"),
+        ("rollback of: ", "rollback_of"),
+        ("commit:      ", "commit_sha"),
+        ("replicas:    ", "replicas"),
+    ] {
+        if !v[key].is_null() {
+            outln!("{label}{}", s(v, key));
+        }
+    }
+    outln!("created:     {}", s(v, "created_at"));
+    outln!("reason:      {}", s(v, "reason"));
+    let rows: Vec<Vec<String>> = v["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .map(|e| {
+                    // One line per event; a long reason (a build log's tail) is in full above
+                    // when it is the deployment's, and in `-o json`.
+                    let reason = s(e, "reason");
+                    let mut lines = reason.lines();
+                    let first = lines.next().unwrap_or_default().to_owned();
+                    let more = if lines.next().is_some() { " …" } else { "" };
+                    vec![s(e, "at"), s(e, "status"), format!("{first}{more}")]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        outln!();
+        table(&["AT", "STATUS", "REASON"], &rows);
+    }
+}
+
 pub fn deployment_list(format: Format, v: &Value) {
     if format == Format::Json {
         return json(v);

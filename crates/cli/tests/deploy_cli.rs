@@ -288,6 +288,31 @@ fn a_broken_app_is_rolled_back_and_deploy_follow_fails() {
         statuses.ends_with(&["FAILED", "ROLLING_BACK", "ROLLED_BACK"]),
         "{statuses:?}"
     );
+    // The human view shows the same state changes, one line each, with their reasons.
+    let out = ok(url, &["deployment", "show", &bad_id]);
+    assert!(
+        out.stdout.contains("status:      ROLLED_BACK"),
+        "{}",
+        out.stdout
+    );
+    let event_lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("AT "))
+        .skip(1)
+        .collect();
+    assert_eq!(event_lines.len(), statuses.len(), "{}", out.stdout);
+    for (line, (status, event)) in event_lines
+        .iter()
+        .zip(statuses.iter().zip(d["events"].as_array().unwrap()))
+    {
+        assert!(line.contains(status), "{line}");
+        let reason = event["reason"].as_str().unwrap();
+        assert!(
+            line.contains(reason.lines().next().unwrap_or("")),
+            "{line} / {reason}"
+        );
+    }
     drop(server);
 }
 
