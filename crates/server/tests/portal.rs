@@ -176,6 +176,49 @@ async fn every_page_renders() {
 }
 
 #[tokio::test]
+async fn a_team_page_lists_its_members_and_their_roles() {
+    use slipway_core::{Actor, NewUser, Role};
+    let s = TestServer::start().await;
+    register(&s, "payments", "core").await;
+    register(&s, "web", "frontend").await;
+    let (_, body) = page(&s, "/teams/core").await;
+    assert!(body.contains("No members yet"), "{body}");
+    assert!(!body.contains("anonymous"), "{body}");
+    let actor = Actor {
+        name: "test".into(),
+        remote_addr: None,
+    };
+    for (user, team, role) in [
+        ("zoe", "core", Role::Viewer),
+        ("alice", "core", Role::TeamMember),
+        ("bob", "frontend", Role::TeamMaintainer),
+    ] {
+        let new = NewUser {
+            name: user.into(),
+            email: None,
+            password_hash: None,
+            admin: false,
+        };
+        s.state.store.create_user(new, &actor).await.unwrap();
+        s.state
+            .store
+            .set_membership(user, team, Some(role), &actor)
+            .await
+            .unwrap();
+    }
+    let (status, body) = page(&s, "/teams/core").await;
+    assert_eq!(status, 200);
+    let alice = body
+        .find("<td>alice</td><td>team-member</td>")
+        .expect(&body);
+    let zoe = body.find("<td>zoe</td><td>viewer</td>").expect(&body);
+    assert!(alice < zoe, "sorted by name");
+    assert!(!body.contains("bob"), "another team's member: {body}");
+    assert!(!body.contains("No members yet"), "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn missing_things_are_html_404s() {
     let s = TestServer::start().await;
     for path in [

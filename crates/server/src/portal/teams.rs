@@ -83,6 +83,22 @@ async fn show(
             when => latest.as_ref().map(|d| when(d.created_at, now)),
         });
     }
+    // The team's members and their roles; administrators act in every team without one.
+    let mut members: Vec<_> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter_map(|u| {
+            let m = u.memberships.iter().find(|m| m.team == team.name)?;
+            Some((u.name.clone(), m.role.as_str()))
+        })
+        .collect();
+    members.sort();
+    let members: Vec<_> = members
+        .into_iter()
+        .map(|(name, role)| context! { name, role })
+        .collect();
     let pages = services.total.div_ceil(per as u64).max(1);
     let base = format!("/teams/{}", team.name);
     let link = |p: u64| {
@@ -98,7 +114,7 @@ async fn show(
         context! {
             nav => "teams",
             team => context! { name => team.name, created => when(team.created_at, now) },
-            items, total => services.total, page => page_no, pages,
+            items, members, total => services.total, page => page_no, pages,
             prev => (page_no > 1).then(|| link(page_no - 1)),
             next => (page_no < pages).then(|| link(page_no + 1)),
         },
