@@ -29,6 +29,11 @@ use tokio_util::sync::CancellationToken;
 pub const RESOURCES_RULE: &str =
     "limits of this release: the deployment's request, else the repository's, else Slipway's defaults";
 
+/// How often a starting instance is probed while nothing listens on its port yet.
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+/// The longest pause between probes of an instance that answers, but not healthy.
+const PROBE_INTERVAL_MAX: Duration = Duration::from_secs(1);
+
 /// Settings of the local target.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -840,7 +845,12 @@ impl LocalTarget {
         let deadline = Instant::now() + self.config.health_timeout;
         let mut healthy = vec![false; instances.len()];
         let mut last = String::from("no probe answered yet");
+        // Every 20 ms while the app is not listening yet, so that it is seen the moment it is;
+        // once it answers unhealthy, the interval doubles up to 1 s: each probe is a request in the
+        // app's own log, and an app that answers 500 for a minute would otherwise log 3,000 of them.
+        let mut interval = PROBE_INTERVAL;
         loop {
+            let mut answered = false;
             for (i, inst) in instances.iter().enumerate() {
                 if healthy[i] {
                     continue;
@@ -863,7 +873,11 @@ impl LocalTarget {
                             inst.started.elapsed().as_millis()
                         ));
                     }
-                    Probe::Unhealthy(msg) => last = msg,
+                    Probe::Unhealthy(msg) => {
+                        answered = true;
+                        last = msg;
+                    }
+                    Probe::Refused(msg) => last = msg,
                 }
             }
             if healthy.iter().all(|h| *h) {
@@ -876,8 +890,12 @@ impl LocalTarget {
                     health_path.map_or("TCP connect".to_string(), |p| format!("GET {p}"))
                 ));
             }
+            if answered {
+                interval = (interval * 2).min(PROBE_INTERVAL_MAX);
+            }
+            let pause = interval.min(deadline.saturating_duration_since(Instant::now()));
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = cancel.cancelled() => return Err("cancelled".into()),
             }
         }

@@ -136,16 +136,26 @@ pub async fn port_in_use(port: u16) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     Healthy(String),
+    /// Nothing accepts connections on the port (yet).
+    Refused(String),
+    /// The app accepted the connection but did not answer healthy (its own log may record it).
     Unhealthy(String),
 }
 
 /// One health probe: `GET path` over HTTP/1.1 expecting 2xx or 3xx, or, without a path, a TCP connect.
 pub async fn probe(port: u16, path: Option<&str>, timeout: Duration) -> Probe {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+    let mut stream = match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Probe::Refused(format!("connect to port {port}: {e}")),
+        Err(_) => {
+            return Probe::Refused(format!(
+                "connect to port {port}: no answer within {timeout:?}"
+            ))
+        }
+    };
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| format!("connect to port {port}: {e}"))?;
         let Some(path) = path else {
             return Ok(format!("port {port} accepts connections"));
         };

@@ -679,6 +679,59 @@ async fn bad_input_fails_with_reasons() {
     s.stop().await;
 }
 
+/// Answers 500 on /health for its first 3 seconds (say, while it warms a cache), then 200; every
+/// request is a line of its own output.
+const PY_WARMING_APP: &str = r#"import os, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+START = time.monotonic()
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        warm = time.monotonic() - START >= 3
+        code = 200 if warm or self.path != "/health" else 500
+        print("request", self.path, code, flush=True)
+        body = b"warm\n" if warm else b"warming\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_that_answers_unhealthy_is_probed_less_and_less_often() {
+    let s = TestServer::start_engine().await;
+    let repo = git_repo(
+        &s.dir.path().join("src/warming"),
+        &[
+            ("app.py", PY_WARMING_APP),
+            ("slipway.toml", "[run]\nhealth_path = \"/health\"\n"),
+        ],
+    );
+    register(&s, "warming", &repo).await;
+    let id = deploy(&s, json!({ "service": "warming" })).await;
+    let d = finished(&s, &id).await;
+    assert_eq!(d["status"], "EXPOSED", "{d}");
+    let log = text(&s, &format!("/api/v1/deployments/{id}/logs")).await;
+    let unhealthy = log.matches("request /health 500").count();
+    // Probing every 20 ms, the 3 s of 500s were ~150 requests (and a minute of them 3,000 lines
+    // of the deployment log); with the interval doubling to at most 1 s they are a handful, and
+    // the first healthy answer still comes within about a second of the app being ready.
+    assert!(
+        (1..=12).contains(&unhealthy),
+        "{unhealthy} unhealthy probes:\n{log}"
+    );
+    assert!(log.contains("request /health 200"), "{log}");
+    let (status, body) = through_proxy(&s, "warming.dev.localhost", "/").await;
+    assert_eq!((status, body.as_str()), (200, "warm\n"));
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotency_queueing_and_cancel() {
     let s = TestServer::start_engine().await;
