@@ -215,8 +215,10 @@ async fn delete_removes_rows_files_and_commits() {
     assert!(!files.contains("payments"), "{files}");
     assert!(files.contains("billing"));
     assert!(!s.worktree_files().iter().any(|f| f.contains("payments")));
-    let (_, deps) = s.get("/api/v1/deployments?service=payments").await;
-    assert_eq!(deps["total"], 0);
+    // Its deployments are gone with it (and filtering on it is a 404 now).
+    let (_, deps) = s.get("/api/v1/deployments").await;
+    assert_eq!(deps["total"], 0, "{deps}");
+    assert_eq!(s.get("/api/v1/deployments?service=payments").await.0, 404);
     s.stop().await;
 }
 
@@ -346,6 +348,46 @@ async fn canonical_deployments_filter_and_validate() {
     assert_eq!(s.get("/api/v1/deployments?status=bogus").await.0, 400);
     let (_, page) = s.get("/api/v1/services/payments/deployments").await;
     assert_eq!(page["total"], 1);
+    let (_, page) = s
+        .get("/api/v1/services/payments/deployments?environment=staging")
+        .await;
+    assert_eq!(page["total"], 1);
+    // A filter naming something that does not exist is a 404, not an empty list; one that cannot
+    // be a name is a 400 naming the parameter. An empty one is no filter.
+    for (path, status, field) in [
+        ("/api/v1/deployments?service=nope", 404, None),
+        ("/api/v1/deployments?environment=qa", 404, None),
+        ("/api/v1/deployments?service=..%2Fx", 400, Some("service")),
+        (
+            "/api/v1/deployments?environment=Bad",
+            400,
+            Some("environment"),
+        ),
+        ("/api/v1/services?team=nope", 404, None),
+        ("/api/v1/services?team=a_b", 400, Some("team")),
+        (
+            "/api/v1/services/payments/deployments?environment=qa",
+            404,
+            None,
+        ),
+        (
+            "/api/v1/services/payments/deployments?environment=-x",
+            400,
+            Some("environment"),
+        ),
+    ] {
+        let (st, p) = s.get(path).await;
+        assert_eq!(st, status, "{path}: {p}");
+        if let Some(field) = field {
+            assert_eq!(p["errors"][0]["field"], field, "{path}: {p}");
+        } else {
+            assert!(p["detail"].as_str().unwrap().contains("no "), "{path}: {p}");
+        }
+    }
+    let (_, page) = s.get("/api/v1/deployments?service=&environment=").await;
+    assert_eq!(page["total"], 2);
+    let (_, page) = s.get("/api/v1/services?team=core").await;
+    assert_eq!(page["total"], 2);
     let (st, p) = s
         .post(
             "/api/v1/deployments",

@@ -292,7 +292,8 @@ pub struct DeploymentFilter {
 /// Deployments, newest first, filtered and paged.
 #[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments", params(DeploymentFilter), responses(
     (status = 200, body = PageOf<Deployment>),
-    (status = 400, body = Problem, content_type = "application/problem+json")))]
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "the service or environment filtered on does not exist", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_deployments(
     State(state): State<AppState>,
     ValidQuery(f): ValidQuery<DeploymentFilter>,
@@ -312,11 +313,19 @@ pub async fn list_deployments(
                 vec![FieldError::new("status", e)],
             )
         })?;
+    let service = super::named_filter(&state, "service", super::Named::Service, f.service).await?;
+    let environment = super::named_filter(
+        &state,
+        "environment",
+        super::Named::Environment,
+        f.environment,
+    )
+    .await?;
     let page = state
         .store
         .list_deployments(&DeploymentQuery {
-            service: f.service,
-            environment: f.environment,
+            service,
+            environment,
             status,
             limit,
             offset,

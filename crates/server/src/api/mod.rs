@@ -39,6 +39,40 @@ pub fn router() -> Router<AppState> {
         .merge(identity::router())
 }
 
+/// What a list filter's value names.
+#[derive(Clone, Copy)]
+pub enum Named {
+    Service,
+    Team,
+    Environment,
+}
+
+/// A list filter that names a service, team or environment (`?service=`): a value that cannot be
+/// such a name is a `400` naming the parameter, a name that does not exist a `404` — a typo must
+/// not look like an empty list. An empty value is no filter. Returns the filter to apply.
+pub async fn named_filter(
+    state: &AppState,
+    param: &str,
+    named: Named,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    slipway_core::validate::dns_label(param, &value).map_err(|e| {
+        ApiError::bad_request(
+            format!("invalid query parameter {param}: {}", e.message),
+            vec![e],
+        )
+    })?;
+    match named {
+        Named::Service => drop(state.store.get_service(&value).await?),
+        Named::Team => drop(state.store.get_team(&value).await?),
+        Named::Environment => drop(state.store.get_environment(&value).await?),
+    }
+    Ok(Some(value))
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; see /docs for the API".into())
 }

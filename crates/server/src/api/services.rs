@@ -146,6 +146,7 @@ pub struct ServiceFilter {
 #[utoipa::path(get, path = "/api/v1/services", tag = "services", params(ServiceFilter), responses(
     (status = 200, body = PageOf<Service>),
     (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "the team filtered on does not exist", body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_services(
     State(state): State<AppState>,
@@ -160,10 +161,11 @@ pub async fn list_services(
         slipway_core::validate::free_text("search", s, 100)
             .map_err(|e| slipway_core::ValidationErrors(vec![e]))?;
     }
+    let team = super::named_filter(&state, "team", super::Named::Team, f.team).await?;
     let page = state
         .store
         .list_services(&ServiceQuery {
-            team: f.team,
+            team,
             search: f.search.filter(|s| !s.is_empty()),
             template: f.template,
             limit,
@@ -453,7 +455,8 @@ pub struct ServiceDeploymentFilter {
 #[utoipa::path(get, path = "/api/v1/services/{name}/deployments", tag = "services",
     params(("name" = String, Path), ServiceDeploymentFilter), responses(
     (status = 200, body = PageOf<Deployment>),
-    (status = 404, body = Problem, content_type = "application/problem+json")))]
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such service, or the environment filtered on does not exist", body = Problem, content_type = "application/problem+json")))]
 pub async fn service_deployments(
     State(state): State<AppState>,
     ValidPath(name): ValidPath<String>,
@@ -465,11 +468,18 @@ pub async fn service_deployments(
     }
     .resolve()?;
     let service = state.store.get_service(&name).await?;
+    let environment = super::named_filter(
+        &state,
+        "environment",
+        super::Named::Environment,
+        f.environment,
+    )
+    .await?;
     let page = state
         .store
         .list_deployments(&DeploymentQuery {
             service: Some(service.name),
-            environment: f.environment,
+            environment,
             limit,
             offset,
             ..Default::default()
