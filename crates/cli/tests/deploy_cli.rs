@@ -346,6 +346,35 @@ fn a_one_off_app_from_a_repository_url() {
     let out = ok(url, &["-o", "json", "service", "show", "scratch"]);
     let s: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(s["team"], "adhoc");
+    // The same repository written another way (a bare path with a trailing slash) is the same
+    // service's, not a conflict; another repository under that name is one.
+    let out = ok(
+        url,
+        &[
+            "-o",
+            "json",
+            "deploy",
+            "--repo-url",
+            &format!("{}/", repo.display()),
+            "--service",
+            "scratch",
+        ],
+    );
+    let d: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(d["service"], "scratch", "{}", out.all());
+    let other = dir.path().join("other");
+    app_repo(&other, APP);
+    let out = cli(
+        url,
+        &[
+            "deploy",
+            "--repo-url",
+            other.to_str().unwrap(),
+            "--service",
+            "scratch",
+        ],
+    );
+    assert_eq!(out.code, 5, "{}", out.all());
 
     // An unknown ref fails the deployment (exit 8) with the reason.
     let out = cli(url, &["deploy", "scratch", "--ref", "no-such-branch", "-f"]);

@@ -400,6 +400,22 @@ pub fn repo_source(field: &str, value: &str, allow_local: bool) -> Result<(), Fi
     Ok(())
 }
 
+/// Whether two repository sources name the same repository, as far as their text tells: a local
+/// path and its `file://` form, and trailing slashes or a `.git` suffix, do not make another one.
+pub fn same_repository(a: &str, b: &str) -> bool {
+    fn canonical(source: &str) -> &str {
+        let s = source.strip_prefix("file://").unwrap_or(source);
+        let s = s.trim_end_matches('/');
+        let s = s.strip_suffix(".git").unwrap_or(s).trim_end_matches('/');
+        if s.is_empty() {
+            "/"
+        } else {
+            s
+        }
+    }
+    canonical(a) == canonical(b)
+}
+
 fn valid_user(user: &str) -> bool {
     !user.is_empty()
         && !user.starts_with('-')
@@ -613,6 +629,27 @@ mod tests {
         }
         for bad in ["", "-x", "a..b", "a b", "a~1", "x.lock", "/a", "a/"] {
             assert!(git_ref("ref", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn same_repository_ignores_trailing_slashes_git_suffix_and_file_scheme() {
+        for (a, b) in [
+            ("/srv/git/app", "/srv/git/app/"),
+            ("/srv/git/app", "file:///srv/git/app"),
+            ("/srv/git/app.git", "/srv/git/app/"),
+            ("https://github.com/org/p", "https://github.com/org/p.git"),
+            ("https://github.com/org/p/", "https://github.com/org/p"),
+        ] {
+            assert!(same_repository(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("/srv/git/app", "/srv/git/app2"),
+            ("/srv/git/app", "/srv/git"),
+            ("https://github.com/org/p", "https://github.com/org/q"),
+            ("https://github.com/org/p", "https://gitlab.com/org/p"),
+        ] {
+            assert!(!same_repository(a, b), "{a} {b}");
         }
     }
 }

@@ -191,7 +191,7 @@ pub async fn create_deployment(
 
     if let Some(url) = &req.repo_url {
         match state.store.get_service(&service).await {
-            Ok(existing) if existing.repo_url != *url => {
+            Ok(existing) if !validate::same_repository(&existing.repo_url, url) => {
                 return Err(ApiError::Refused(format!(
                 "service {service:?} exists with another repository ({}); name a different service",
                 existing.repo_url
