@@ -9,9 +9,22 @@ use std::path::{Path, PathBuf};
 
 /// Whether `source` names a repository to fetch rather than a local directory.
 fn is_url(source: &str) -> bool {
-    ["https://", "http://", "ssh://", "git@", "file://"]
+    if ["https://", "http://", "ssh://", "git@", "file://"]
         .iter()
         .any(|p| source.starts_with(p))
+    {
+        return true;
+    }
+    // Any other scheme (`ftp://…`, git's `ext::…` remote helpers) is a URL as well, which the
+    // validation then refuses by name, unless such a directory exists here.
+    let scheme = source.find("://").or_else(|| source.find("::"));
+    scheme.is_some_and(|n| {
+        n > 0
+            && source.as_bytes()[0].is_ascii_alphabetic()
+            && source[..n]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    }) && !Path::new(source).is_dir()
 }
 
 fn invalid(message: String) -> CliError {

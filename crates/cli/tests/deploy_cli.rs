@@ -428,6 +428,12 @@ fn analyze_a_directory_and_a_repository_url() {
     assert!(out.stderr.contains("analyzing"), "{}", out.stderr);
     let out = cli(nowhere, &["analyze", &file_url, "--ref", "nope"]);
     assert_eq!(out.code, 4, "{}", out.all());
+    // Other schemes are refused as URLs (exit 6), not looked for as directories (exit 4).
+    for refused in ["ftp://x/y", "ext::sh -c id", "http://github.com/o/x"] {
+        let out = cli(nowhere, &["analyze", refused]);
+        assert_eq!(out.code, 6, "{refused}: {}", out.all());
+        assert!(!out.stderr.contains("not a directory"), "{}", out.all());
+    }
 
     // Nothing to plan: the error names what was checked.
     let empty = dir.path().join("empty");

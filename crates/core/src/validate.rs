@@ -170,7 +170,7 @@ pub fn repo_url(field: &str, value: &str) -> Result<(), FieldError> {
             None => return fail("is not of the form git@host:path"),
         }
     } else if value.contains("://") {
-        return fail("uses a scheme other than https:// or ssh://");
+        return fail("is not an https://, ssh:// or git@host:path URL");
     } else {
         return fail("is not a URL");
     };
@@ -365,7 +365,14 @@ pub fn repo_source(field: &str, value: &str, allow_local: bool) -> Result<(), Fi
         .strip_prefix("file://")
         .or_else(|| value.starts_with('/').then_some(value));
     let Some(path) = local else {
-        return repo_url(field, value);
+        return repo_url(field, value).map_err(|mut e| {
+            if allow_local {
+                e.message.push_str(
+                    "; this server also accepts local repositories: an absolute path or a file:// URL",
+                );
+            }
+            e
+        });
     };
     if !allow_local {
         return Err(FieldError::new(
