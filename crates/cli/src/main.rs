@@ -459,7 +459,7 @@ fn deployment_id(value: &str) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError {
-            code: exit::INVALID,
+            code: exit::USAGE,
             message: format!("{value:?} is not a deployment id (a UUID such as 0192c7e4-…)"),
         })
     }
@@ -817,11 +817,21 @@ async fn env(client: &Client, format: Format, cmd: EnvCmd) -> Result<(), CliErro
             missing.join(", ")
         );
     }
+    let removed: Vec<&str> = unset
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !missing.contains(n))
+        .collect();
+    if set.is_empty() && removed.is_empty() {
+        // Nothing changes: no write, no audit entry, no new version of the variables.
+        output::variables(format, &current);
+        return Ok(());
+    }
     let v: Value = client.put(&path, &json!({ "variables": vars })).await?;
     let text = if set.is_empty() {
         format!(
             "unset {} for {service} in {environment}; the next deployment uses the change",
-            unset.join(", ")
+            removed.join(", ")
         )
     } else {
         let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();

@@ -134,7 +134,7 @@ fn cli_commands_and_exit_codes() {
         "names are checked before they become a URL: {}",
         out.stderr
     );
-    assert_eq!(cli(&url, &["deployment", "show", "../x"]).code, 6);
+    assert_eq!(cli(&url, &["deployment", "show", "../x"]).code, 2);
     assert_eq!(cli(&url, &["service"]).code, 2, "usage error");
     assert_eq!(cli(&url, &["--output", "xml", "service", "list"]).code, 2);
 }

@@ -150,6 +150,14 @@ fn deploy_follow_env_logs_rollback_and_destroy() {
     assert!(out.stdout.contains("GREETING"), "{}", out.all());
     let out = ok(url, &["env", "unset", "hello", "EXTRA"]);
     assert!(out.stdout.contains("EXTRA"), "{}", out.all());
+    // Unsetting what is not set says so and claims no change.
+    let out = ok(url, &["env", "unset", "hello", "NOTTHERE"]);
+    assert!(
+        out.stderr.contains("not set in hello (dev): NOTTHERE"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stdout.contains("unset NOTTHERE"), "{}", out.all());
     let out = ok(url, &["-o", "json", "env", "list", "hello"]);
     let vars: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
@@ -230,7 +238,7 @@ fn deploy_follow_env_logs_rollback_and_destroy() {
         cli(url, &["rollback", "0192c7e4-0000-0000-0000-000000000000"]).code,
         4
     );
-    assert_eq!(cli(url, &["destroy", "not a uuid"]).code, 6);
+    assert_eq!(cli(url, &["destroy", "not a uuid"]).code, 2);
     drop(server);
 }
 
