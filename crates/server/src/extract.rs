@@ -68,7 +68,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 )),
                 Category::Data => {
                     let msg = inner.to_string();
-                    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                    let msg = plain(msg.split(" at line ").next().unwrap_or(&msg));
                     // serde_path_to_error's path ends at an unknown field, and at the parent of a missing one.
                     let field = match backticked(&msg, "missing field `") {
                         Some(f) if path != "." => format!("{path}.{f}"),
@@ -90,6 +90,38 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     }
+}
+
+/// serde's complaint in the API's words: JSON types instead of Rust's (`expected u32` → a whole
+/// number and its range, `expected struct SeedRegisterRequest` → a JSON object).
+fn plain(msg: &str) -> String {
+    let mut msg = msg.to_string();
+    if let Some(i) = msg.find("expected struct ") {
+        let head = if msg.starts_with("invalid length ") {
+            "an array".to_string()
+        } else {
+            msg[..i].trim_end_matches([',', ' ']).to_string()
+        };
+        msg = format!("{head}, expected a JSON object");
+    }
+    msg = msg.replace("floating point `", "number `");
+    for (rust, json) in [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number from 0 to 18446744073709551615"),
+        ("usize", "a whole number from 0 to 18446744073709551615"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+    ] {
+        if let Some(stem) = msg.strip_suffix(&format!("expected {rust}")) {
+            msg = format!("{stem}expected {json}");
+            break;
+        }
+    }
+    msg
 }
 
 fn backticked(msg: &str, prefix: &str) -> Option<String> {
@@ -114,7 +146,7 @@ where
             .map(ValidQuery)
             .map_err(|err| {
                 let path = err.path().to_string();
-                let msg = err.into_inner().to_string();
+                let msg = plain(&err.into_inner().to_string());
                 let field = backticked(&msg, "unknown field `")
                     .or_else(|| backticked(&msg, "missing field `"))
                     .unwrap_or_else(|| {
@@ -152,5 +184,50 @@ where
                     vec![FieldError::new("path", rejection.body_text())],
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        replicas: Option<u32>,
+    }
+
+    fn complaint(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::Invalid { errors, .. }) => {
+                format!("{}: {}", errors[0].field, errors[0].message)
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn type_errors_speak_json_not_rust() {
+        for (body, want) in [
+            (
+                r#"{"name":"a","replicas":"2"}"#,
+                r#"replicas: invalid type: string "2", expected a whole number from 0 to 4294967295"#,
+            ),
+            (
+                r#"{"name":"a","replicas":99999999999999999999}"#,
+                "replicas: invalid type: number `1e+20`, expected a whole number from 0 to 4294967295",
+            ),
+            (
+                r#"{"name":"a","replicas":-1}"#,
+                "replicas: invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+            ),
+            ("[]", "body: an array, expected a JSON object"),
+            ("null", "body: invalid type: null, expected a JSON object"),
+        ] {
+            let got = complaint(body);
+            assert_eq!(got, want, "{body}");
+            assert!(!got.contains("Body") && !got.contains("u32"), "{got}");
+        }
     }
 }
