@@ -291,10 +291,14 @@ impl Orchestrator {
                 .chain(plan.build.iter())
                 .cloned()
                 .collect();
+            let what = [plan.language.as_deref(), plan.framework.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
             let summary = format!(
-                "{} {} at {}: {}",
-                plan.language.as_deref().unwrap_or("app"),
-                plan.framework.as_deref().unwrap_or(""),
+                "{} at {}: {}",
+                if what.is_empty() { "app" } else { &what },
                 short_sha(&sha),
                 if commands.is_empty() {
                     "nothing to build".to_string()
@@ -644,7 +648,8 @@ impl Orchestrator {
             .store
             .transition_deployment(id, to, reason, update)
             .await?;
-        if to.is_terminal() {
+        // A deployment is counted once, by how it ended; destroying it later is not another end.
+        if to.is_terminal() && to != DeploymentStatus::Destroyed {
             self.metrics
                 .deployment_ended(&d.service, &d.environment, to.as_str());
         }

@@ -202,9 +202,16 @@ pub fn problem_response(problem: Problem) -> Response {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { kind, name } => ApiError::Conflict(format!(
-                "a {kind} named {name:?} already exists; choose another name"
-            )),
+            StoreError::Conflict { kind, name } => {
+                let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                ApiError::Conflict(format!(
+                    "{article} {kind} named {name:?} already exists; choose another name"
+                ))
+            }
             StoreError::NotFound { kind, name } => {
                 ApiError::NotFound(format!("no {kind} named {name:?}"))
             }

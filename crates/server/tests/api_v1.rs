@@ -327,6 +327,14 @@ async fn canonical_deployments_filter_and_validate() {
     register(&s, "billing", "core").await;
     s.post("/api/v1/environments", json!({"name": "staging"}))
         .await;
+    let (st, p) = s
+        .post("/api/v1/environments", json!({"name": "staging"}))
+        .await;
+    assert_eq!(st, 409);
+    assert_eq!(
+        p["detail"],
+        "an environment named \"staging\" already exists; choose another name"
+    );
     let (st, d) = s
         .post(
             "/api/v1/deployments",

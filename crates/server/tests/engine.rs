@@ -559,6 +559,9 @@ async fn rollback_redeploys_an_earlier_release_without_rebuilding_and_destroy_st
     assert_eq!(status, 202, "{body}");
     let gone = wait_status(&s, &serving, "DESTROYED").await;
     assert_eq!(gone["status_before_destroy"], "EXPOSED");
+    // It was counted when it ended (EXPOSED); destroying it is not a second end.
+    let metrics = text(&s, "/metrics").await;
+    assert!(!metrics.contains("status=\"DESTROYED\""), "{metrics}");
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
         "process {pid} still runs"
