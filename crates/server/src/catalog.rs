@@ -599,6 +599,17 @@ pub async fn update(
         .clone()
         .unwrap_or_else(|| current.repo_url.clone());
     let regenerate = team != current.team || repo_url != current.repo_url;
+    let description_changes = patch
+        .description
+        .as_ref()
+        .is_some_and(|d| *d != current.description);
+    if !regenerate && !description_changes {
+        // Nothing changes: no write, no new updated_at, no audit entry.
+        return Ok(Updated {
+            service: current,
+            conflicts: Vec::new(),
+        });
+    }
     let comparison = if regenerate {
         if state.repo.ref_moved().map_err(ApiError::internal)? {
             // A commit made there while Slipway runs may hold a team's edit not adopted yet.

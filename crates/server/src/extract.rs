@@ -105,6 +105,19 @@ fn plain(msg: &str) -> String {
         msg = format!("{head}, expected a JSON object");
     }
     msg = msg.replace("floating point `", "number `");
+    // chrono's complaints about a date and time, which say nothing of the format it wants.
+    if [
+        "input contains invalid characters",
+        "premature end of input",
+        "trailing input",
+        "input is out of range",
+        "no possible date and time matching input",
+        "input is not enough for unique date and time",
+    ]
+    .contains(&msg.as_str())
+    {
+        msg.push_str("; expected an RFC 3339 date and time such as 2026-12-07T09:30:00Z");
+    }
     for (rust, json) in [
         ("u8", "a whole number from 0 to 255"),
         ("u16", "a whole number from 0 to 65535"),
@@ -229,5 +242,24 @@ mod tests {
             assert_eq!(got, want, "{body}");
             assert!(!got.contains("Body") && !got.contains("u32"), "{got}");
         }
+    }
+
+    #[test]
+    fn a_bad_date_and_time_says_which_format() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            since: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        let err = parse_json::<Q>(br#"{"since":"yesterday"}"#).unwrap_err();
+        let ApiError::Invalid { errors, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(errors[0].field, "since");
+        assert!(
+            errors[0].message.contains("RFC 3339") && errors[0].message.contains("2026-12-07T"),
+            "{}",
+            errors[0].message
+        );
     }
 }

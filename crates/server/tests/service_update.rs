@@ -43,6 +43,14 @@ fn commit_as_team(s: &TestServer, path: &str, content: &str, message: &str) {
     );
 }
 
+/// How many `service.update` entries the audit log holds for `pay`.
+async fn update_count(s: &TestServer) -> Value {
+    s.get("/api/v1/audit?object_kind=service&object_name=pay&action=service.update")
+        .await
+        .1["total"]
+        .clone()
+}
+
 async fn stored(s: &TestServer, path: &str) -> String {
     let (status, _, text) = s
         .get_text(&format!("/api/v1/services/pay/artifacts/{path}"))
@@ -192,6 +200,22 @@ async fn edited_files_survive_a_new_team_and_repository(database_url: Option<Str
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["conflicts"], json!([]));
+    assert_eq!(s.commit_count(), commits);
+
+    // A patch that changes nothing writes nothing: same updated_at, no audit entry.
+    let before = s.get("/api/v1/services/pay").await.1;
+    let updates = update_count(&s).await;
+    assert!(updates.as_u64().is_some_and(|n| n >= 2), "{updates}");
+    for same in [
+        json!({}),
+        json!({"description": "money", "team": "fintech"}),
+        json!({"repo_url": before["repo_url"]}),
+    ] {
+        let (status, body) = s.patch("/api/v1/services/pay", same.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["updated_at"], before["updated_at"], "{same}: {body}");
+    }
+    assert_eq!(update_count(&s).await, updates);
     assert_eq!(s.commit_count(), commits);
 
     // A commit made while Slipway runs may hold an edit not adopted yet: refused, nothing changed.
