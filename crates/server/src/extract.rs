@@ -13,7 +13,7 @@ pub struct ValidJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ValidJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + utoipa::PartialSchema,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -48,8 +48,52 @@ where
                 )
             }
         })?;
-        parse_json(&bytes).map(ValidJson)
+        parse_json(&bytes)
+            .map(ValidJson)
+            .map_err(|e| all_missing::<T>(e, &bytes))
     }
+}
+
+/// serde reports the first missing field only; with the body's schema every required field that
+/// is not there is listed (the API promises each one).
+fn all_missing<T: utoipa::PartialSchema>(e: ApiError, bytes: &[u8]) -> ApiError {
+    let ApiError::Invalid {
+        status,
+        detail,
+        errors,
+    } = e
+    else {
+        return e;
+    };
+    let is_top_missing = errors.len() == 1
+        && !errors[0].field.contains('.')
+        && errors[0].message.starts_with("missing field");
+    let body = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+    let (true, Some(serde_json::Value::Object(present))) = (is_top_missing, body) else {
+        return ApiError::Invalid {
+            status,
+            detail,
+            errors,
+        };
+    };
+    let utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(schema)) = T::schema()
+    else {
+        return ApiError::Invalid {
+            status,
+            detail,
+            errors,
+        };
+    };
+    let mut all = errors;
+    for name in &schema.required {
+        if !present.contains_key(name) && all.iter().all(|e| &e.field != name) {
+            all.push(FieldError::new(
+                name.clone(),
+                format!("missing field `{name}`; it is required"),
+            ));
+        }
+    }
+    ApiError::invalid(slipway_core::ValidationErrors(all))
 }
 
 /// Parses a JSON document into `T`, mapping serde's complaint to the field it is about.

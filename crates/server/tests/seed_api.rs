@@ -234,6 +234,28 @@ async fn missing_field_is_rejected() {
 }
 
 #[tokio::test]
+async fn every_missing_field_is_listed() {
+    let s = TestServer::start().await;
+    let (status, problem) = s
+        .post("/platform/services", json!({"service_name": "abc"}))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let mut fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["repo_url", "team_name"], "{problem}");
+    let (status, problem) = s.post("/platform/services", json!({})).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"].as_array().unwrap().len(), 3, "{problem}");
+    assert_eq!(s.get("/platform/services").await.1, json!([]));
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_json_is_400() {
     let s = TestServer::start().await;
     let (status, problem) = s
