@@ -863,6 +863,47 @@ async fn the_portal_signs_in_with_a_password_and_checks_roles() {
         }
     };
     assert_eq!(create("web", "site").await.status(), 303);
+    // The file viewer's raw link works for a signed-in browser (the API's own route takes no
+    // session cookie).
+    let file = "terraform/envs/dev/site/main.tf";
+    let page = browser
+        .get(format!(
+            "{}/services/site?scope=platform&file={file}",
+            s.url
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let raw = page
+        .split("\">raw</a>")
+        .next()
+        .and_then(|head| head.rsplit("href=\"").next())
+        .expect("a raw link")
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/");
+    assert!(raw.starts_with("/services/site/artifacts/"), "{raw}");
+    let got = browser
+        .get(format!("{}{raw}", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200, "{raw}");
+    assert!(got.text().await.unwrap().contains("site"));
+    let api = browser
+        .get(format!(
+            "{}/api/v1/services/site/artifacts/{file}?scope=platform",
+            s.url
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401, "the API takes no session cookie");
     let refused = create("ops", "infra").await;
     assert_eq!(refused.status(), 403);
     assert!(refused

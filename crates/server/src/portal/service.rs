@@ -33,6 +33,11 @@ pub fn router() -> Router<AppState> {
             "/services/{name}/artifacts.tar.gz",
             get(crate::api::services::artifact_bundle),
         )
+        // The file viewer's raw link, likewise.
+        .route(
+            "/services/{name}/artifacts/{*path}",
+            get(crate::api::services::get_artifact),
+        )
 }
 
 const HISTORY_PER_PAGE: u32 = 20;
@@ -307,7 +312,7 @@ async fn render(
                             })
                             .collect::<Vec<_>>()
                     }),
-                    raw => format!("/api/v1/services/{}/artifacts/{}?scope={}", service.name, a.path, scope.as_str()),
+                    raw => format!("/services/{}/artifacts/{}?scope={}", service.name, a.path, scope.as_str()),
                 })
             }
             Err(slipway_store::StoreError::NotFound { .. }) => Some(context! { missing => path }),
