@@ -145,12 +145,7 @@ fn cli_commands_and_exit_codes() {
 fn cli_into_closed_pipe(url: &str, args: &[&str]) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(BIN)
-        .env("SLIPWAY_AUTH", "off")
-        .env("SLIPWAY_URL", url)
-        .env_remove("SLIPWAY_TOKEN")
-        .env("SLIPWAY_DATA_DIR", "/nonexistent/slipway-test")
-        .env("RUST_BACKTRACE", "0")
+    let out = common::cli_command(url)
         .args(args)
         .stdout(writer)
         .output()

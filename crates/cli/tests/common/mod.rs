@@ -409,15 +409,22 @@ pub fn ok(url: &str, args: &[&str]) -> Out {
     out
 }
 
-/// [`cli`] with these environment variables set over its defaults, e.g. `SLIPWAY_TOKEN`, or
-/// `SLIPWAY_DATA_DIR` for the admin token `up` saved there.
-pub fn cli_with(url: &str, env: &[(&str, &str)], args: &[&str]) -> Out {
-    let out = Command::new(BIN)
-        .env("SLIPWAY_AUTH", "off")
+/// The CLI pointed at `url` with the tests' environment (authentication off, no token, no data
+/// directory, no backtraces), to add arguments and pipes to.
+pub fn cli_command(url: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("SLIPWAY_AUTH", "off")
         .env("SLIPWAY_URL", url)
         .env_remove("SLIPWAY_TOKEN")
         .env("SLIPWAY_DATA_DIR", "/nonexistent/slipway-test")
-        .env("RUST_BACKTRACE", "0")
+        .env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+/// [`cli`] with these environment variables set over its defaults, e.g. `SLIPWAY_TOKEN`, or
+/// `SLIPWAY_DATA_DIR` for the admin token `up` saved there.
+pub fn cli_with(url: &str, env: &[(&str, &str)], args: &[&str]) -> Out {
+    let out = cli_command(url)
         .envs(env.iter().copied())
         .args(args)
         .output()
