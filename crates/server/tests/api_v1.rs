@@ -115,6 +115,16 @@ async fn services_create_list_filter_page_show() {
     assert_eq!(status, 200);
     assert_eq!(shown["team"], "core");
     assert_eq!(shown["latest_deployment"], Value::Null);
+    // Registration lists the files in the order showing the service does: by scope, then path.
+    let order = |v: &Value| -> Vec<(String, String)> {
+        v["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["scope"].to_string(), a["path"].to_string()))
+            .collect()
+    };
+    assert_eq!(order(&created), order(&shown));
     assert_eq!(s.get("/api/v1/services/nope").await.0, 404);
     s.stop().await;
 }

@@ -119,9 +119,12 @@ pub async fn create_service(
     } else {
         catalog::register(&state, reg, &actor).await?
     };
+    let mut artifacts: Vec<ArtifactInfo> = done.artifacts.iter().map(Artifact::info).collect();
+    // In the order GET /api/v1/services/{name} lists them: by scope, then path.
+    artifacts.sort_by(|a, b| (a.scope.as_str(), &a.path).cmp(&(b.scope.as_str(), &b.path)));
     Ok(created(ServiceDetail {
         service: done.service,
-        artifacts: done.artifacts.iter().map(Artifact::info).collect(),
+        artifacts,
         latest_deployment: None,
         scaffold: done.scaffold,
         suggested_template: None,
