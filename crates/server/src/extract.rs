@@ -57,34 +57,22 @@ where
 /// serde reports the first missing field only; with the body's schema every required field that
 /// is not there is listed (the API promises each one).
 fn all_missing<T: utoipa::PartialSchema>(e: ApiError, bytes: &[u8]) -> ApiError {
-    let ApiError::Invalid {
-        status,
-        detail,
-        errors,
-    } = e
-    else {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    let ApiError::Invalid { errors, .. } = &e else {
         return e;
     };
-    let is_top_missing = errors.len() == 1
-        && !errors[0].field.contains('.')
-        && errors[0].message.starts_with("missing field");
-    let body = serde_json::from_slice::<serde_json::Value>(bytes).ok();
-    let (true, Some(serde_json::Value::Object(present))) = (is_top_missing, body) else {
-        return ApiError::Invalid {
-            status,
-            detail,
-            errors,
-        };
+    let top_level_missing = matches!(errors.as_slice(),
+        [only] if !only.field.contains('.') && only.message.starts_with("missing field"));
+    if !top_level_missing {
+        return e;
+    }
+    let (Ok(serde_json::Value::Object(present)), RefOr::T(Schema::Object(schema))) = (
+        serde_json::from_slice::<serde_json::Value>(bytes),
+        T::schema(),
+    ) else {
+        return e;
     };
-    let utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(schema)) = T::schema()
-    else {
-        return ApiError::Invalid {
-            status,
-            detail,
-            errors,
-        };
-    };
-    let mut all = errors;
+    let mut all = errors.clone();
     for name in &schema.required {
         if !present.contains_key(name) && all.iter().all(|e| &e.field != name) {
             all.push(FieldError::new(
