@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hyper::body::{Body as _, Incoming};
-use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
 use crate::backend::{Backend, InFlight};
-use crate::body::{Exchange, ProxyBody, Upstream};
-use crate::upstream::{self, Conn, ExchangeError, Head, ResponseBody, Send, SendError};
+use crate::body::{Exchange, Upstream};
+use crate::client::{ClientIo, RequestHead};
+use crate::upstream::{self, Conn, ExchangeError, Framing, Head, ResponseBody, Send, SendError};
 use crate::{headers, host, Inner, Pick};
 
 /// What the proxy knows about the client connection a request came on.
@@ -32,95 +31,105 @@ impl Client {
     }
 }
 
+/// What the proxy answers a request with.
+pub(crate) enum Answer {
+    /// A short text the proxy wrote itself; `exchange` is `None` for a request that matched no
+    /// route.
+    Text {
+        status: StatusCode,
+        text: Bytes,
+        exchange: Option<Exchange>,
+    },
+    /// The backend's answer, its body still to stream.
+    Upstream {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: ResponseBody,
+        exchange: Exchange,
+    },
+    /// The backend switched protocols: after the head, the client connection and `conn` are
+    /// joined into a tunnel.
+    Upgrade {
+        headers: HeaderMap,
+        conn: Conn,
+        in_flight: InFlight,
+        exchange: Exchange,
+    },
+}
+
 pub(crate) async fn handle(
     inner: &Inner,
     client: &Client,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
+    head: RequestHead,
+    io: &mut ClientIo,
+) -> Answer {
     let started = Instant::now();
-    let route = {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        host.and_then(host::route_key)
-            .and_then(|key| inner.route_by_key(&key))
-    };
+    // An absolute-form target names the host itself, and wins over `Host` (RFC 9112 §3.2.2).
+    let route = head
+        .target_authority()
+        .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .and_then(host::route_key)
+        .and_then(|key| inner.route_by_key(&key));
     let Some(route) = route else {
-        return unrouted(inner, &req);
+        return unrouted(inner, &head);
     };
-    route.metrics.start();
-    let exchange = Exchange {
-        route,
-        started,
-        status: 0,
-        upstream: None,
-    };
-    forward(inner, client, req, exchange).await
+    let exchange = Exchange::new(route, started);
+    forward(inner, client, head, io, exchange).await
 }
 
-fn unrouted(inner: &Inner, req: &Request<Incoming>) -> Response<ProxyBody> {
+fn unrouted(inner: &Inner, head: &RequestHead) -> Answer {
     inner
         .unrouted
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let host = req
-        .headers()
+    let host = head
+        .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     let text = format!(
         "slipway: no app is deployed at host {host:?}; apps answer at <service>.<environment>.localhost\n"
     );
-    text_response(StatusCode::NOT_FOUND, Bytes::from(text), None)
-}
-
-fn text_response(
-    status: StatusCode,
-    text: Bytes,
-    exchange: Option<Exchange>,
-) -> Response<ProxyBody> {
-    let mut exchange = exchange;
-    if let Some(exchange) = &mut exchange {
-        exchange.status = status.as_u16();
+    Answer::Text {
+        status: StatusCode::NOT_FOUND,
+        text: Bytes::from(text),
+        exchange: None,
     }
-    let mut response = Response::new(ProxyBody::text(text, exchange));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
-fn failure(status: StatusCode, text: &'static str, exchange: Exchange) -> Response<ProxyBody> {
-    text_response(status, Bytes::from_static(text.as_bytes()), Some(exchange))
+fn failure(status: StatusCode, text: &'static str, mut exchange: Exchange) -> Answer {
+    exchange.status = status.as_u16();
+    Answer::Text {
+        status,
+        text: Bytes::from_static(text.as_bytes()),
+        exchange: Some(exchange),
+    }
 }
 
 async fn forward(
     inner: &Inner,
     client: &Client,
-    mut req: Request<Incoming>,
+    mut head: RequestHead,
+    io: &mut ClientIo,
     exchange: Exchange,
-) -> Response<ProxyBody> {
+) -> Answer {
     let config = &inner.config;
-    if let (Some(limit), Some(length)) = (config.max_request_body, content_length(&req)) {
+    if let (Some(limit), Some(length)) = (config.max_request_body, head.content_length) {
         if length > limit {
             return too_large(exchange);
         }
     }
 
-    let upgrade = headers::wants_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    // hyper has checked the client's framing: a Transfer-Encoding ends in `chunked` (and any
-    // Content-Length beside it was dropped), a Content-Length is one valid number.
-    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    let mut body = (!body.is_end_stream()).then_some(body);
+    let upgrade = head.upgrade;
+    // The client's framing was checked when its head was parsed: a Transfer-Encoding ends in
+    // `chunked` (and any Content-Length beside it was dropped), a Content-Length is one number.
+    let chunked = matches!(head.body, Framing::Chunked(_));
+    headers::strip_hop_by_hop(&mut head.headers, upgrade);
+    let body = io.has_body();
+    // Backends get the origin form (`/path?query`), whatever form the client used.
+    let target = head.origin_form();
     // A request that failed on a reused connection before any answer came is repeated once on a
     // new connection, when that is harmless: an idempotent method and no body taken.
-    let mut may_retry = upstream::is_idempotent(&parts.method);
+    let mut may_retry = upstream::is_idempotent(&head.method);
     let mut retrying = false;
 
     // Backends whose connection failed before anything of the request was sent. Allocated only
@@ -171,16 +180,10 @@ async fn forward(
                 }
             },
         };
-        // Backends get the origin form (`/path?query`), whatever form the client used.
-        let head = upstream::encode_head(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            &client.ip,
-            chunked,
-        );
-        let mut send = Send::new(head, body.take(), chunked, config.max_request_body);
-        let sent = upstream::exchange(&mut conn, &mut send, &parts.method);
+        let encoded =
+            upstream::encode_head(&head.method, &target, &head.headers, &client.ip, chunked);
+        let mut send = Send::new(encoded, body, chunked, config.max_request_body);
+        let sent = upstream::exchange(&mut conn, &mut send, &head.method, io);
         let result = match config.request_timeout {
             Some(limit) => match tokio::time::timeout_at((sent_at + limit).into(), sent).await {
                 Ok(result) => result,
@@ -196,8 +199,8 @@ async fn forward(
             None => sent.await,
         };
         match result {
-            Ok(head) => {
-                return respond(inner, head, conn, send, in_flight, client_upgrade, exchange);
+            Ok(answer) => {
+                return respond(inner, answer, conn, send, in_flight, upgrade, exchange);
             }
             Err(ExchangeError::Closed { partial, cause })
                 if may_retry && conn.reused && !partial && !send.body_taken =>
@@ -206,7 +209,6 @@ async fn forward(
                 tracing::debug!(backend = %backend.addr, error = %cause, "retrying on a new connection");
                 may_retry = false;
                 retrying = true;
-                body = send.into_body();
             }
             Err(ExchangeError::Send(SendError::TooLarge(_))) => return too_large(exchange),
             Err(e @ ExchangeError::Malformed(_)) => {
@@ -229,7 +231,7 @@ async fn forward(
     }
 }
 
-fn too_large(exchange: Exchange) -> Response<ProxyBody> {
+fn too_large(exchange: Exchange) -> Answer {
     failure(
         StatusCode::PAYLOAD_TOO_LARGE,
         "slipway: the request body is larger than this proxy forwards\n",
@@ -243,9 +245,9 @@ fn respond(
     conn: Conn,
     send: Send,
     in_flight: InFlight,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    upgrade: bool,
     mut exchange: Exchange,
-) -> Response<ProxyBody> {
+) -> Answer {
     let Head {
         status,
         mut headers,
@@ -253,23 +255,22 @@ fn respond(
         keep_alive,
     } = head;
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client_upgrade) = client_upgrade else {
+        if !upgrade {
             tracing::warn!(backend = %in_flight.backend().addr, "backend switched protocols unasked");
             return failure(
                 StatusCode::BAD_GATEWAY,
                 "slipway: the app sent a malformed response\n",
                 exchange,
             );
-        };
+        }
         exchange.status = status.as_u16();
-        // The tunnel counts as in flight to its backend until it closes.
-        tokio::spawn(tunnel(client_upgrade, conn, in_flight));
         headers::strip_hop_by_hop(&mut headers, true);
-        // A 101 has no body; the bytes that follow belong to the tunnel.
-        let mut response = Response::new(ProxyBody::text(Bytes::new(), Some(exchange)));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        return response;
+        return Answer::Upgrade {
+            headers,
+            conn,
+            in_flight,
+            exchange,
+        };
     }
     exchange.status = status.as_u16();
     headers::strip_hop_by_hop(&mut headers, false);
@@ -277,39 +278,32 @@ fn respond(
         in_flight,
         pool: inner.pool,
     });
-    let body = ResponseBody::new(conn, send, framing, keep_alive);
-    let mut response = Response::new(ProxyBody::upstream(body, exchange));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    Answer::Upstream {
+        status,
+        headers,
+        body: ResponseBody::new(conn, send, framing, keep_alive),
+        exchange,
+    }
 }
 
-async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: Conn, in_flight: InFlight) {
-    let client = match client.await {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::debug!(error = %e, "upgrade did not complete");
-            return;
-        }
-    };
-    let mut client = TokioIo::new(client);
+/// Joins the client connection (after the 101 went out) and the backend connection: first the
+/// bytes each side sent early (the client's after its request head, the backend's after its
+/// 101), then both ways until either closes. The tunnel counts as in flight to its backend
+/// until it closes.
+pub(crate) async fn tunnel(mut client: ClientIo, backend: Conn, in_flight: InFlight) {
     let (mut backend, early) = backend.into_parts();
-    // Bytes the backend sent right after its 101 came in with the head.
-    if !early.is_empty() {
-        if let Err(e) = client.write_all(&early).await {
-            tracing::debug!(error = %e, "upgraded connection ended with an error");
-            return;
+    let result = async {
+        if !client.buf.is_empty() {
+            backend.write_all(&client.buf).await?;
         }
+        if !early.is_empty() {
+            client.stream.write_all(&early).await?;
+        }
+        tokio::io::copy_bidirectional(&mut client.stream, &mut backend).await
     }
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+    .await;
+    if let Err(e) = result {
         tracing::debug!(error = %e, "upgraded connection ended with an error");
     }
     drop(in_flight);
-}
-
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }

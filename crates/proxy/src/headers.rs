@@ -1,6 +1,6 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1) and the X-Forwarded-* headers.
 
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never the message: a proxy must not forward them.
 /// `Transfer-Encoding` is re-done on each side from the body streamed there.

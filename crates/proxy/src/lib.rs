@@ -14,6 +14,7 @@
 
 mod backend;
 mod body;
+mod client;
 mod forward;
 mod headers;
 mod host;

@@ -1,22 +1,22 @@
 //! The accept loop and the client connections.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::body::ProxyBody;
-use crate::forward::{self, Client};
+use crate::client::{self, BodyOut, ClientIo, ConnOut};
+use crate::forward::{self, Answer, Client};
+use crate::upstream::{Framing, ResponseBody};
 use crate::{backend, Inner};
 
 pub(crate) async fn serve(
@@ -45,15 +45,10 @@ async fn accept_loop(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut http = http1::Builder::new();
-    // Idle and slow clients are handled by `client_idle_timeout` per connection instead of
-    // hyper's header timeout, which would arm a timer for every request.
-    http.keep_alive(true).header_read_timeout(None);
-    let http = Arc::new(http);
     // Every worker holds a receiver of `workers_done` until its connections are closed, so the
     // sender learns that all are done when no receiver is left.
     let (workers_done, done_rx) = watch::channel(());
-    let workers = start_workers(&inner, &http, &done_rx)?;
+    let workers = start_workers(&inner, &done_rx)?;
     // The connections served on this runtime (when there are no workers).
     let local = Arc::new(ConnSet::default());
     let (local_alive, local_alive_rx) = watch::channel(());
@@ -77,7 +72,7 @@ async fn accept_loop(
             }
         };
         if workers.is_empty() {
-            let conn = connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
+            let conn = connection(Arc::clone(&inner), stream, peer);
             let (set, alive) = (Arc::clone(&local), local_alive_rx.clone());
             // Registered before the task starts, so that a shutdown right now still reaches it.
             let registration = set.add();
@@ -118,11 +113,7 @@ async fn accept_loop(
 
 /// Starts `worker_threads` threads, each with a single-threaded runtime serving the connections
 /// handed to it, so a request and its backend connection stay on one core (nginx's design).
-fn start_workers(
-    inner: &Arc<Inner>,
-    http: &Arc<http1::Builder>,
-    done: &watch::Receiver<()>,
-) -> std::io::Result<Vec<Worker>> {
+fn start_workers(inner: &Arc<Inner>, done: &watch::Receiver<()>) -> std::io::Result<Vec<Worker>> {
     let mut workers = Vec::with_capacity(inner.config.worker_threads);
     for slot in 1..=inner.config.worker_threads {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -130,12 +121,7 @@ fn start_workers(
             .build()?;
         let (connections, mut handed) = mpsc::unbounded_channel();
         let load = Arc::new(AtomicUsize::new(0));
-        let (inner, http, done, worker_load) = (
-            Arc::clone(inner),
-            Arc::clone(http),
-            done.clone(),
-            Arc::clone(&load),
-        );
+        let (inner, done, worker_load) = (Arc::clone(inner), done.clone(), Arc::clone(&load));
         std::thread::Builder::new()
             .name(format!("slipway-proxy-{slot}"))
             .spawn(move || {
@@ -148,8 +134,7 @@ fn start_workers(
                     while let Some((stream, peer)) = handed.recv().await {
                         match TcpStream::from_std(stream) {
                             Ok(stream) => {
-                                let conn =
-                                    connection(Arc::clone(&inner), Arc::clone(&http), stream, peer);
+                                let conn = connection(Arc::clone(&inner), stream, peer);
                                 let token = alive_rx.clone();
                                 let set = Arc::clone(&set);
                                 let load = Arc::clone(&worker_load);
@@ -179,26 +164,18 @@ fn start_workers(
 
 /// A client connection about to be served.
 struct Connection {
-    http: Arc<http1::Builder>,
     stream: TcpStream,
-    state: Arc<ConnState>,
+    state: ConnState,
 }
 
-fn connection(
-    inner: Arc<Inner>,
-    http: Arc<http1::Builder>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> Connection {
+fn connection(inner: Arc<Inner>, stream: TcpStream, peer: SocketAddr) -> Connection {
     let _ = stream.set_nodelay(true);
     Connection {
-        http,
         stream,
-        state: Arc::new(ConnState {
+        state: ConnState {
             inner,
             client: Client::new(peer),
-            requests: AtomicU64::new(0),
-        }),
+        },
     }
 }
 
@@ -211,43 +188,239 @@ impl Connection {
         (id, mut close): (u64, oneshot::Receiver<()>),
         load: Option<&AtomicUsize>,
     ) {
-        let state = self.state;
-        let idle = state.inner.config.client_idle_timeout;
-        let conn = self
-            .http
-            .serve_connection(TokioIo::new(self.stream), service(Arc::clone(&state)))
-            .with_upgrades();
-        tokio::pin!(conn);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
-        let mut seen = 0;
-        // Every branch is polled whenever the task wakes (several times per request), so they
-        // are kept cheap: no shared lock, only this connection's own channel and timer.
-        let result = loop {
-            tokio::select! {
-                biased;
-                result = conn.as_mut() => break result,
-                _ = &mut close => {
-                    conn.as_mut().graceful_shutdown();
-                    break conn.await;
+        serve_requests(&self.state, ClientIo::new(self.stream), &mut close).await;
+        set.remove(id);
+        if let Some(load) = load {
+            load.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether the connection goes on after an answer.
+enum After {
+    Next,
+    Close,
+    /// Already ended (closed, or handed to a tunnel).
+    Gone,
+}
+
+/// Serves requests on the connection one after another (pipelined ones in order).
+async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot::Receiver<()>) {
+    let config = &state.inner.config;
+    let idle = config.client_idle_timeout;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+    // After a long request, one late tick, then a whole period again.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut begun, mut seen) = (0u64, 0u64);
+    let mut out = Vec::with_capacity(512);
+    loop {
+        let head = loop {
+            match client::parse_request(&mut io.buf) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(refusal) => {
+                    tracing::debug!(client = %state.client.addr, ?refusal, "refused a request head");
+                    client::refuse(io, refusal).await;
+                    return;
                 }
+            }
+            // Every branch is polled whenever the task wakes, so they are kept cheap: this
+            // connection's own channel and timer, no shared lock.
+            let filled = tokio::select! {
+                biased;
+                _ = &mut *close => return,
+                filled = std::future::poll_fn(|cx| io.poll_fill(cx)) => filled,
                 _ = ticks.tick() => {
-                    let requests = state.requests.load(Ordering::Relaxed);
-                    if requests == seen {
-                        // No request began in a whole period: close once the one in progress
-                        // (if any) is done. This also ends clients that never finish a header.
-                        conn.as_mut().graceful_shutdown();
-                        break conn.await;
+                    if begun == seen {
+                        // No request began in a whole period: this also ends clients that
+                        // never finish a head.
+                        return;
                     }
-                    seen = requests;
+                    seen = begun;
+                    continue;
+                }
+            };
+            match filled {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(client = %state.client.addr, error = %e, "client connection ended with an error");
+                    return;
                 }
             }
         };
-        set.remove(id);
-        if let Err(e) = result {
-            tracing::debug!(client = %state.client.addr, error = %e, "client connection ended with an error");
+        begun += 1;
+        let last = config.client_max_requests.is_some_and(|max| begun >= max);
+        let keep_alive = head.keep_alive && !last;
+        let (http11, head_request) = (head.http11, head.method == Method::HEAD);
+        client::start_request(&mut io, &head);
+        let answer = forward::handle(&state.inner, &state.client, head, &mut io).await;
+        out.clear();
+        out.extend_from_slice(client::owed_continue(&mut io));
+        let after = match answer {
+            Answer::Text {
+                status,
+                text,
+                exchange,
+            } => {
+                // The body the proxy did not forward is dropped if it is all here; otherwise the
+                // connection cannot go on.
+                let keep_alive = client::finish_request(&mut io) && keep_alive;
+                let mut headers = HeaderMap::with_capacity(2);
+                headers.insert(header::CONTENT_TYPE, client::text_plain());
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+                client::encode_head(
+                    &mut out,
+                    status,
+                    &headers,
+                    BodyOut::AsIs,
+                    conn_out(keep_alive, http11),
+                );
+                drop(exchange);
+                let body: &[u8] = if head_request { b"" } else { &text };
+                match io.write_parts(&[&out, body]).await {
+                    Ok(()) if keep_alive => After::Next,
+                    Ok(()) => After::Close,
+                    Err(_) => After::Gone,
+                }
+            }
+            Answer::Upstream {
+                status,
+                headers,
+                body,
+                exchange,
+            } => {
+                let (out_body, keep_alive) = match body.framing() {
+                    Framing::Chunked(_) | Framing::UntilClose if http11 => {
+                        (BodyOut::Chunked, keep_alive)
+                    }
+                    Framing::Chunked(_) | Framing::UntilClose => (BodyOut::UntilClose, false),
+                    Framing::Length(_) | Framing::Done => (BodyOut::AsIs, keep_alive),
+                };
+                client::encode_head(
+                    &mut out,
+                    status,
+                    &headers,
+                    out_body,
+                    conn_out(keep_alive, http11),
+                );
+                match stream_answer(&mut io, &out, body, out_body, exchange).await {
+                    Ok(()) if keep_alive && client::finish_request(&mut io) => After::Next,
+                    Ok(()) => After::Close,
+                    // Cut off: the client must not take what it got for the whole answer.
+                    Err(()) => After::Gone,
+                }
+            }
+            Answer::Upgrade {
+                headers,
+                conn,
+                in_flight,
+                exchange,
+            } => {
+                client::encode_head(
+                    &mut out,
+                    StatusCode::SWITCHING_PROTOCOLS,
+                    &headers,
+                    BodyOut::AsIs,
+                    ConnOut::Default,
+                );
+                drop(exchange);
+                if io.write_parts(&[&out]).await.is_ok() {
+                    // Its own task, so that stopping the proxy does not wait for tunnels.
+                    tokio::spawn(forward::tunnel(io, conn, in_flight));
+                }
+                return;
+            }
+        };
+        match after {
+            After::Next => {}
+            After::Close => {
+                io.close().await;
+                return;
+            }
+            After::Gone => return,
         }
-        if let Some(load) = load {
-            load.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection header an answer carries: `close` when the connection ends after it,
+/// `keep-alive` for an HTTP/1.0 client that keeps it.
+fn conn_out(keep_alive: bool, http11: bool) -> ConnOut {
+    match (keep_alive, http11) {
+        (false, _) => ConnOut::Close,
+        (true, false) => ConnOut::KeepAlive,
+        (true, true) => ConnOut::Default,
+    }
+}
+
+/// Writes the answer's head (`head`) and streams its body from the backend, the head together
+/// with the first part of the body when that is already there. `Err` when the answer was cut
+/// off (the backend failed mid-body, or the client went away).
+async fn stream_answer(
+    io: &mut ClientIo,
+    head: &[u8],
+    mut body: ResponseBody,
+    out_body: BodyOut,
+    mut exchange: crate::body::Exchange,
+) -> Result<(), ()> {
+    let mut pending_head = head;
+    loop {
+        // Polled once without waiting when the head is still unwritten, so that a body that is
+        // already here goes out in the same write as the head.
+        let polled = std::future::poll_fn(|cx| {
+            let polled = body.poll_data(cx, io);
+            if polled.is_pending() && !pending_head.is_empty() {
+                return Poll::Ready(None);
+            }
+            polled.map(Some)
+        })
+        .await;
+        let part = match polled {
+            // Nothing yet: the head goes out alone.
+            None => {
+                if io.write_parts(&[pending_head]).await.is_err() {
+                    return Err(());
+                }
+                pending_head = b"";
+                continue;
+            }
+            Some(part) => part,
+        };
+        let (data, end) = match part {
+            Some(Ok(data)) => {
+                let end = body.is_end_stream();
+                (data, end)
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "the backend's answer was cut off");
+                // What came is passed on; the connection then closes mid-answer.
+                let _ = io.write_parts(&[pending_head]).await;
+                return Err(());
+            }
+            None => (Bytes::new(), true),
+        };
+        if end {
+            // Counted (and the backend connection pooled) before the client can see the end
+            // of the answer, so that whoever got an answer finds it in the metrics.
+            exchange.finish(body.take_reusable());
+        }
+        let written = match (out_body, data.is_empty()) {
+            (BodyOut::Chunked, false) => {
+                let size = format!("{:x}\r\n", data.len());
+                let tail: &[u8] = if end { b"\r\n0\r\n\r\n" } else { b"\r\n" };
+                io.write_parts(&[pending_head, size.as_bytes(), &data, tail])
+                    .await
+            }
+            (BodyOut::Chunked, true) if end => io.write_parts(&[pending_head, b"0\r\n\r\n"]).await,
+            _ => io.write_parts(&[pending_head, &data]).await,
+        };
+        pending_head = b"";
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "the client went away mid-answer");
+            return Err(());
+        }
+        if end {
+            return Ok(());
         }
     }
 }
@@ -310,39 +483,4 @@ async fn sweep_idle(inner: Arc<Inner>) {
 struct ConnState {
     inner: Arc<Inner>,
     client: Client,
-    /// Requests begun on this connection.
-    requests: AtomicU64,
-}
-
-/// The per-connection request handler. A closure rather than a `Service` impl, so that its future
-/// needs no box.
-fn service(
-    state: Arc<ConnState>,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = Response<ProxyBody>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
-> {
-    hyper::service::service_fn(move |req: Request<Incoming>| {
-        let begun = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        let last = state
-            .inner
-            .config
-            .client_max_requests
-            .is_some_and(|max| begun >= max);
-        let state = Arc::clone(&state);
-        async move {
-            let mut response = forward::handle(&state.inner, &state.client, req).await;
-            // hyper closes the connection after an answer that says so. Not on a 101: the
-            // connection goes on as the tunnel.
-            if last && response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
-                response.headers_mut().insert(
-                    hyper::header::CONNECTION,
-                    hyper::header::HeaderValue::from_static("close"),
-                );
-            }
-            Ok(response)
-        }
-    })
 }

@@ -13,16 +13,17 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use hyper::body::{Body, Frame, Incoming};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, StatusCode, Uri};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::client::ClientIo;
 use crate::headers;
 
 /// Headers accepted in one response head (hyper's limit too).
@@ -104,12 +105,11 @@ pub(crate) fn is_idempotent(method: &Method) -> bool {
 /// and the body's framing when it is chunked.
 pub(crate) fn encode_head(
     method: &Method,
-    uri: &Uri,
+    target: &[u8],
     headers: &HeaderMap,
     client_ip: &HeaderValue,
     chunked: bool,
 ) -> Vec<u8> {
-    let target = uri.path_and_query().map_or("/", |p| p.as_str());
     let size = method.as_str().len()
         + target.len()
         + headers
@@ -120,7 +120,7 @@ pub(crate) fn encode_head(
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
         if headers::is_forwarded(name) {
@@ -147,7 +147,7 @@ pub(crate) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SendError {
     #[error("reading the request body from the client: {0}")]
-    Client(#[source] hyper::Error),
+    Client(#[source] io::Error),
     #[error("the request body is larger than the configured limit of {0} bytes")]
     TooLarge(u64),
     #[error("writing to the backend: {0}")]
@@ -162,7 +162,8 @@ pub(crate) struct Send {
     head_written: usize,
     /// Encoded body bytes not written yet (no allocation for a request without a body).
     queue: VecDeque<Bytes>,
-    body: Option<Incoming>,
+    /// Whether the client's body (read from its connection) is still to be sent.
+    body: bool,
     chunked: bool,
     remaining: Option<u64>,
     limit: u64,
@@ -174,17 +175,12 @@ pub(crate) struct Send {
 }
 
 impl Send {
-    pub(crate) fn new(
-        head: Vec<u8>,
-        body: Option<Incoming>,
-        chunked: bool,
-        limit: Option<u64>,
-    ) -> Self {
+    pub(crate) fn new(head: Vec<u8>, body: bool, chunked: bool, limit: Option<u64>) -> Self {
         Send {
             head,
             head_written: 0,
             queue: VecDeque::new(),
-            coalesced: body.is_none(),
+            coalesced: !body,
             body,
             chunked,
             remaining: limit,
@@ -194,19 +190,11 @@ impl Send {
         }
     }
 
-    /// The client's body, untouched, for a retry.
-    pub(crate) fn into_body(self) -> Option<Incoming> {
-        if self.body_taken {
-            None
-        } else {
-            self.body
-        }
-    }
-
     /// Writes the request on; ready once all of it was written.
     pub(crate) fn poll_send(
         &mut self,
         stream: &mut TcpStream,
+        client: &mut ClientIo,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError>> {
         if self.done {
@@ -215,7 +203,7 @@ impl Send {
         if !self.coalesced {
             // A small body is usually there with its head: send both in one write.
             self.coalesced = true;
-            if let Poll::Ready(polled) = self.poll_body(cx) {
+            if let Poll::Ready(polled) = self.poll_body(client, cx) {
                 polled?;
             }
         }
@@ -243,11 +231,11 @@ impl Send {
                 }
                 self.advance(written);
             }
-            if self.body.is_none() {
+            if !self.body {
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
-            ready!(self.poll_body(cx))?;
+            ready!(self.poll_body(client, cx))?;
         }
     }
 
@@ -269,29 +257,29 @@ impl Send {
         }
     }
 
-    /// Takes the next frame of the client's body into the queue (or its end).
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
-        let Some(body) = self.body.as_mut() else {
+    /// Takes the next part of the client's body into the queue (or its end).
+    fn poll_body(
+        &mut self,
+        client: &mut ClientIo,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError>> {
+        if !self.body {
             return Poll::Ready(Ok(()));
-        };
+        }
         loop {
-            let frame = match ready!(Pin::new(&mut *body).poll_frame(cx)) {
-                Some(Ok(frame)) => frame,
+            let data = match ready!(client.poll_body(cx)) {
+                Some(Ok(data)) => data,
                 Some(Err(e)) => return Poll::Ready(Err(SendError::Client(e))),
                 None => {
                     self.body_taken = true;
                     if self.chunked {
                         self.queue.push_back(Bytes::from_static(b"0\r\n\r\n"));
                     }
-                    self.body = None;
+                    self.body = false;
                     return Poll::Ready(Ok(()));
                 }
             };
             self.body_taken = true;
-            // Trailers are not forwarded (nor were they announced to the backend).
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
             if data.is_empty() {
                 continue;
             }
@@ -363,12 +351,13 @@ pub(crate) async fn exchange(
     conn: &mut Conn,
     send: &mut Send,
     method: &Method,
+    client: &mut ClientIo,
 ) -> Result<Head, ExchangeError> {
     let head_request = *method == Method::HEAD;
     let mut send_failed: Option<SendError> = None;
     std::future::poll_fn(|cx| {
         if !send.done && send_failed.is_none() {
-            match send.poll_send(&mut conn.stream, cx) {
+            match send.poll_send(&mut conn.stream, client, cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(SendError::Upstream(e))) => {
                     // The backend may have answered before it stopped reading (an early 413):
@@ -414,9 +403,14 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Ex
         if buf.is_empty() {
             return Ok(None);
         }
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut slots);
-        let len = match response.parse(buf) {
+        // Left uninitialized: httparse writes the slots it fills.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut slots,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(ExchangeError::Malformed("response head too large"))
@@ -525,7 +519,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Ex
 }
 
 /// A Content-Length value: digits only, possibly a list of the same number repeated.
-fn parse_content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
     let mut found: Option<u64> = None;
     for part in value.split(|b| *b == b',') {
         let part = part.trim_ascii();
@@ -542,7 +536,7 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Whether `chunked` is the last transfer coding.
-fn is_chunked(value: &[u8]) -> bool {
+pub(crate) fn is_chunked(value: &[u8]) -> bool {
     value
         .rsplit(|b| *b == b',')
         .next()
@@ -583,12 +577,9 @@ impl ResponseBody {
         self.framing == Framing::Done
     }
 
-    pub(crate) fn size_hint(&self) -> hyper::body::SizeHint {
-        match self.framing {
-            Framing::Done => hyper::body::SizeHint::with_exact(0),
-            Framing::Length(n) => hyper::body::SizeHint::with_exact(n),
-            _ => hyper::body::SizeHint::default(),
-        }
+    /// How the rest of the body is delimited.
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The connection, once the exchange is complete and it may carry another one.
@@ -605,15 +596,18 @@ impl ResponseBody {
         Some(conn)
     }
 
-    pub(crate) fn poll_frame(
+    /// The next part of the body; `None` at its end. Also sends on the rest of the request
+    /// body, read from `client`.
+    pub(crate) fn poll_data(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        client: &mut ClientIo,
+    ) -> Poll<Option<Result<Bytes, BodyError>>> {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(None);
         };
         if let Some(send) = self.send.as_mut() {
-            match send.poll_send(&mut conn.stream, cx) {
+            match send.poll_send(&mut conn.stream, client, cx) {
                 Poll::Ready(Ok(())) => self.send = None,
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "request body not sent whole");
@@ -641,7 +635,7 @@ impl ResponseBody {
                     } else {
                         Framing::Length(left)
                     };
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                    return Poll::Ready(Some(Ok(data)));
                 }
                 Framing::UntilClose => {
                     if conn.buf.is_empty() && ready!(conn.poll_fill(cx))? == 0 {
@@ -649,12 +643,12 @@ impl ResponseBody {
                         return Poll::Ready(None);
                     }
                     let data = conn.buf.split().freeze();
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                    return Poll::Ready(Some(Ok(data)));
                 }
                 Framing::Chunked(state) => match decode_chunk(&mut conn.buf, state)? {
                     Decoded::Data(data, next) => {
                         self.framing = next;
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                        return Poll::Ready(Some(Ok(data)));
                     }
                     Decoded::Next(next) => self.framing = next,
                     Decoded::NeedMore => {
@@ -668,14 +662,14 @@ impl ResponseBody {
     }
 }
 
-enum Decoded {
+pub(crate) enum Decoded {
     Data(Bytes, Framing),
     Next(Framing),
     NeedMore,
 }
 
 /// One step of the chunked decoder over the bytes in `buf`.
-fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Decoded, BodyError> {
+pub(crate) fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Decoded, BodyError> {
     match state {
         Chunk::Size => {
             let Some(end) = find_line(buf) else {
@@ -927,9 +921,8 @@ mod tests {
         h.append("x-dup", HeaderValue::from_static("2"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let uri: Uri = "http://a.b.localhost/p?q=1".parse().unwrap();
         let ip = HeaderValue::from_static("127.0.0.1");
-        let head = encode_head(&Method::POST, &uri, &h, &ip, true);
+        let head = encode_head(&Method::POST, b"/p?q=1", &h, &ip, true);
         assert_eq!(
             std::str::from_utf8(&head).unwrap(),
             "POST /p?q=1 HTTP/1.1\r\nhost: a.b.localhost\r\nx-dup: 1\r\nx-dup: 2\r\n\

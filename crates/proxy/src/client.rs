@@ -1,0 +1,751 @@
+//! The client side of the proxy: HTTP/1.0 and HTTP/1.1 on the client's connection, read and
+//! written by the one task that serves the connection (no dispatcher task, no body channel, and
+//! the answer's head goes out in the same write as the first part of its body).
+//!
+//! A request head is parsed with `httparse`, and its framing is checked strictly (RFC 9112 §6),
+//! because a proxy that reads a body differently from its backend lets a second request be
+//! smuggled past it:
+//!
+//! - `Transfer-Encoding` must end in `chunked` (400 otherwise, and in an HTTP/1.0 request); with
+//!   it, a `Content-Length` is dropped and the connection closes after the answer;
+//! - `Content-Length` must be one decimal number (repeats of the same number are accepted);
+//! - obs-fold, malformed lines, several `Host` headers and an HTTP/1.1 request without one are
+//!   refused (400); more than 100 header fields or a head over 64 KiB too (431).
+//!
+//! Keep-alive follows the request's version and `Connection` header; pipelined requests are
+//! answered in order.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::headers;
+use crate::upstream::{self, Chunk, Decoded, Framing};
+
+/// Header fields accepted in one request head.
+const MAX_HEADERS: usize = 100;
+/// Longest request head accepted (431 beyond).
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 8 * 1024;
+/// What a client that sent `Expect: 100-continue` gets before its body is read.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+/// How long a closing connection keeps reading (and dropping) what the client still sends, so
+/// that the kernel does not answer those bytes with a reset that could destroy the answer before
+/// the client read it (nginx's lingering close).
+const LINGER: Duration = Duration::from_secs(2);
+/// At most this much is read and dropped while lingering.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// The client's connection: its socket, the bytes read from it and not used yet, and where the
+/// body of the request being served stands.
+pub(crate) struct ClientIo {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: BytesMut,
+    /// The rest of the current request's body, as it is framed on the wire.
+    body: Framing,
+    /// Bytes of `100 Continue` still owed to the client before its body is read.
+    continue_left: usize,
+}
+
+impl ClientIo {
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        ClientIo {
+            stream,
+            buf: BytesMut::new(),
+            body: Framing::Done,
+            continue_left: 0,
+        }
+    }
+
+    /// Reads what the socket has into `buf`; `Ok(0)` at the end of the stream.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
+            self.buf.reserve(READ_SIZE);
+        }
+        let spare = self.buf.spare_capacity_mut();
+        let mut read = ReadBuf::uninit(spare);
+        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        // SAFETY: `poll_read` initialized the first `n` bytes of the spare capacity.
+        unsafe { self.buf.set_len(self.buf.len() + n) };
+        Poll::Ready(Ok(n))
+    }
+
+    /// Whether the current request has body bytes left to read.
+    pub(crate) fn has_body(&self) -> bool {
+        self.body != Framing::Done
+    }
+
+    /// The next part of the current request's body (decoded from chunked encoding); `None` at
+    /// its end. Trailers are read and dropped.
+    pub(crate) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        loop {
+            match self.body {
+                Framing::Done | Framing::UntilClose => return Poll::Ready(None),
+                Framing::Length(left) => {
+                    if self.buf.is_empty() && ready!(self.poll_fill_body(cx))? == 0 {
+                        return Poll::Ready(Some(Err(cut_short())));
+                    }
+                    let n = self
+                        .buf
+                        .len()
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let data = self.buf.split_to(n).freeze();
+                    let left = left - n as u64;
+                    self.body = if left == 0 {
+                        Framing::Done
+                    } else {
+                        Framing::Length(left)
+                    };
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                Framing::Chunked(state) => match upstream::decode_chunk(&mut self.buf, state) {
+                    Ok(Decoded::Data(data, next)) => {
+                        self.body = next;
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                    Ok(Decoded::Next(next)) => self.body = next,
+                    Ok(Decoded::NeedMore) => {
+                        if ready!(self.poll_fill_body(cx))? == 0 {
+                            return Poll::Ready(Some(Err(cut_short())));
+                        }
+                    }
+                    Err(e) => {
+                        return Poll::Ready(Some(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("malformed chunked request body: {e}"),
+                        ))))
+                    }
+                },
+            }
+        }
+    }
+
+    /// Reads more of the body, after writing the `100 Continue` the client waits for, if owed.
+    fn poll_fill_body(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        while self.continue_left > 0 {
+            let from = CONTINUE.len() - self.continue_left;
+            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &CONTINUE[from..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.continue_left -= n;
+        }
+        self.poll_fill(cx)
+    }
+
+    /// Drops the rest of the current request's body if all of it has arrived already; whether
+    /// the connection can carry another request (false when some of the body is still to come).
+    fn skip_body(&mut self) -> bool {
+        self.continue_left = 0;
+        loop {
+            match self.body {
+                Framing::Done => return true,
+                Framing::UntilClose => return false,
+                Framing::Length(left) => {
+                    if (self.buf.len() as u64) < left {
+                        return false;
+                    }
+                    // Checked just above: `left` fits in the buffer's length.
+                    self.buf.advance(left as usize);
+                    self.body = Framing::Done;
+                }
+                Framing::Chunked(state) => match upstream::decode_chunk(&mut self.buf, state) {
+                    Ok(Decoded::Data(_, next) | Decoded::Next(next)) => self.body = next,
+                    Ok(Decoded::NeedMore) | Err(_) => return false,
+                },
+            }
+        }
+    }
+
+    /// Writes all of `parts` (in one system call when the socket takes them).
+    pub(crate) async fn write_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut written = 0;
+        while written < total {
+            let mut slices = [IoSlice::new(&[]); 4];
+            let mut count = 0;
+            let mut skip = written;
+            for part in parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                if count == slices.len() {
+                    break;
+                }
+                slices[count] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                count += 1;
+            }
+            let n = self.stream.write_vectored(&slices[..count]).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection: a FIN after the answer, then whatever the client still sends is read
+    /// and dropped for a while, so that closing does not reset the connection under an answer
+    /// the client has not read yet.
+    pub(crate) async fn close(mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let linger = async {
+            let mut dropped = 0;
+            let mut sink = [0u8; 4096];
+            while dropped < LINGER_BYTES {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => dropped += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, linger).await;
+    }
+}
+
+fn cut_short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the client closed the connection before the end of the request body",
+    )
+}
+
+/// A request head from the client.
+pub(crate) struct RequestHead {
+    pub(crate) method: Method,
+    /// The request target as the client sent it: origin form (`/path?query`), absolute form
+    /// (`http://host/path`) or `*`.
+    pub(crate) target: Bytes,
+    pub(crate) http11: bool,
+    /// Every header field, in order; a `Content-Length` beside `Transfer-Encoding` is dropped.
+    pub(crate) headers: HeaderMap,
+    /// How the body is framed (`Done`: no body).
+    pub(crate) body: Framing,
+    /// The body's length, when the client said it up front.
+    pub(crate) content_length: Option<u64>,
+    /// Whether the connection may carry another request after this one.
+    pub(crate) keep_alive: bool,
+    /// Whether the request asks for a protocol upgrade (`Connection: upgrade` + `Upgrade`).
+    pub(crate) upgrade: bool,
+    /// Whether the client waits for `100 Continue` before it sends its body.
+    pub(crate) expect_continue: bool,
+}
+
+impl RequestHead {
+    /// The target as the backend gets it: the origin form (`/path?query`), whatever form the
+    /// client used.
+    pub(crate) fn origin_form(&self) -> Cow<'_, [u8]> {
+        match absolute_form(&self.target) {
+            // `http://host` and `http://host?q`: the path is empty, the backend gets `/`.
+            Some((_, rest)) if rest.first() != Some(&b'/') => {
+                let mut path = Vec::with_capacity(rest.len() + 1);
+                path.push(b'/');
+                path.extend_from_slice(rest);
+                Cow::Owned(path)
+            }
+            Some((_, rest)) => Cow::Borrowed(rest),
+            None => Cow::Borrowed(&self.target),
+        }
+    }
+
+    /// The authority of an absolute-form target (`http://host:port/…` → `host:port`).
+    pub(crate) fn target_authority(&self) -> Option<&str> {
+        absolute_form(&self.target).and_then(|(authority, _)| std::str::from_utf8(authority).ok())
+    }
+}
+
+/// Splits an absolute-form target into its authority and the rest (path and query).
+fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let scheme_end = target.windows(3).position(|w| w == b"://")?;
+    let scheme = &target[..scheme_end];
+    if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+        return None;
+    }
+    let after = &target[scheme_end + 3..];
+    let end = after
+        .iter()
+        .position(|b| *b == b'/' || *b == b'?')
+        .unwrap_or(after.len());
+    Some((&after[..end], &after[end..]))
+}
+
+/// Why a request head was refused; the connection closes after the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 400, with what is wrong.
+    Malformed(&'static str),
+    /// 431: too many header fields or too long a head.
+    TooLarge,
+    /// 505: not HTTP/1.x.
+    Version,
+    /// 405: `CONNECT`, which an app behind this proxy cannot serve.
+    Connect,
+}
+
+impl Refusal {
+    fn status(self) -> StatusCode {
+        match self {
+            Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
+            Refusal::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::Version => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            Refusal::Connect => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Refusal::Malformed(why) => format!("slipway: bad request: {why}\n"),
+            Refusal::TooLarge => "slipway: the request head is too large\n".to_owned(),
+            Refusal::Version => "slipway: only HTTP/1.0 and HTTP/1.1 are served\n".to_owned(),
+            Refusal::Connect => "slipway: CONNECT is not served here\n".to_owned(),
+        }
+    }
+}
+
+/// Parses a complete request head off the front of `buf`, if there is one (`Ok(None)`: more
+/// bytes are needed).
+pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // Left uninitialized: httparse writes the slots it fills (no 3 KiB of zeroes per request).
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+        Ok(httparse::Status::Complete(_)) => return Err(Refusal::TooLarge),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Refusal::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+        Err(httparse::Error::Version) => return Err(Refusal::Version),
+        Err(_) => return Err(Refusal::Malformed("malformed request head")),
+    };
+    let method = Method::from_bytes(request.method.unwrap_or("").as_bytes())
+        .map_err(|_| Refusal::Malformed("invalid method"))?;
+    if method == Method::CONNECT {
+        return Err(Refusal::Connect);
+    }
+    let http11 = request.version == Some(1);
+    // Where the target and each header sit in the head, so that they can be slices of it once
+    // it is split off the buffer (no copies).
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+    let path = request.path.unwrap_or("/").as_bytes();
+    let target_span = (at(path), path.len());
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let parsed = request.headers.len();
+    for (span, h) in spans.iter_mut().zip(request.headers.iter()) {
+        *span = (
+            at(h.name.as_bytes()),
+            h.name.len(),
+            at(h.value),
+            h.value.len(),
+        );
+    }
+    let head = buf.split_to(len).freeze();
+    let slice = |from: usize, n: usize| {
+        // Cannot fail: httparse hands out slices of the buffer it parsed.
+        (from.saturating_add(n) <= len)
+            .then(|| head.slice(from..from + n))
+            .ok_or(Refusal::Malformed("malformed request head"))
+    };
+    let target = slice(target_span.0, target_span.1)?;
+
+    let mut headers = HeaderMap::with_capacity(parsed);
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Option<HeaderValue> = None;
+    let mut hosts = 0;
+    let (mut close, mut keep_alive_token, mut expect_continue) = (false, false, false);
+    for &(name_at, name_len, value_at, value_len) in &spans[..parsed] {
+        let name = HeaderName::from_bytes(&slice(name_at, name_len)?)
+            .map_err(|_| Refusal::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(slice(value_at, value_len)?)
+            .map_err(|_| Refusal::Malformed("invalid header value"))?;
+        if name == header::CONTENT_LENGTH {
+            let length = upstream::parse_content_length(value.as_bytes())
+                .ok_or(Refusal::Malformed("invalid Content-Length"))?;
+            if content_length.is_some_and(|earlier| earlier != length) {
+                return Err(Refusal::Malformed("conflicting Content-Length headers"));
+            }
+            content_length = Some(length);
+        } else if name == header::TRANSFER_ENCODING {
+            // The codings of several lines form one list; the last one decides.
+            transfer_encoding = Some(value.clone());
+        } else if name == header::HOST {
+            hosts += 1;
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == header::EXPECT {
+            expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        }
+        headers.append(name, value);
+    }
+    if hosts > 1 {
+        return Err(Refusal::Malformed("more than one Host header"));
+    }
+    if hosts == 0 && http11 {
+        return Err(Refusal::Malformed(
+            "an HTTP/1.1 request needs a Host header",
+        ));
+    }
+    let mut keep_alive = if http11 {
+        !close
+    } else {
+        keep_alive_token && !close
+    };
+    let body = match (transfer_encoding, content_length) {
+        (Some(_), _) if !http11 => {
+            return Err(Refusal::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ))
+        }
+        (Some(coding), length) => {
+            if !upstream::is_chunked(coding.as_bytes()) {
+                return Err(Refusal::Malformed(
+                    "Transfer-Encoding must end in chunked; send the body chunked or with a Content-Length",
+                ));
+            }
+            if length.is_some() {
+                // Both framings: Transfer-Encoding wins, the length goes, and nothing after
+                // this request is read as another one (RFC 9112 §6.1, §6.3).
+                headers.remove(header::CONTENT_LENGTH);
+                content_length = None;
+                keep_alive = false;
+            }
+            Framing::Chunked(Chunk::Size)
+        }
+        (None, Some(0) | None) => Framing::Done,
+        (None, Some(length)) => Framing::Length(length),
+    };
+    let upgrade = http11 && headers::wants_upgrade(&headers);
+    Ok(Some(RequestHead {
+        method,
+        target,
+        http11,
+        headers,
+        expect_continue: expect_continue && http11 && body != Framing::Done,
+        body,
+        content_length,
+        keep_alive,
+        upgrade,
+    }))
+}
+
+/// How the answer's body goes out on the client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyOut {
+    /// As it comes: the head's `Content-Length` (or the status, or HEAD) delimits it.
+    AsIs,
+    /// Chunked encoding, for a body of unknown length to an HTTP/1.1 client.
+    Chunked,
+    /// Until the connection closes, for a body of unknown length to an HTTP/1.0 client.
+    UntilClose,
+}
+
+/// What the head says about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnOut {
+    /// Nothing: the version's default (HTTP/1.1 keep-alive), or the `Connection` header that the
+    /// answer's own headers carry (a 101's `upgrade`).
+    Default,
+    /// `Connection: keep-alive`, which an HTTP/1.0 client needs to keep the connection.
+    KeepAlive,
+    /// `Connection: close`.
+    Close,
+}
+
+/// Encodes an answer head into `out` (appended): the status line, `headers` as they are,
+/// then the framing and connection headers and a `Date` when the headers have none.
+pub(crate) fn encode_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: BodyOut,
+    conn: ConnOut,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        upstream::put_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if body == BodyOut::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    match conn {
+        ConnOut::Default => {}
+        ConnOut::KeepAlive => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        ConnOut::Close => out.extend_from_slice(b"connection: close\r\n"),
+    }
+    if !headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        http_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the current time as an HTTP date, formatted once per second and thread.
+fn http_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(cached.1.as_bytes());
+    });
+}
+
+/// Answers a refused request head and closes the connection.
+pub(crate) async fn refuse(mut io: ClientIo, refusal: Refusal) {
+    let text = refusal.text();
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(header::CONTENT_TYPE, text_plain());
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    let mut out = Vec::with_capacity(256);
+    encode_head(
+        &mut out,
+        refusal.status(),
+        &headers,
+        BodyOut::AsIs,
+        ConnOut::Close,
+    );
+    if io.write_parts(&[&out, text.as_bytes()]).await.is_ok() {
+        io.close().await;
+    }
+}
+
+pub(crate) fn text_plain() -> HeaderValue {
+    HeaderValue::from_static("text/plain; charset=utf-8")
+}
+
+/// Sets up the connection for serving `head`'s body.
+pub(crate) fn start_request(io: &mut ClientIo, head: &RequestHead) {
+    io.body = head.body;
+    io.continue_left = if head.expect_continue {
+        CONTINUE.len()
+    } else {
+        0
+    };
+}
+
+/// After an answer: whether the connection can carry the next request (the current request's
+/// body was read whole, or all of its rest is in the buffer and is dropped).
+pub(crate) fn finish_request(io: &mut ClientIo) -> bool {
+    io.skip_body()
+}
+
+/// The `100 Continue` still partly owed when the final answer goes out instead (written first,
+/// so that the client does not read half an interim answer); nothing when it was not begun.
+pub(crate) fn owed_continue(io: &mut ClientIo) -> &'static [u8] {
+    let left = std::mem::take(&mut io.continue_left);
+    if left == 0 || left == CONTINUE.len() {
+        return b"";
+    }
+    &CONTINUE[CONTINUE.len() - left..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<RequestHead>, Refusal> {
+        let mut buf = BytesMut::from(text.as_bytes());
+        parse_request(&mut buf)
+    }
+
+    fn refusal(text: &str) -> Refusal {
+        match parse(text) {
+            Err(refusal) => refusal,
+            Ok(_) => panic!("accepted: {text:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_request_bodies_by_rfc_9112() {
+        let h = parse("GET / HTTP/1.1\r\nhost: a\r\n\r\n").unwrap().unwrap();
+        assert_eq!(
+            (h.body, h.keep_alive, h.upgrade),
+            (Framing::Done, true, false)
+        );
+        let h = parse("POST /p?q HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.body, h.content_length), (Framing::Length(5), Some(5)));
+        assert_eq!(&h.target[..], b"/p?q");
+        let h = parse("POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.body, Framing::Chunked(Chunk::Size));
+        assert!(h.keep_alive);
+        // Both: chunked wins, the length is dropped, the connection closes after.
+        let h = parse(
+            "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.body, Framing::Chunked(Chunk::Size));
+        assert!(!h.keep_alive);
+        assert!(!h.headers.contains_key("content-length"));
+        // Equal repeats are one length.
+        let h = parse(
+            "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 2, 2\r\ncontent-length: 2\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.body, Framing::Length(2));
+        assert!(parse("GET / HTTP/1.1\r\nhost: a\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn keeps_alive_by_version_and_connection_header() {
+        let keep = |text: &str| parse(text).unwrap().unwrap().keep_alive;
+        assert!(!keep(
+            "GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+        ));
+        assert!(!keep("GET / HTTP/1.0\r\n\r\n"));
+        assert!(keep("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        let h = parse(
+            "GET /ws HTTP/1.1\r\nhost: a\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.upgrade);
+        let h = parse(
+            "POST / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 1\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.expect_continue);
+        let h = parse("GET / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.expect_continue, "no body, nothing to wait for");
+    }
+
+    #[test]
+    fn refuses_what_could_be_read_two_ways() {
+        for bad in [
+            "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: abc\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: -1\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3, 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
+            "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a\r\nx-folded: a\r\n b\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
+            assert!(matches!(refusal(bad), Refusal::Malformed(_)), "{bad:?}");
+        }
+        assert_eq!(refusal("GET / HTTP/2.0\r\n\r\n"), Refusal::Version);
+        assert_eq!(
+            refusal("CONNECT a:443 HTTP/1.1\r\nhost: a:443\r\n\r\n"),
+            Refusal::Connect
+        );
+        let many = format!(
+            "GET / HTTP/1.1\r\nhost: a\r\n{}\r\n",
+            "x: 1\r\n".repeat(100)
+        );
+        assert_eq!(refusal(&many), Refusal::TooLarge);
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(refusal(&long), Refusal::TooLarge);
+    }
+
+    #[test]
+    fn gives_backends_the_origin_form() {
+        let origin = |target: &str| {
+            let h = parse(&format!("GET {target} HTTP/1.1\r\nhost: a\r\n\r\n"))
+                .unwrap()
+                .unwrap();
+            (
+                String::from_utf8(h.origin_form().to_vec()).unwrap(),
+                h.target_authority().map(str::to_owned),
+            )
+        };
+        assert_eq!(origin("/p?q=1"), ("/p?q=1".into(), None));
+        assert_eq!(
+            origin("http://api.dev.localhost:7780/p?q=1"),
+            ("/p?q=1".into(), Some("api.dev.localhost:7780".into()))
+        );
+        assert_eq!(
+            origin("HTTP://api.dev.localhost"),
+            ("/".into(), Some("api.dev.localhost".into()))
+        );
+        assert_eq!(
+            origin("http://api.dev.localhost?q"),
+            ("/?q".into(), Some("api.dev.localhost".into()))
+        );
+        assert_eq!(origin("*"), ("*".into(), None));
+    }
+
+    #[test]
+    fn encodes_answer_heads() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-length", HeaderValue::from_static("2"));
+        headers.insert(
+            "date",
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
+        let mut out = Vec::new();
+        encode_head(
+            &mut out,
+            StatusCode::OK,
+            &headers,
+            BodyOut::AsIs,
+            ConnOut::Close,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+             connection: close\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        encode_head(
+            &mut out,
+            StatusCode::from_u16(299).unwrap(),
+            &HeaderMap::new(),
+            BodyOut::Chunked,
+            ConnOut::KeepAlive,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 299 \r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\ndate: "
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
+    }
+}
