@@ -23,14 +23,14 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::headers;
-use crate::upstream::{self, Chunk, Decoded, Framing};
+use crate::upstream::{self, Chunk, Framing, Step};
 
 /// Header fields accepted in one request head.
 const MAX_HEADERS: usize = 100;
@@ -70,16 +70,7 @@ impl ClientIo {
 
     /// Reads what the socket has into `buf`; `Ok(0)` at the end of the stream.
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            self.buf.reserve(READ_SIZE);
-        }
-        let spare = self.buf.spare_capacity_mut();
-        let mut read = ReadBuf::uninit(spare);
-        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
-        let n = read.filled().len();
-        // SAFETY: `poll_read` initialized the first `n` bytes of the spare capacity.
-        unsafe { self.buf.set_len(self.buf.len() + n) };
-        Poll::Ready(Ok(n))
+        upstream::poll_read_into(&mut self.stream, &mut self.buf, READ_SIZE, cx)
     }
 
     /// Whether the current request has body bytes left to read.
@@ -91,43 +82,23 @@ impl ClientIo {
     /// its end. Trailers are read and dropped.
     pub(crate) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         loop {
-            match self.body {
-                Framing::Done | Framing::UntilClose => return Poll::Ready(None),
-                Framing::Length(left) => {
-                    if self.buf.is_empty() && ready!(self.poll_fill_body(cx))? == 0 {
-                        return Poll::Ready(Some(Err(cut_short())));
-                    }
-                    let n = self
-                        .buf
-                        .len()
-                        .min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let data = self.buf.split_to(n).freeze();
-                    let left = left - n as u64;
-                    self.body = if left == 0 {
-                        Framing::Done
-                    } else {
-                        Framing::Length(left)
-                    };
-                    return Poll::Ready(Some(Ok(data)));
-                }
-                Framing::Chunked(state) => match upstream::decode_chunk(&mut self.buf, state) {
-                    Ok(Decoded::Data(data, next)) => {
-                        self.body = next;
-                        return Poll::Ready(Some(Ok(data)));
-                    }
-                    Ok(Decoded::Next(next)) => self.body = next,
-                    Ok(Decoded::NeedMore) => {
-                        if ready!(self.poll_fill_body(cx))? == 0 {
-                            return Poll::Ready(Some(Err(cut_short())));
-                        }
-                    }
-                    Err(e) => {
+            match upstream::body_step(&mut self.body, &mut self.buf) {
+                Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Step::End) => return Poll::Ready(None),
+                Ok(Step::NeedMore) => {
+                    if ready!(self.poll_fill_body(cx))? == 0 {
                         return Poll::Ready(Some(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("malformed chunked request body: {e}"),
-                        ))))
+                            io::ErrorKind::UnexpectedEof,
+                            "the client closed the connection before the end of the request body",
+                        ))));
                     }
-                },
+                }
+                Err(why) => {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("malformed chunked request body: {why}"),
+                    ))))
+                }
             }
         }
     }
@@ -150,21 +121,10 @@ impl ClientIo {
     fn skip_body(&mut self) -> bool {
         self.continue_left = 0;
         loop {
-            match self.body {
-                Framing::Done => return true,
-                Framing::UntilClose => return false,
-                Framing::Length(left) => {
-                    if (self.buf.len() as u64) < left {
-                        return false;
-                    }
-                    // Checked just above: `left` fits in the buffer's length.
-                    self.buf.advance(left as usize);
-                    self.body = Framing::Done;
-                }
-                Framing::Chunked(state) => match upstream::decode_chunk(&mut self.buf, state) {
-                    Ok(Decoded::Data(_, next) | Decoded::Next(next)) => self.body = next,
-                    Ok(Decoded::NeedMore) | Err(_) => return false,
-                },
+            match upstream::body_step(&mut self.body, &mut self.buf) {
+                Ok(Step::Data(_)) => {}
+                Ok(Step::End) => return true,
+                Ok(Step::NeedMore) | Err(_) => return false,
             }
         }
     }
@@ -217,13 +177,6 @@ impl ClientIo {
         };
         let _ = tokio::time::timeout(LINGER, linger).await;
     }
-}
-
-fn cut_short() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the client closed the connection before the end of the request body",
-    )
 }
 
 /// A request head from the client.

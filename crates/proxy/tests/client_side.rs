@@ -20,6 +20,10 @@ async fn proxy_and_backend() -> (TestProxy, TestBackend) {
     (proxy, backend)
 }
 
+async fn send(stream: &mut TcpStream, bytes: impl AsRef<[u8]>) {
+    stream.write_all(bytes.as_ref()).await.unwrap();
+}
+
 /// Reads one answer: its head (up to the blank line) and then a body of `Content-Length` bytes
 /// (none without one). Returns the head and the body.
 async fn read_answer(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (String, String) {
@@ -81,7 +85,7 @@ async fn answers_pipelined_requests_in_order() {
              POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 5\r\n\r\nhello\
              GET /status/202 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
         );
-        stream.write_all(requests.as_bytes()).await.unwrap();
+        send(&mut stream, requests).await;
         let mut pending = Vec::new();
         let mut answers = Vec::new();
         for _ in 0..3 {
@@ -95,10 +99,11 @@ async fn answers_pipelined_requests_in_order() {
         assert!(answers.iter().all(|(h, _)| header(h, "date").is_some()));
         assert_eq!(backend.served(), 3);
         // Still open for more.
-        stream
-            .write_all(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        send(
+            &mut stream,
+            format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n"),
+        )
+        .await;
         assert_eq!(read_answer(&mut stream, &mut pending).await.1, "api");
         proxy.shutdown().await;
     })
@@ -112,10 +117,11 @@ async fn serves_http10_clients_without_chunking() {
         // A body of unknown length (the backend sends it chunked) goes to an HTTP/1.0 client as
         // is, delimited by the end of the connection.
         let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-        stream
-            .write_all(format!("GET /bytes/100000 HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        send(
+            &mut stream,
+            format!("GET /bytes/100000 HTTP/1.0\r\nHost: {HOST}\r\n\r\n"),
+        )
+        .await;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.unwrap();
         let at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -130,22 +136,21 @@ async fn serves_http10_clients_without_chunking() {
         let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
         let mut pending = Vec::new();
         for _ in 0..2 {
-            stream
-                .write_all(
-                    format!("GET / HTTP/1.0\r\nHost: {HOST}\r\nConnection: keep-alive\r\n\r\n")
-                        .as_bytes(),
-                )
-                .await
-                .unwrap();
+            send(
+                &mut stream,
+                format!("GET / HTTP/1.0\r\nHost: {HOST}\r\nConnection: keep-alive\r\n\r\n"),
+            )
+            .await;
             let (head, body) = read_answer(&mut stream, &mut pending).await;
             assert_eq!(header(&head, "connection"), Some("keep-alive"), "{head}");
             assert_eq!(body, "api");
         }
         // Without it, the connection closes after the answer.
-        stream
-            .write_all(format!("GET / HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        send(
+            &mut stream,
+            format!("GET / HTTP/1.0\r\nHost: {HOST}\r\n\r\n"),
+        )
+        .await;
         let (head, _) = read_answer(&mut stream, &mut pending).await;
         assert_eq!(header(&head, "connection"), Some("close"), "{head}");
         assert!(closed(&mut stream).await);
@@ -159,32 +164,21 @@ async fn sends_100_continue_before_reading_a_body() {
     within(LIMIT, async {
         let (proxy, _backend) = proxy_and_backend().await;
         let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-        stream
-            .write_all(
-                format!(
+        send(&mut stream, format!(
                     "POST /echo HTTP/1.1\r\nHost: {HOST}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
+                )).await;
         // The client sends nothing more until the proxy asks for the body.
         let mut pending = Vec::new();
         let (interim, _) = read_answer(&mut stream, &mut pending).await;
         assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
-        stream.write_all(b"hello").await.unwrap();
+        send(&mut stream, b"hello").await;
         let (head, body) = read_answer(&mut stream, &mut pending).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(body, "hello");
 
         // No interim answer when the proxy answers without the body: the connection closes
         // instead, since the body may still come.
-        stream
-            .write_all(
-                b"POST / HTTP/1.1\r\nHost: nowhere.dev.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
-            )
-            .await
-            .unwrap();
+        send(&mut stream, b"POST / HTTP/1.1\r\nHost: nowhere.dev.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").await;
         let (head, _) = read_answer(&mut stream, &mut pending).await;
         assert!(head.starts_with("HTTP/1.1 404"), "{head}");
         assert_eq!(header(&head, "connection"), Some("close"), "{head}");
@@ -206,21 +200,15 @@ async fn keeps_the_connection_when_an_unforwarded_body_is_all_there() {
             &b"POST / HTTP/1.1\r\nHost: nowhere.dev.localhost\r\nContent-Length: 5\r\n\r\nhello"[..],
             b"POST / HTTP/1.1\r\nHost: nowhere.dev.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ] {
-            stream.write_all(request).await.unwrap();
+            send(&mut stream, request).await;
             let (head, _) = read_answer(&mut stream, &mut pending).await;
             assert!(head.starts_with("HTTP/1.1 404"), "{head}");
             assert_eq!(header(&head, "connection"), None, "{head}");
-            stream
-                .write_all(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
+            send(&mut stream, format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n")).await;
             assert_eq!(read_answer(&mut stream, &mut pending).await.1, "api");
         }
         // A body that has not all come cannot be skipped: the connection closes.
-        stream
-            .write_all(b"POST / HTTP/1.1\r\nHost: nowhere.dev.localhost\r\nContent-Length: 100\r\n\r\nhello")
-            .await
-            .unwrap();
+        send(&mut stream, b"POST / HTTP/1.1\r\nHost: nowhere.dev.localhost\r\nContent-Length: 100\r\n\r\nhello").await;
         let (head, _) = read_answer(&mut stream, &mut pending).await;
         assert_eq!(header(&head, "connection"), Some("close"), "{head}");
         assert!(closed(&mut stream).await);
@@ -234,12 +222,7 @@ async fn routes_absolute_form_targets_by_their_authority() {
     within(LIMIT, async {
         let (proxy, backend) = proxy_and_backend().await;
         let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-        stream
-            .write_all(
-                b"GET http://api.dev.localhost:7780/status/203?x=1 HTTP/1.1\r\nHost: other.dev.localhost\r\n\r\n",
-            )
-            .await
-            .unwrap();
+        send(&mut stream, b"GET http://api.dev.localhost:7780/status/203?x=1 HTTP/1.1\r\nHost: other.dev.localhost\r\n\r\n").await;
         let mut pending = Vec::new();
         let (head, body) = read_answer(&mut stream, &mut pending).await;
         assert!(head.starts_with("HTTP/1.1 203"), "{head}");
@@ -289,7 +272,7 @@ async fn refuses_heads_it_cannot_serve_and_closes() {
         ];
         for (request, status, says) in cases {
             let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-            stream.write_all(request.as_bytes()).await.unwrap();
+            send(&mut stream, &request).await;
             let mut answer = Vec::new();
             let _ = stream.read_to_end(&mut answer).await;
             let answer = String::from_utf8_lossy(&answer);
