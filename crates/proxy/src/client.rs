@@ -56,15 +56,18 @@ pub(crate) struct ClientIo {
     body: Framing,
     /// Bytes of `100 Continue` still owed to the client before its body is read.
     continue_left: usize,
+    /// How long a write may wait for a client that reads nothing.
+    write_timeout: Duration,
 }
 
 impl ClientIo {
-    pub(crate) fn new(stream: TcpStream) -> Self {
+    pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> Self {
         ClientIo {
             stream,
             buf: BytesMut::new(),
             body: Framing::Done,
             continue_left: 0,
+            write_timeout,
         }
     }
 
@@ -129,7 +132,9 @@ impl ClientIo {
         }
     }
 
-    /// Writes all of `parts` (in one system call when the socket takes them).
+    /// Writes all of `parts` (in one system call when the socket takes them). A client that
+    /// takes nothing for `write_timeout` is given up on (`TimedOut`); the timer is armed only
+    /// when the socket is full.
     pub(crate) async fn write_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut written = 0;
@@ -149,7 +154,24 @@ impl ClientIo {
                 skip = 0;
                 count += 1;
             }
-            let n = self.stream.write_vectored(&slices[..count]).await?;
+            let n = match self.stream.try_write_vectored(&slices[..count]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match tokio::time::timeout(self.write_timeout, self.stream.writable()).await {
+                        Ok(ready) => {
+                            ready?;
+                            continue;
+                        }
+                        Err(_) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the client read nothing for the idle timeout",
+                            ))
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -216,15 +238,13 @@ impl RequestHead {
             None => Cow::Borrowed(&self.target),
         }
     }
-
-    /// The authority of an absolute-form target (`http://host:port/…` → `host:port`).
-    pub(crate) fn target_authority(&self) -> Option<&str> {
-        absolute_form(&self.target).and_then(|(authority, _)| std::str::from_utf8(authority).ok())
-    }
 }
 
 /// Splits an absolute-form target into its authority and the rest (path and query).
 fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    if target.first() == Some(&b'/') {
+        return None;
+    }
     let scheme_end = target.windows(3).position(|w| w == b"://")?;
     let scheme = &target[..scheme_end];
     if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
@@ -269,6 +289,20 @@ impl Refusal {
             Refusal::Connect => "slipway: CONNECT is not served here\n".to_owned(),
         }
     }
+}
+
+/// Whether `buf` may hold a whole request head: an empty line (`\n\n` or `\n\r\n`) in it,
+/// looked for from `scanned` on (the bytes before were searched already), so that a head that
+/// trickles in byte by byte is not parsed again from its start on every read.
+pub(crate) fn head_may_be_complete(buf: &[u8], scanned: &mut usize) -> bool {
+    let from = scanned.saturating_sub(2);
+    *scanned = buf.len();
+    buf[from.min(buf.len())..].iter().enumerate().any(|(i, b)| {
+        *b == b'\n' && {
+            let rest = &buf[from + i + 1..];
+            rest.first() == Some(&b'\n') || rest.starts_with(b"\r\n")
+        }
+    })
 }
 
 /// Parses a complete request head off the front of `buf`, if there is one (`Ok(None)`: more
@@ -360,6 +394,25 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
         return Err(Refusal::Malformed(
             "an HTTP/1.1 request needs a Host header",
         ));
+    }
+    // The target: a path, `*` (OPTIONS only), or an http(s) URL, whose authority then replaces
+    // Host (RFC 9112 §3.2.2), so that the route and the app see the same host.
+    match absolute_form(&target) {
+        Some((authority, _)) => {
+            if authority.is_empty() {
+                return Err(Refusal::Malformed("the request target's URL has no host"));
+            }
+            let value = HeaderValue::from_maybe_shared(target.slice_ref(authority))
+                .map_err(|_| Refusal::Malformed("invalid host in the request target"))?;
+            headers.insert(header::HOST, value);
+        }
+        None if target.first() == Some(&b'/') => {}
+        None if &target[..] == b"*" && method == Method::OPTIONS => {}
+        None => {
+            return Err(Refusal::Malformed(
+                "the request target must be a path (or an http:// URL)",
+            ))
+        }
     }
     let mut keep_alive = if http11 {
         !close
@@ -644,23 +697,57 @@ mod tests {
                 .unwrap();
             (
                 String::from_utf8(h.origin_form().to_vec()).unwrap(),
-                h.target_authority().map(str::to_owned),
+                h.headers["host"].to_str().unwrap().to_owned(),
             )
         };
-        assert_eq!(origin("/p?q=1"), ("/p?q=1".into(), None));
+        assert_eq!(origin("/p?q=1"), ("/p?q=1".into(), "a".into()));
+        // An absolute-form target's authority replaces Host.
         assert_eq!(
             origin("http://api.dev.localhost:7780/p?q=1"),
-            ("/p?q=1".into(), Some("api.dev.localhost:7780".into()))
+            ("/p?q=1".into(), "api.dev.localhost:7780".into())
         );
         assert_eq!(
             origin("HTTP://api.dev.localhost"),
-            ("/".into(), Some("api.dev.localhost".into()))
+            ("/".into(), "api.dev.localhost".into())
         );
         assert_eq!(
             origin("http://api.dev.localhost?q"),
-            ("/?q".into(), Some("api.dev.localhost".into()))
+            ("/?q".into(), "api.dev.localhost".into())
         );
-        assert_eq!(origin("*"), ("*".into(), None));
+        assert_eq!(
+            origin("/u?next=http://evil.example/"),
+            ("/u?next=http://evil.example/".into(), "a".into())
+        );
+        let h = parse("OPTIONS * HTTP/1.1\r\nhost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&h.origin_form()[..], b"*");
+        for bad in ["*", "ftp://a/x", "a.dev.localhost/x", "http:///x"] {
+            assert!(
+                matches!(
+                    parse(&format!("GET {bad} HTTP/1.1\r\nhost: a\r\n\r\n")),
+                    Err(Refusal::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn looks_for_the_end_of_a_head_only_in_new_bytes() {
+        let mut scanned = 0;
+        let mut buf = b"GET / HTTP/1.1\r\nhost: a\r".to_vec();
+        assert!(!head_may_be_complete(&buf, &mut scanned));
+        assert_eq!(scanned, buf.len());
+        // The empty line arrives split across reads.
+        buf.extend_from_slice(b"\n");
+        assert!(!head_may_be_complete(&buf, &mut scanned));
+        buf.extend_from_slice(b"\r");
+        assert!(!head_may_be_complete(&buf, &mut scanned));
+        buf.extend_from_slice(b"\n");
+        assert!(head_may_be_complete(&buf, &mut scanned));
+        let mut scanned = 0;
+        assert!(head_may_be_complete(b"GET / HTTP/1.0\n\n", &mut scanned));
     }
 
     #[test]

@@ -64,10 +64,11 @@ pub(crate) async fn handle(
     io: &mut ClientIo,
 ) -> Answer {
     let started = Instant::now();
-    // An absolute-form target names the host itself, and wins over `Host` (RFC 9112 §3.2.2).
+    // An absolute-form target's authority has replaced Host already (client.rs).
     let route = head
-        .target_authority()
-        .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
         .and_then(host::route_key)
         .and_then(|key| inner.route_by_key(&key));
     let Some(route) = route else {
@@ -211,6 +212,15 @@ async fn forward(
                 retrying = true;
             }
             Err(ExchangeError::Send(SendError::TooLarge(_))) => return too_large(exchange),
+            Err(ExchangeError::Send(SendError::Client(e))) => {
+                // The client's fault, not the app's: a 4xx, and not logged as a failing app.
+                tracing::debug!(client = %client.addr, error = %e, "request body broke off");
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "slipway: the request body was malformed or ended early\n",
+                    exchange,
+                );
+            }
             Err(e @ ExchangeError::Malformed(_)) => {
                 tracing::warn!(backend = %backend.addr, error = %e, "backend answered a malformed response");
                 return failure(

@@ -15,6 +15,9 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
 ];
 
+/// Headers a `Connection` header may not name away.
+static FRAMING: [HeaderName; 2] = [header::CONTENT_LENGTH, header::HOST];
+
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -43,6 +46,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
                     && !t.eq_ignore_ascii_case("upgrade")
             })
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            // The message's framing and its Host are not the connection's to take away: a
+            // `Connection: content-length` would leave a body without its length, which the next
+            // hop would read as the start of another request.
+            .filter(|name| !FRAMING.contains(name))
             .collect();
         for name in named {
             headers.remove(name);
@@ -130,6 +137,20 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept", "content-length"]);
+    }
+
+    #[test]
+    fn keeps_the_framing_whatever_connection_names() {
+        let mut h = map(&[
+            ("connection", "content-length, host, x-secret"),
+            ("content-length", "40"),
+            ("host", "a.b.localhost"),
+            ("x-secret", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "host"]);
     }
 
     #[test]

@@ -188,7 +188,8 @@ impl Connection {
         (id, mut close): (u64, oneshot::Receiver<()>),
         load: Option<&AtomicUsize>,
     ) {
-        serve_requests(&self.state, ClientIo::new(self.stream), &mut close).await;
+        let io = ClientIo::new(self.stream, self.state.inner.config.client_idle_timeout);
+        serve_requests(&self.state, io, &mut close).await;
         set.remove(id);
         if let Some(load) = load {
             load.fetch_sub(1, Ordering::Relaxed);
@@ -214,14 +215,25 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
     let (mut begun, mut seen) = (0u64, 0u64);
     let mut out = Vec::with_capacity(512);
     loop {
+        // How far the buffer was searched for the end of the head.
+        let mut scanned = 0;
         let head = loop {
-            match client::parse_request(&mut io.buf) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {}
-                Err(refusal) => {
-                    tracing::debug!(client = %state.client.addr, ?refusal, "refused a request head");
-                    client::refuse(io, refusal).await;
-                    return;
+            // Parsed when the first bytes come (so that garbage is refused at once), then only
+            // once the head may be complete or is too long.
+            let first = scanned == 0 && !io.buf.is_empty();
+            if first
+                || client::head_may_be_complete(&io.buf, &mut scanned)
+                || io.buf.len() > client::MAX_HEAD
+            {
+                scanned = scanned.max(1);
+                match client::parse_request(&mut io.buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(refusal) => {
+                        tracing::debug!(client = %state.client.addr, ?refusal, "refused a request head");
+                        client::refuse(io, refusal).await;
+                        return;
+                    }
                 }
             }
             // Every branch is polled whenever the task wakes, so they are kept cheap: this
@@ -290,6 +302,10 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
                 body,
                 exchange,
             } => {
+                // An answer may begin before the request's body was read whole (a streaming echo,
+                // an early 413): its head cannot know yet whether the connection will go on, and
+                // `finish_request` decides after it (closing without `Connection: close` is
+                // allowed, RFC 9112 §9.6).
                 let (out_body, keep_alive) = match body.framing() {
                     Framing::Chunked(_) | Framing::UntilClose if http11 => {
                         (BodyOut::Chunked, keep_alive)
@@ -392,9 +408,13 @@ async fn stream_answer(
                 (data, end)
             }
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "the backend's answer was cut off");
-                // What came is passed on; the connection then closes mid-answer.
+                tracing::debug!(error = %e, "the answer was cut off");
+                // What came is passed on; then the connection is reset rather than closed, so
+                // that even a client reading until the end (HTTP/1.0) sees the answer is not whole.
                 let _ = io.write_parts(&[pending_head]).await;
+                // A zero linger only makes the close a reset; it never blocks.
+                #[allow(deprecated)]
+                let _ = io.stream.set_linger(Some(Duration::ZERO));
                 return Err(());
             }
             None => (Bytes::new(), true),

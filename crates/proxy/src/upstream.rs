@@ -563,6 +563,8 @@ pub enum BodyError {
     Io(#[from] io::Error),
     #[error("malformed chunked response body from the backend: {0}")]
     Malformed(&'static str),
+    #[error("the request body could not be forwarded whole: {0}")]
+    Request(#[source] SendError),
 }
 
 /// The backend's response body, read from the connection as the client takes it; also finishes
@@ -620,10 +622,20 @@ impl ResponseBody {
         if let Some(send) = self.send.as_mut() {
             match send.poll_send(&mut conn.stream, client, cx) {
                 Poll::Ready(Ok(())) => self.send = None,
-                Poll::Ready(Err(e)) => {
+                // The backend stopped reading (it may have answered early and closed its side):
+                // the answer may still be whole; read on.
+                Poll::Ready(Err(SendError::Upstream(e))) => {
                     tracing::debug!(error = %e, "request body not sent whole");
                     self.send = None;
                     self.keep_alive = false;
+                }
+                // The client's body broke off or grew past the limit: the backend would wait for
+                // the rest forever, so the exchange ends here.
+                Poll::Ready(Err(e)) => {
+                    self.send = None;
+                    self.conn = None;
+                    self.framing = Framing::Done;
+                    return Poll::Ready(Some(Err(BodyError::Request(e))));
                 }
                 Poll::Pending => {}
             }
@@ -702,14 +714,16 @@ enum Decoded {
 fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Decoded, &'static str> {
     match state {
         Chunk::Size => {
-            let Some(end) = find_line(buf) else {
-                return if buf.len() > MAX_CHUNK_LINE {
-                    Err("chunk size line too long")
-                } else {
-                    Ok(Decoded::NeedMore)
-                };
+            let Some(line) = crlf_line(
+                buf,
+                (
+                    "chunk size line not ended by CRLF",
+                    "chunk size line too long",
+                ),
+            )?
+            else {
+                return Ok(Decoded::NeedMore);
             };
-            let line = &buf[..end];
             let digits = line
                 .iter()
                 .position(|b| !b.is_ascii_hexdigit())
@@ -717,15 +731,23 @@ fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Decoded, &'static st
             if digits == 0 || digits > 15 {
                 return Err("invalid chunk size");
             }
-            // After the size: optional whitespace and chunk extensions, then CRLF.
+            // After the size: optional whitespace, then nothing or `;` and chunk extensions
+            // (RFC 9112 §7.1.1), without control characters.
             let rest = &line[digits..];
-            if !rest.is_empty() && !matches!(rest[0], b';' | b' ' | b'\t' | b'\r') {
+            let rest = &rest[rest
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t'))
+                .unwrap_or(rest.len())..];
+            if !rest.is_empty() && rest[0] != b';' {
                 return Err("invalid chunk size");
+            }
+            if rest.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
+                return Err("invalid chunk extension");
             }
             let size = line[..digits].iter().fold(0u64, |n, d| {
                 n * 16 + u64::from((*d as char).to_digit(16).unwrap_or(0))
             });
-            buf.advance(end + 1);
+            buf.advance(line.len() + 2);
             Ok(Decoded::Next(Framing::Chunked(if size == 0 {
                 Chunk::Trailers(0)
             } else {
@@ -757,29 +779,45 @@ fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Decoded, &'static st
             Ok(Decoded::Next(Framing::Chunked(Chunk::Size)))
         }
         Chunk::Trailers(seen) => {
-            let Some(end) = find_line(buf) else {
-                return if seen + buf.len() > MAX_TRAILERS {
-                    Err("trailers too long")
-                } else {
-                    Ok(Decoded::NeedMore)
-                };
+            let Some(line) = crlf_line(
+                buf,
+                ("trailer line not ended by CRLF", "trailer line too long"),
+            )?
+            else {
+                return Ok(Decoded::NeedMore);
             };
-            let empty = buf[..end].trim_ascii().is_empty();
-            buf.advance(end + 1);
-            Ok(Decoded::Next(if empty {
+            // Only an empty line ends the trailers; any other line must be a field line.
+            let len = line.len();
+            let next = if len == 0 {
                 Framing::Done
-            } else if seen + end > MAX_TRAILERS {
+            } else if !line.contains(&b':')
+                || line.iter().any(|b| b.is_ascii_control() && *b != b'\t')
+            {
+                return Err("malformed trailer line");
+            } else if seen + len + 2 > MAX_TRAILERS {
                 return Err("trailers too long");
             } else {
-                Framing::Chunked(Chunk::Trailers(seen + end + 1))
-            }))
+                Framing::Chunked(Chunk::Trailers(seen + len + 2))
+            };
+            buf.advance(len + 2);
+            Ok(Decoded::Next(next))
         }
     }
 }
 
-/// The index of the first `\n` in `buf`, searched within the line length limit.
-fn find_line(buf: &[u8]) -> Option<usize> {
-    buf.iter().take(MAX_CHUNK_LINE).position(|b| *b == b'\n')
+/// The line at the front of `buf`, without its CRLF, once all of it is there. A line ended by a
+/// bare LF or longer than `MAX_CHUNK_LINE` is malformed: `errors` says how to name either.
+fn crlf_line<'a>(
+    buf: &'a [u8],
+    errors: (&'static str, &'static str),
+) -> Result<Option<&'a [u8]>, &'static str> {
+    let (bare_lf, too_long) = errors;
+    match buf.iter().take(MAX_CHUNK_LINE).position(|b| *b == b'\n') {
+        Some(end) if end > 0 && buf[end - 1] == b'\r' => Ok(Some(&buf[..end - 1])),
+        Some(_) => Err(bare_lf),
+        None if buf.len() >= MAX_CHUNK_LINE => Err(too_long),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -924,11 +962,22 @@ mod tests {
         }
         assert_eq!(out, b"hello 0123456789");
         assert_eq!(&wire[fed..], b"rest");
+        let long_trailer = [&b"0\r\nx-t: "[..], &[b'a'; 5000], b"\r\n\r\n"].concat();
         for bad in [
             &b"x\r\n"[..],
             b"\r\n",
             b"5\r\nhelloXX",
             b"1234567890abcdef0\r\n",
+            // Bare LF, junk or a bare CR after the size, control bytes in an extension.
+            b"5\nhello\r\n",
+            b"5 6\r\nhello\r\n",
+            b"5\rX\nhello\r\n",
+            b"5;a\x01b\r\nhello\r\n",
+            // Trailers: a whitespace line is not their end, a line needs a colon, a long line
+            // fails at once rather than waiting for more.
+            b"0\r\n \r\n\r\n",
+            b"0\r\nno-colon\r\n\r\n",
+            &long_trailer,
         ] {
             let mut buf = BytesMut::from(bad);
             let mut state = Chunk::Size;

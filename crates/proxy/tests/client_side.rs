@@ -227,7 +227,21 @@ async fn routes_absolute_form_targets_by_their_authority() {
         let (head, body) = read_answer(&mut stream, &mut pending).await;
         assert!(head.starts_with("HTTP/1.1 203"), "{head}");
         assert_eq!(body, "203 from api");
-        assert_eq!(backend.served(), 1);
+        // The app sees the host it was reached by, not the Host line the target overrode.
+        send(&mut stream, b"GET http://api.dev.localhost/headers HTTP/1.1\r\nHost: evil.example\r\n\r\n").await;
+        let (_, body) = read_answer(&mut stream, &mut pending).await;
+        assert!(body.contains("host: api.dev.localhost\n"), "{body}");
+        assert!(body.contains("x-forwarded-host: api.dev.localhost\n"), "{body}");
+        assert!(!body.contains("evil"), "{body}");
+        assert_eq!(backend.served(), 2);
+        // Only http(s) URLs and paths are targets.
+        for target in ["ftp://api.dev.localhost/x", "api.dev.localhost/x", "*"] {
+            let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+            send(&mut stream, format!("GET {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n")).await;
+            let (head, _) = read_answer(&mut stream, &mut Vec::new()).await;
+            assert!(head.starts_with("HTTP/1.1 400"), "{target}: {head}");
+        }
+        assert_eq!(backend.served(), 2);
         proxy.shutdown().await;
     })
     .await;

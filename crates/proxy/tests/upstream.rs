@@ -886,3 +886,169 @@ async fn cuts_off_streamed_bodies_over_the_limit() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_header_cannot_take_the_framing_away() {
+    within(LIMIT, async {
+        let seen = Arc::new(Mutex::new(Vec::<(String, Vec<u8>)>::new()));
+        let record = Arc::clone(&seen);
+        let backend = RawBackend::start(move |mut stream, _| {
+            let record = Arc::clone(&record);
+            async move {
+                while let Some((head, body)) = read_request(&mut stream).await {
+                    record.lock().unwrap().push((head, body));
+                    // The answer names its own length in Connection too.
+                    let answer: &[u8] =
+                        b"HTTP/1.1 200 OK\r\nconnection: content-length\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        let proxy = proxy_to(backend.addr).await;
+        // Without its length, the backend would read the body as a second request.
+        let hidden = "GET /smuggled HTTP/1.1\r\nHost: api.dev.localhost\r\n\r\n";
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {HOST}\r\nConnection: content-length\r\nContent-Length: {}\r\n\r\n{hidden}",
+            hidden.len()
+        );
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let head = read_head(&mut stream).await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(header(&head, "content-length"), Some("2"), "{head}");
+        let mut body = [0u8; 2];
+        stream.read_exact(&mut body).await.unwrap();
+        // The client connection goes on: the answer was framed.
+        stream
+            .write_all(format!("GET /next HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(read_head(&mut stream).await.unwrap().starts_with("HTTP/1.1 200"));
+        {
+            let seen = seen.lock().unwrap();
+            let heads: Vec<_> = seen.iter().map(|(h, _)| h.lines().next().unwrap()).collect();
+            assert_eq!(heads, ["POST / HTTP/1.1", "GET /next HTTP/1.1"]);
+            assert_eq!(seen[0].1, hidden.as_bytes());
+        }
+        proxy.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_breaks_off_ends_the_exchange() {
+    within(LIMIT, async {
+        // The backend answers at once and then waits for the whole body.
+        let backend = RawBackend::start(|mut stream, _| async move {
+            let Some(_head) = read_head(&mut stream).await else {
+                return;
+            };
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+                .await
+                .unwrap();
+            let mut body = vec![0u8; 100];
+            if stream.read_exact(&mut body).await.is_ok() {
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            }
+        })
+        .await;
+        let proxy = proxy_to(backend.addr).await;
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(
+                format!("POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n\r\nhalf").as_bytes(),
+            )
+            .await
+            .unwrap();
+        let head = read_head(&mut stream).await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        // The client gives up half way; the proxy must not wait with the backend forever.
+        drop(stream);
+        assert!(
+            common::eventually(LIMIT, || proxy.proxy.stats("api", "dev").unwrap().in_flight == 0)
+                .await
+        );
+        assert!(proxy.proxy.drain(&[backend.addr], LIMIT).await);
+
+        // A malformed chunked body is the client's fault: 400, not a 5xx of the app.
+        let backend = TestBackend::start("count").await;
+        proxy.proxy.set_backends("api", "dev", vec![backend.addr]);
+        let answer = raw_exchange(
+            proxy.addr,
+            format!("POST /count HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n").as_bytes(),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("malformed or ended early"), "{answer}");
+        assert_eq!(proxy.proxy.stats("api", "dev").unwrap().errors, 0);
+        proxy.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_on_a_client_that_reads_nothing() {
+    within(LIMIT, async {
+        let config = ProxyConfig {
+            client_idle_timeout: Duration::from_millis(300),
+            ..ProxyConfig::default()
+        };
+        let proxy = TestProxy::start(config).await;
+        let backend = TestBackend::start("api").await;
+        proxy.proxy.set_backends("api", "dev", vec![backend.addr]);
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        // 64 MiB the client never reads: the socket buffers fill, then the proxy waits for at
+        // most the idle timeout.
+        stream
+            .write_all(format!("GET /bytes/67108864 HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(
+            common::eventually(LIMIT, || {
+                let stats = proxy.proxy.stats("api", "dev").unwrap();
+                stats.requests == 1 && stats.in_flight == 0
+            })
+            .await
+        );
+        proxy.shutdown().await;
+        drop(stream);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_a_close_delimited_answer_the_backend_cut_off() {
+    within(LIMIT, async {
+        let backend = RawBackend::start(|mut stream, _| async move {
+            if read_head(&mut stream).await.is_none() {
+                return;
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+                .await;
+            // Dies before the last chunk.
+        })
+        .await;
+        let proxy = proxy_to(backend.addr).await;
+        // An HTTP/1.0 client reads the answer until the connection ends: a clean end would
+        // look like a whole answer, so the proxy resets the connection instead.
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(format!("GET / HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer).await;
+        assert!(
+            read.is_err(),
+            "a clean end after {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        proxy.shutdown().await;
+    })
+    .await;
+}
