@@ -269,6 +269,8 @@ pub(crate) enum Refusal {
     Version,
     /// 405: `CONNECT`, which an app behind this proxy cannot serve.
     Connect,
+    /// 501: a transfer coding other than `chunked` on the request body (RFC 9112 §6.1).
+    Coding,
 }
 
 impl Refusal {
@@ -278,6 +280,7 @@ impl Refusal {
             Refusal::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::Version => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             Refusal::Connect => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::Coding => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -287,6 +290,10 @@ impl Refusal {
             Refusal::TooLarge => "slipway: the request head is too large\n".to_owned(),
             Refusal::Version => "slipway: only HTTP/1.0 and HTTP/1.1 are served\n".to_owned(),
             Refusal::Connect => "slipway: CONNECT is not served here\n".to_owned(),
+            Refusal::Coding => {
+                "slipway: a request body may only be sent with the chunked transfer coding\n"
+                    .to_owned()
+            }
         }
     }
 }
@@ -356,7 +363,7 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
 
     let mut headers = HeaderMap::with_capacity(parsed);
     let mut content_length: Option<u64> = None;
-    let mut transfer_encoding: Option<HeaderValue> = None;
+    let mut transfer_encoding: Option<Vec<u8>> = None;
     let mut hosts = 0;
     let (mut close, mut keep_alive_token, mut expect_continue) = (false, false, false);
     for &(name_at, name_len, value_at, value_len) in &spans[..parsed] {
@@ -372,8 +379,7 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
             }
             content_length = Some(length);
         } else if name == header::TRANSFER_ENCODING {
-            // The codings of several lines form one list; the last one decides.
-            transfer_encoding = Some(value.clone());
+            upstream::add_codings(&mut transfer_encoding, value.as_bytes());
         } else if name == header::HOST {
             hosts += 1;
         } else if name == header::CONNECTION {
@@ -425,11 +431,14 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
                 "Transfer-Encoding in an HTTP/1.0 request",
             ))
         }
-        (Some(coding), length) => {
-            if !upstream::is_chunked(coding.as_bytes()) {
+        (Some(codings), length) => {
+            if !upstream::is_chunked(&codings) {
                 return Err(Refusal::Malformed(
                     "Transfer-Encoding must end in chunked; send the body chunked or with a Content-Length",
                 ));
+            }
+            if upstream::codings_before_chunked(&codings).is_some() {
+                return Err(Refusal::Coding);
             }
             if length.is_some() {
                 // Both framings: Transfer-Encoding wins, the length goes, and nothing after
@@ -488,6 +497,7 @@ pub(crate) fn encode_head(
     headers: &HeaderMap,
     body: BodyOut,
     conn: ConnOut,
+    codings: Option<&HeaderValue>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -498,7 +508,13 @@ pub(crate) fn encode_head(
         upstream::put_header(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if body == BodyOut::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        out.extend_from_slice(b"transfer-encoding: ");
+        if let Some(codings) = codings {
+            // The body's own codings stay; only the chunked framing is redone here.
+            out.extend_from_slice(codings.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"chunked\r\n");
     }
     match conn {
         ConnOut::Default => {}
@@ -544,6 +560,7 @@ pub(crate) async fn refuse(mut io: ClientIo, refusal: Refusal) {
         &headers,
         BodyOut::AsIs,
         ConnOut::Close,
+        None,
     );
     if io.write_parts(&[&out, text.as_bytes()]).await.is_ok() {
         io.close().await;
@@ -608,7 +625,7 @@ mod tests {
             .unwrap();
         assert_eq!((h.body, h.content_length), (Framing::Length(5), Some(5)));
         assert_eq!(&h.target[..], b"/p?q");
-        let h = parse("POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n")
+        let h = parse("POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: Chunked\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(h.body, Framing::Chunked(Chunk::Size));
@@ -676,6 +693,14 @@ mod tests {
             assert!(matches!(refusal(bad), Refusal::Malformed(_)), "{bad:?}");
         }
         assert_eq!(refusal("GET / HTTP/2.0\r\n\r\n"), Refusal::Version);
+        // Codings other than chunked on a request body: not implemented (RFC 9112 §6.1), also
+        // when spread over several lines.
+        for coded in [
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(refusal(coded), Refusal::Coding, "{coded:?}");
+        }
         assert_eq!(
             refusal("CONNECT a:443 HTTP/1.1\r\nhost: a:443\r\n\r\n"),
             Refusal::Connect
@@ -765,6 +790,7 @@ mod tests {
             &headers,
             BodyOut::AsIs,
             ConnOut::Close,
+            None,
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -778,6 +804,7 @@ mod tests {
             &HeaderMap::new(),
             BodyOut::Chunked,
             ConnOut::KeepAlive,
+            None,
         );
         let text = String::from_utf8(out).unwrap();
         assert!(
@@ -787,5 +814,21 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
+        // The body's own codings stay in front of the chunked framing.
+        let mut out = Vec::new();
+        let gzip = HeaderValue::from_static("gzip");
+        encode_head(
+            &mut out,
+            StatusCode::OK,
+            &HeaderMap::new(),
+            BodyOut::Chunked,
+            ConnOut::Default,
+            Some(&gzip),
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n"),
+            "{text}"
+        );
     }
 }

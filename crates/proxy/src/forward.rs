@@ -44,6 +44,8 @@ pub(crate) enum Answer {
     Upstream {
         status: StatusCode,
         headers: HeaderMap,
+        /// The body's transfer codings other than chunked, which go on with it.
+        codings: Option<HeaderValue>,
         body: ResponseBody,
         exchange: Exchange,
     },
@@ -263,6 +265,7 @@ fn respond(
         mut headers,
         framing,
         keep_alive,
+        codings,
     } = head;
     if status == StatusCode::SWITCHING_PROTOCOLS {
         if !upgrade {
@@ -291,6 +294,7 @@ fn respond(
     Answer::Upstream {
         status,
         headers,
+        codings,
         body: ResponseBody::new(conn, send, framing, keep_alive),
         exchange,
     }

@@ -287,6 +287,7 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
                     &headers,
                     BodyOut::AsIs,
                     conn_out(keep_alive, http11),
+                    None,
                 );
                 drop(exchange);
                 let body: &[u8] = if head_request { b"" } else { &text };
@@ -299,6 +300,7 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
             Answer::Upstream {
                 status,
                 headers,
+                codings,
                 body,
                 exchange,
             } => {
@@ -319,6 +321,7 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
                     &headers,
                     out_body,
                     conn_out(keep_alive, http11),
+                    codings.as_ref(),
                 );
                 match stream_answer(&mut io, &out, body, out_body, exchange).await {
                     Ok(()) if keep_alive && client::finish_request(&mut io) => After::Next,
@@ -339,6 +342,7 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
                     &headers,
                     BodyOut::AsIs,
                     ConnOut::Default,
+                    None,
                 );
                 drop(exchange);
                 if io.write_parts(&[&out]).await.is_ok() {

@@ -354,6 +354,9 @@ pub(crate) struct Head {
     pub(crate) framing: Framing,
     /// Whether the backend lets the connection be reused after this response.
     pub(crate) keep_alive: bool,
+    /// Transfer codings of the body other than the chunked framing (`gzip` of
+    /// `gzip, chunked`): they belong to the body and go on with it.
+    pub(crate) codings: Option<HeaderValue>,
 }
 
 /// Sends the request (head, then body) while waiting for the response head; returns once the head
@@ -458,7 +461,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Ex
         let head_bytes = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(parsed);
         let mut content_length: Option<u64> = None;
-        let mut transfer_encoding: Option<HeaderValue> = None;
+        let mut transfer_encoding: Option<Vec<u8>> = None;
         let mut close = !http11;
         for &(name_at, name_len, value_at, value_len) in &spans[..parsed] {
             if name_at.saturating_add(name_len) > len || value_at.saturating_add(value_len) > len {
@@ -478,7 +481,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Ex
                 }
                 content_length = Some(length);
             } else if name == header::TRANSFER_ENCODING {
-                transfer_encoding = Some(value.clone());
+                add_codings(&mut transfer_encoding, value.as_bytes());
             } else if name == header::CONNECTION {
                 for token in value.as_bytes().split(|b| *b == b',') {
                     let token = token.trim_ascii();
@@ -504,7 +507,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Ex
                 headers.remove(header::CONTENT_LENGTH);
                 close = true;
             }
-            if is_chunked(te.as_bytes()) {
+            if is_chunked(te) {
                 Framing::Chunked(Chunk::Size)
             } else {
                 close = true;
@@ -520,11 +523,16 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Ex
             close = true;
             Framing::UntilClose
         };
+        let codings = transfer_encoding
+            .as_deref()
+            .filter(|_| !no_body)
+            .and_then(codings_before_chunked);
         return Ok(Some(Head {
             status,
             headers,
             framing,
             keep_alive: !close,
+            codings,
         }));
     }
 }
@@ -544,6 +552,38 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
         found = Some(n);
     }
     found
+}
+
+/// Adds the codings of one `Transfer-Encoding` line to those of the lines before it: several
+/// lines form one list (RFC 9110 §5.3).
+pub(crate) fn add_codings(list: &mut Option<Vec<u8>>, line: &[u8]) {
+    match list {
+        Some(list) => {
+            list.extend_from_slice(b", ");
+            list.extend_from_slice(line);
+        }
+        None => *list = Some(line.to_vec()),
+    }
+}
+
+/// The transfer codings before a final `chunked` (all of them when the list does not end in
+/// `chunked`), as a header value: `gzip` of `gzip, chunked`; `None` when there are none.
+pub(crate) fn codings_before_chunked(list: &[u8]) -> Option<HeaderValue> {
+    let mut codings: Vec<&[u8]> = list
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if codings
+        .last()
+        .is_some_and(|last| last.eq_ignore_ascii_case(b"chunked"))
+    {
+        codings.pop();
+    }
+    if codings.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(&codings.join(&b", "[..])).ok()
 }
 
 /// Whether `chunked` is the last transfer coding.
@@ -857,6 +897,22 @@ mod tests {
         assert_eq!(h.framing, Framing::Chunked(Chunk::Size));
         assert!(!h.keep_alive);
         assert!(!h.headers.contains_key("content-length"));
+        // The body's own coding goes on with it; the chunked framing is redone.
+        assert_eq!(h.codings.unwrap(), "gzip");
+        let h = head(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: br\r\ntransfer-encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.codings.unwrap(), "br");
+        let h = head(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.codings.is_none());
         let h = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
         assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
         let h = head(
