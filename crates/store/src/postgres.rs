@@ -1913,7 +1913,9 @@ impl Store for PostgresStore {
                 list.push_bind(*q);
             }
             select
-                .push(") AND ((j.status = 'queued' AND j.run_at <= ")
+                // Repeats what the two cases below say, so that the planner takes the partial index
+                // of pending jobs (migration 0011) rather than the queue's whole history.
+                .push(") AND j.status IN ('queued', 'running') AND ((j.status = 'queued' AND j.run_at <= ")
                 .push_bind(now)
                 .push(") OR (j.status = 'running' AND j.lease_until < ")
                 .push_bind(now)

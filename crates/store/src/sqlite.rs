@@ -1895,7 +1895,9 @@ impl Store for SqliteStore {
                 list.push_bind(*q);
             }
             select
-                .push(") AND ((j.status = 'queued' AND j.run_at <= ")
+                // Repeats what the two cases below say, so that the planner takes the partial index
+                // of pending jobs (migration 0011) rather than the queue's whole history.
+                .push(") AND j.status IN ('queued', 'running') AND ((j.status = 'queued' AND j.run_at <= ")
                 .push_bind(ts(now))
                 .push(") OR (j.status = 'running' AND j.lease_until < ")
                 .push_bind(ts(now))
