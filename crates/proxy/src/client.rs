@@ -119,9 +119,31 @@ impl ClientIo {
         self.poll_fill(cx)
     }
 
-    /// Drops the rest of the current request's body if all of it has arrived already; whether
-    /// the connection can carry another request (false when some of the body is still to come).
-    fn skip_body(&mut self) -> bool {
+    /// Sets up the connection for serving `head`'s body.
+    pub(crate) fn start_request(&mut self, head: &RequestHead) {
+        self.body = head.body;
+        self.continue_left = if head.expect_continue {
+            CONTINUE.len()
+        } else {
+            0
+        };
+    }
+
+    /// The `100 Continue` still partly owed when the final answer goes out instead (written
+    /// first, so that the client does not read half an interim answer); nothing when it was not
+    /// begun. Nothing is owed afterwards.
+    pub(crate) fn take_owed_continue(&mut self) -> &'static [u8] {
+        let left = std::mem::take(&mut self.continue_left);
+        if left == 0 || left == CONTINUE.len() {
+            return b"";
+        }
+        &CONTINUE[CONTINUE.len() - left..]
+    }
+
+    /// After an answer: whether the connection can carry the next request (the current
+    /// request's body was read whole, or all of its rest is in the buffer and is dropped; false
+    /// when some of it is still to come).
+    pub(crate) fn finish_request(&mut self) -> bool {
         self.continue_left = 0;
         loop {
             match upstream::body_step(&mut self.body, &mut self.buf) {
@@ -550,51 +572,22 @@ fn http_date(out: &mut Vec<u8>) {
 /// Answers a refused request head and closes the connection.
 pub(crate) async fn refuse(mut io: ClientIo, refusal: Refusal) {
     let text = refusal.text();
-    let mut headers = HeaderMap::with_capacity(2);
-    headers.insert(header::CONTENT_TYPE, text_plain());
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
     let mut out = Vec::with_capacity(256);
-    encode_head(
-        &mut out,
-        refusal.status(),
-        &headers,
-        BodyOut::AsIs,
-        ConnOut::Close,
-        None,
-    );
+    encode_text_head(&mut out, refusal.status(), text.len(), ConnOut::Close);
     if io.write_parts(&[&out, text.as_bytes()]).await.is_ok() {
         io.close().await;
     }
 }
 
-pub(crate) fn text_plain() -> HeaderValue {
-    HeaderValue::from_static("text/plain; charset=utf-8")
-}
-
-/// Sets up the connection for serving `head`'s body.
-pub(crate) fn start_request(io: &mut ClientIo, head: &RequestHead) {
-    io.body = head.body;
-    io.continue_left = if head.expect_continue {
-        CONTINUE.len()
-    } else {
-        0
-    };
-}
-
-/// After an answer: whether the connection can carry the next request (the current request's
-/// body was read whole, or all of its rest is in the buffer and is dropped).
-pub(crate) fn finish_request(io: &mut ClientIo) -> bool {
-    io.skip_body()
-}
-
-/// The `100 Continue` still partly owed when the final answer goes out instead (written first,
-/// so that the client does not read half an interim answer); nothing when it was not begun.
-pub(crate) fn owed_continue(io: &mut ClientIo) -> &'static [u8] {
-    let left = std::mem::take(&mut io.continue_left);
-    if left == 0 || left == CONTINUE.len() {
-        return b"";
-    }
-    &CONTINUE[CONTINUE.len() - left..]
+/// Encodes the head of a short `text/plain` answer the proxy writes itself, `len` bytes long.
+pub(crate) fn encode_text_head(out: &mut Vec<u8>, status: StatusCode, len: usize, conn: ConnOut) {
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    encode_head(out, status, &headers, BodyOut::AsIs, conn, None);
 }
 
 #[cfg(test)]

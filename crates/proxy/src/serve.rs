@@ -9,7 +9,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -265,10 +264,10 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
         let last = config.client_max_requests.is_some_and(|max| begun >= max);
         let keep_alive = head.keep_alive && !last;
         let (http11, head_request) = (head.http11, head.method == Method::HEAD);
-        client::start_request(&mut io, &head);
+        io.start_request(&head);
         let answer = forward::handle(&state.inner, &state.client, head, &mut io).await;
         out.clear();
-        out.extend_from_slice(client::owed_continue(&mut io));
+        out.extend_from_slice(io.take_owed_continue());
         let after = match answer {
             Answer::Text {
                 status,
@@ -277,17 +276,12 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
             } => {
                 // The body the proxy did not forward is dropped if it is all here; otherwise the
                 // connection cannot go on.
-                let keep_alive = client::finish_request(&mut io) && keep_alive;
-                let mut headers = HeaderMap::with_capacity(2);
-                headers.insert(header::CONTENT_TYPE, client::text_plain());
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
-                client::encode_head(
+                let keep_alive = io.finish_request() && keep_alive;
+                client::encode_text_head(
                     &mut out,
                     status,
-                    &headers,
-                    BodyOut::AsIs,
+                    text.len(),
                     conn_out(keep_alive, http11),
-                    None,
                 );
                 drop(exchange);
                 let body: &[u8] = if head_request { b"" } else { &text };
@@ -324,7 +318,7 @@ async fn serve_requests(state: &ConnState, mut io: ClientIo, close: &mut oneshot
                     codings.as_ref(),
                 );
                 match stream_answer(&mut io, &out, body, out_body, exchange).await {
-                    Ok(()) if keep_alive && client::finish_request(&mut io) => After::Next,
+                    Ok(()) if keep_alive && io.finish_request() => After::Next,
                     Ok(()) => After::Close,
                     // Cut off: the client must not take what it got for the whole answer.
                     Err(()) => After::Gone,
