@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{within, TestBackend, TestProxy};
+use common::{header, within, TestBackend, TestProxy};
 use slipway_proxy::ProxyConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -57,13 +57,6 @@ async fn read_answer(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (String, 
     }
     let body = String::from_utf8(pending.drain(..length).collect()).unwrap();
     (head, body)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 /// Whether the proxy closed the connection (reads to the end within a second).

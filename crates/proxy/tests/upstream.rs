@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{within, Conn, TestBackend, TestProxy};
+use common::{header, within, Conn, TestBackend, TestProxy};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::{Request, StatusCode};
@@ -80,14 +80,6 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
         }
     }
     Some(String::from_utf8(head).unwrap())
-}
-
-/// The value of a header in a head read by `read_head` (first match, any case).
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 /// Reads a request head and its Content-Length body; `None` when the peer closed.
