@@ -232,10 +232,8 @@ pub(crate) struct RequestHead {
     pub(crate) http11: bool,
     /// Every header field, in order; a `Content-Length` beside `Transfer-Encoding` is dropped.
     pub(crate) headers: HeaderMap,
-    /// How the body is framed (`Done`: no body).
+    /// How the body is framed (`Done`: no body; `Length`: the length the client said up front).
     pub(crate) body: Framing,
-    /// The body's length, when the client said it up front.
-    pub(crate) content_length: Option<u64>,
     /// Whether the connection may carry another request after this one.
     pub(crate) keep_alive: bool,
     /// Whether the request asks for a protocol upgrade (`Connection: upgrade` + `Upgrade`).
@@ -466,7 +464,6 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
                 // Both framings: Transfer-Encoding wins, the length goes, and nothing after
                 // this request is read as another one (RFC 9112 §6.1, §6.3).
                 headers.remove(header::CONTENT_LENGTH);
-                content_length = None;
                 keep_alive = false;
             }
             Framing::Chunked(Chunk::Size)
@@ -482,7 +479,6 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, R
         headers,
         expect_continue: expect_continue && http11 && body != Framing::Done,
         body,
-        content_length,
         keep_alive,
         upgrade,
     }))
@@ -616,7 +612,7 @@ mod tests {
         let h = parse("POST /p?q HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!((h.body, h.content_length), (Framing::Length(5), Some(5)));
+        assert_eq!(h.body, Framing::Length(5));
         assert_eq!(&h.target[..], b"/p?q");
         let h = parse("POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: Chunked\r\n\r\n")
             .unwrap()

@@ -116,7 +116,7 @@ async fn forward(
     exchange: Exchange,
 ) -> Answer {
     let config = &inner.config;
-    if let (Some(limit), Some(length)) = (config.max_request_body, head.content_length) {
+    if let (Some(limit), Framing::Length(length)) = (config.max_request_body, head.body) {
         if length > limit {
             return too_large(exchange);
         }
